@@ -1,0 +1,17 @@
+//! The devid domain: what a developer identity is, how uploaded values are normalised
+//! and validated, and how an upload becomes a plan the store can apply in one go.
+//!
+//! Nothing here does I/O. Readers passed in are the caller's business (a file, a
+//! socket bridged from async code); this crate only consumes bytes and returns values.
+
+pub mod apikey;
+pub mod csv_upload;
+pub mod errors;
+pub mod json_upload;
+pub mod normalize;
+pub mod plan;
+pub mod time;
+pub mod types;
+
+pub use errors::{ErrorGroup, ErrorType, Problems, Sample};
+pub use types::{ApplicationType, IntegrationId, Scope};

@@ -1,0 +1,752 @@
+//! From parsed rows to an upload plan: every row validated against the account's
+//! integrations, repeated rows folded, conflicts found. The store applies a plan in one
+//! transaction; anything wrong is reported before that, for all rows at once.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::errors::{ErrorType, Position, Problems};
+use crate::normalize::{
+    EmailProblem, IdentityProblem, identity_key, normalize_email, normalize_identity,
+};
+use crate::types::{ApplicationType, IntegrationId};
+
+/// How rows name their integration: the current API by id, the previous one by type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    IntegrationId,
+    ApplicationType,
+}
+
+impl Addressing {
+    pub fn integration_field(self) -> &'static str {
+        match self {
+            Addressing::IntegrationId => "integrationId",
+            Addressing::ApplicationType => "applicationType",
+        }
+    }
+
+    pub fn identity_field(self) -> &'static str {
+        match self {
+            Addressing::IntegrationId => "identity",
+            Addressing::ApplicationType => "cloudId",
+        }
+    }
+}
+
+/// A value as it arrived, before any interpretation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue {
+    /// The JSON key was not there.
+    Absent,
+    Null,
+    Text(String),
+    /// A JSON number, kept as written.
+    Number(String),
+    /// A JSON value of the wrong kind: "a boolean", "an object", "an array".
+    WrongKind(&'static str),
+}
+
+impl RawValue {
+    /// How the value is shown in an error sample.
+    pub fn display(&self) -> String {
+        match self {
+            RawValue::Absent => String::new(),
+            RawValue::Null => "null".into(),
+            RawValue::Text(s) | RawValue::Number(s) => s.clone(),
+            RawValue::WrongKind(kind) => format!("<{kind}>"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRow {
+    pub position: Position,
+    pub email: RawValue,
+    /// `integrationId` or `applicationType`, per the upload's [`Addressing`].
+    pub integration: RawValue,
+    /// `identity` or `cloudId`.
+    pub identity: RawValue,
+}
+
+#[derive(Debug)]
+pub struct ParsedUpload {
+    pub addressing: Addressing,
+    pub rows: Vec<RawRow>,
+    /// Row-level problems found while parsing (an unknown field, a repeated key); they
+    /// are reported together with the validation problems.
+    pub problems: Problems,
+}
+
+impl ParsedUpload {
+    pub fn new(addressing: Addressing, rows: Vec<RawRow>) -> Self {
+        Self {
+            addressing,
+            rows,
+            problems: Problems::new(),
+        }
+    }
+}
+
+/// What validation needs to know of an integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegrationInfo {
+    pub id: IntegrationId,
+    pub application_type: ApplicationType,
+}
+
+/// Which integration a planned row goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrationRef {
+    Existing(IntegrationId),
+    /// The previous API names a type that has no integration yet: the store creates
+    /// `<TYPE> (default)` in the same transaction.
+    New(ApplicationType),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRow {
+    pub email: String,
+    pub integration: IntegrationRef,
+    pub application_type: ApplicationType,
+    /// As uploaded (trimmed): what is shown.
+    pub identity: String,
+    /// What uniqueness is decided on; `None` when it equals `identity`.
+    pub identity_key: Option<String>,
+}
+
+impl PlannedRow {
+    pub fn key(&self) -> &str {
+        self.identity_key.as_deref().unwrap_or(&self.identity)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct UploadPlan {
+    /// One row per distinct identity, in first-seen order.
+    pub rows: Vec<PlannedRow>,
+    pub received: u64,
+    /// Rows that repeated an earlier row exactly and were folded into it.
+    pub duplicates: u64,
+    pub new_integrations: Vec<ApplicationType>,
+}
+
+/// Validates every row and builds the plan, or returns every problem found.
+pub fn plan_upload(
+    parsed: ParsedUpload,
+    integrations: &[IntegrationInfo],
+) -> Result<UploadPlan, Problems> {
+    let mut problems = parsed.problems;
+    let received = parsed.rows.len() as u64;
+    if received == 0 {
+        problems.add_with_reason(
+            ErrorType::EmptyPayload,
+            "body",
+            Position::Whole,
+            "",
+            Some("the upload contains no rows.".into()),
+        );
+        return Err(problems);
+    }
+    let addressing = parsed.addressing;
+    let by_id: HashMap<IntegrationId, ApplicationType> = integrations
+        .iter()
+        .map(|i| (i.id, i.application_type))
+        .collect();
+    let mut new_integrations = Vec::new();
+    let mut rows = Vec::with_capacity(parsed.rows.len());
+    let mut positions = Vec::with_capacity(parsed.rows.len());
+
+    for raw in parsed.rows {
+        let position = raw.position;
+        let email = check_email(&raw.email, position, &mut problems);
+        let integration = match addressing {
+            Addressing::IntegrationId => {
+                check_integration_id(&raw.integration, position, &by_id, &mut problems)
+            }
+            Addressing::ApplicationType => check_application_type(
+                &raw.integration,
+                position,
+                integrations,
+                &mut new_integrations,
+                &mut problems,
+            ),
+        };
+        let identity = check_identity(
+            raw.identity,
+            addressing.identity_field(),
+            position,
+            &mut problems,
+        );
+        if let (Some(email), Some((integration, application_type)), Some(identity)) =
+            (email, integration, identity)
+        {
+            let identity_key = identity_key(application_type, &identity);
+            rows.push(PlannedRow {
+                email,
+                integration,
+                application_type,
+                identity,
+                identity_key,
+            });
+            positions.push(position);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let (rows, duplicates) = fold_repeats(rows, &positions, addressing, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(UploadPlan {
+        rows,
+        received,
+        duplicates,
+        new_integrations,
+    })
+}
+
+/// Folds identical rows into one (the last spelling wins for display) and reports the
+/// same identity given to different emails.
+fn fold_repeats(
+    rows: Vec<PlannedRow>,
+    positions: &[Position],
+    addressing: Addressing,
+    problems: &mut Problems,
+) -> (Vec<PlannedRow>, u64) {
+    let mut first_seen: HashMap<(IntegrationRef, &str), usize> = HashMap::with_capacity(rows.len());
+    let mut keep = vec![true; rows.len()];
+    let mut display_from: Vec<(usize, usize)> = Vec::new();
+    let mut duplicates = 0;
+    for (i, row) in rows.iter().enumerate() {
+        match first_seen.entry((row.integration, row.key())) {
+            Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            Entry::Occupied(o) => {
+                let first = *o.get();
+                keep[i] = false;
+                if rows[first].email == row.email {
+                    duplicates += 1;
+                    if rows[first].identity != row.identity {
+                        display_from.push((first, i));
+                    }
+                } else {
+                    problems.add_with_reason(
+                        ErrorType::ConflictingRows,
+                        addressing.identity_field(),
+                        positions[i],
+                        &row.identity,
+                        Some(format!(
+                            "given to {} here but to {} at {}",
+                            row.email,
+                            rows[first].email,
+                            describe_position(positions[first])
+                        )),
+                    );
+                }
+            }
+        }
+    }
+    drop(first_seen);
+    let mut rows = rows;
+    for (first, later) in display_from {
+        rows[first].identity = std::mem::take(&mut rows[later].identity);
+    }
+    let folded = rows
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(row, kept)| kept.then_some(row))
+        .collect();
+    (folded, duplicates)
+}
+
+pub fn describe_position(p: Position) -> String {
+    match p {
+        Position::Line(l) => format!("line {l}"),
+        Position::Index(i) => format!("index {i}"),
+        Position::Whole => "the payload".into(),
+    }
+}
+
+fn check_email(raw: &RawValue, position: Position, problems: &mut Problems) -> Option<String> {
+    match text_of(raw, "email", position, ErrorType::InvalidEmail, problems)? {
+        text => match normalize_email(text) {
+            Ok(email) => Some(email),
+            Err(EmailProblem::Missing) => {
+                problems.add(ErrorType::RequiredValueMissing, "email", position, text);
+                None
+            }
+            Err(EmailProblem::Invalid(reason)) => {
+                problems.add_with_reason(
+                    ErrorType::InvalidEmail,
+                    "email",
+                    position,
+                    text,
+                    Some(reason.into()),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn check_identity(
+    raw: RawValue,
+    field: &str,
+    position: Position,
+    problems: &mut Problems,
+) -> Option<String> {
+    let text = text_of(&raw, field, position, ErrorType::InvalidIdentity, problems)?;
+    match normalize_identity(text) {
+        Ok(trimmed) if trimmed.len() == text.len() => match raw {
+            RawValue::Text(s) => Some(s),
+            _ => Some(trimmed.to_string()),
+        },
+        Ok(trimmed) => Some(trimmed.to_string()),
+        Err(IdentityProblem::Missing) => {
+            problems.add(ErrorType::RequiredValueMissing, field, position, text);
+            None
+        }
+        Err(IdentityProblem::Invalid(reason)) => {
+            problems.add_with_reason(
+                ErrorType::InvalidIdentity,
+                field,
+                position,
+                text,
+                Some(reason.into()),
+            );
+            None
+        }
+    }
+}
+
+/// The text of a value that must be a string; numbers are accepted as their digits,
+/// since a numeric cloud ID sent unquoted is still an ID.
+fn text_of<'a>(
+    raw: &'a RawValue,
+    field: &str,
+    position: Position,
+    wrong_kind: ErrorType,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    match raw {
+        RawValue::Absent => {
+            problems.add_with_reason(
+                ErrorType::RequiredFieldMissing,
+                field,
+                position,
+                "",
+                Some(format!("the field `{field}` is absent")),
+            );
+            None
+        }
+        RawValue::Null => {
+            problems.add(ErrorType::RequiredValueMissing, field, position, "null");
+            None
+        }
+        RawValue::Text(s) | RawValue::Number(s) => Some(s),
+        RawValue::WrongKind(kind) => {
+            problems.add_with_reason(
+                wrong_kind,
+                field,
+                position,
+                &raw.display(),
+                Some(format!("expected a string, got {kind}")),
+            );
+            None
+        }
+    }
+}
+
+fn check_integration_id(
+    raw: &RawValue,
+    position: Position,
+    known: &HashMap<IntegrationId, ApplicationType>,
+    problems: &mut Problems,
+) -> Option<(IntegrationRef, ApplicationType)> {
+    let text = text_of(
+        raw,
+        "integrationId",
+        position,
+        ErrorType::InvalidIntegrationId,
+        problems,
+    )?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        problems.add(
+            ErrorType::RequiredValueMissing,
+            "integrationId",
+            position,
+            text,
+        );
+        return None;
+    }
+    let Some(id) = parse_integration_id(trimmed) else {
+        problems.add_with_reason(
+            ErrorType::InvalidIntegrationId,
+            "integrationId",
+            position,
+            text,
+            Some("expected a positive whole number such as 1".into()),
+        );
+        return None;
+    };
+    match known.get(&id) {
+        Some(t) => Some((IntegrationRef::Existing(id), *t)),
+        None => {
+            problems.add_with_reason(
+                ErrorType::UnknownIntegration,
+                "integrationId",
+                position,
+                text,
+                Some("no integration with this id; list them with GET /v2/integrations".into()),
+            );
+            None
+        }
+    }
+}
+
+/// Positive integers, written plainly (`12`) or as a whole JSON float (`12.0`).
+pub fn parse_integration_id(text: &str) -> Option<IntegrationId> {
+    let digits = text.strip_suffix(".0").unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<IntegrationId>().ok().filter(|id| *id > 0)
+}
+
+fn check_application_type(
+    raw: &RawValue,
+    position: Position,
+    integrations: &[IntegrationInfo],
+    new_integrations: &mut Vec<ApplicationType>,
+    problems: &mut Problems,
+) -> Option<(IntegrationRef, ApplicationType)> {
+    let text = text_of(
+        raw,
+        "applicationType",
+        position,
+        ErrorType::UnknownApplicationType,
+        problems,
+    )?;
+    if text.trim().is_empty() {
+        problems.add(
+            ErrorType::RequiredValueMissing,
+            "applicationType",
+            position,
+            text,
+        );
+        return None;
+    }
+    let Ok(application_type) = text.parse::<ApplicationType>() else {
+        problems.add_with_reason(
+            ErrorType::UnknownApplicationType,
+            "applicationType",
+            position,
+            text,
+            Some(format!(
+                "expected one of {}",
+                ApplicationType::allowed_values()
+            )),
+        );
+        return None;
+    };
+    let mut matching = integrations
+        .iter()
+        .filter(|i| i.application_type == application_type);
+    match (matching.next(), matching.next()) {
+        (Some(only), None) => Some((IntegrationRef::Existing(only.id), application_type)),
+        (None, _) => {
+            if !new_integrations.contains(&application_type) {
+                new_integrations.push(application_type);
+            }
+            Some((IntegrationRef::New(application_type), application_type))
+        }
+        (Some(_), Some(_)) => {
+            problems.add_with_reason(
+                ErrorType::AmbiguousApplicationType,
+                "applicationType",
+                position,
+                text,
+                Some(format!(
+                    "several integrations have type {application_type}; upload to PATCH /v2/developers/identities with their integrationId instead"
+                )),
+            );
+            None
+        }
+    }
+}
+
+/// A validated request to delete identities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRow {
+    pub integration_id: IntegrationId,
+    pub identity: String,
+    pub identity_key: Option<String>,
+}
+
+impl DeleteRow {
+    pub fn key(&self) -> &str {
+        self.identity_key.as_deref().unwrap_or(&self.identity)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DeletePlan {
+    pub rows: Vec<DeleteRow>,
+    pub received: u64,
+    pub duplicates: u64,
+}
+
+/// Validates a delete request: each row names an existing integration and an identity.
+pub fn plan_delete(
+    parsed: ParsedUpload,
+    integrations: &[IntegrationInfo],
+) -> Result<DeletePlan, Problems> {
+    let mut problems = parsed.problems;
+    let rows = parsed.rows;
+    let received = rows.len() as u64;
+    if received == 0 {
+        problems.add_with_reason(
+            ErrorType::EmptyPayload,
+            "body",
+            Position::Whole,
+            "",
+            Some("the request names no identities to delete.".into()),
+        );
+        return Err(problems);
+    }
+    let by_id: HashMap<IntegrationId, ApplicationType> = integrations
+        .iter()
+        .map(|i| (i.id, i.application_type))
+        .collect();
+    let mut planned = Vec::with_capacity(rows.len());
+    for raw in rows {
+        let integration =
+            check_integration_id(&raw.integration, raw.position, &by_id, &mut problems);
+        let identity = check_identity(raw.identity, "identity", raw.position, &mut problems);
+        if let (
+            Some((IntegrationRef::Existing(integration_id), application_type)),
+            Some(identity),
+        ) = (integration, identity)
+        {
+            let identity_key = identity_key(application_type, &identity);
+            planned.push(DeleteRow {
+                integration_id,
+                identity,
+                identity_key,
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(planned.len());
+    let mut duplicates = 0;
+    let mut unique = Vec::with_capacity(planned.len());
+    for row in planned {
+        if seen.insert((row.integration_id, row.key().to_string())) {
+            unique.push(row);
+        } else {
+            duplicates += 1;
+        }
+    }
+    Ok(DeletePlan {
+        rows: unique,
+        received,
+        duplicates,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> RawValue {
+        RawValue::Text(s.to_string())
+    }
+
+    fn row(line: u64, email: &str, integration: &str, identity: &str) -> RawRow {
+        RawRow {
+            position: Position::Line(line),
+            email: text(email),
+            integration: text(integration),
+            identity: text(identity),
+        }
+    }
+
+    fn integrations() -> Vec<IntegrationInfo> {
+        vec![
+            IntegrationInfo {
+                id: 1,
+                application_type: ApplicationType::Github,
+            },
+            IntegrationInfo {
+                id: 2,
+                application_type: ApplicationType::Jira,
+            },
+            IntegrationInfo {
+                id: 3,
+                application_type: ApplicationType::Jira,
+            },
+        ]
+    }
+
+    fn current(rows: Vec<RawRow>) -> ParsedUpload {
+        ParsedUpload::new(Addressing::IntegrationId, rows)
+    }
+
+    #[test]
+    fn valid_rows_are_normalised() {
+        let plan = plan_upload(
+            current(vec![row(2, " Jane@X.com ", "1", " JDoe ")]),
+            &integrations(),
+        )
+        .expect("valid");
+        assert_eq!(plan.rows.len(), 1);
+        let r = &plan.rows[0];
+        assert_eq!(r.email, "jane@x.com");
+        assert_eq!(r.identity, "JDoe");
+        assert_eq!(r.key(), "jdoe");
+        assert_eq!(r.integration, IntegrationRef::Existing(1));
+    }
+
+    #[test]
+    fn repeats_fold_and_case_variants_are_one_identity_on_github_only() {
+        let plan = plan_upload(
+            current(vec![
+                row(2, "a@x.com", "1", "jdoe"),
+                row(3, "a@x.com", "1", "JDoe"),
+                row(4, "a@x.com", "2", "abc"),
+                row(5, "a@x.com", "2", "ABC"),
+            ]),
+            &integrations(),
+        )
+        .expect("valid");
+        assert_eq!(plan.duplicates, 1);
+        assert_eq!(plan.rows.len(), 3);
+        assert_eq!(
+            plan.rows[0].identity, "JDoe",
+            "the last spelling is kept for display"
+        );
+    }
+
+    #[test]
+    fn same_identity_two_emails_conflicts() {
+        let err = plan_upload(
+            current(vec![
+                row(2, "a@x.com", "1", "jdoe"),
+                row(3, "b@x.com", "1", "JDOE"),
+            ]),
+            &integrations(),
+        )
+        .expect_err("conflict");
+        let groups = err.into_groups();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].error_type, ErrorType::ConflictingRows);
+        assert_eq!(groups[0].samples[0].line, Some(3));
+        assert!(
+            groups[0].samples[0]
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("line 2")
+        );
+    }
+
+    #[test]
+    fn every_row_problem_is_reported_at_once() {
+        let err = plan_upload(
+            current(vec![
+                row(2, "bob@", "1", "x"),
+                row(3, "", "1", "x"),
+                row(4, "a@x.com", "abc", "x"),
+                row(5, "a@x.com", "99", "x"),
+                row(6, "a@x.com", "1", "a\u{0}b"),
+                row(7, "a@x.com", "-1", "y"),
+                RawRow {
+                    position: Position::Line(8),
+                    email: RawValue::Absent,
+                    integration: text("1"),
+                    identity: text("z"),
+                },
+            ]),
+            &integrations(),
+        )
+        .expect_err("invalid");
+        let types: Vec<ErrorType> = err
+            .into_groups()
+            .into_iter()
+            .map(|g| g.error_type)
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                ErrorType::RequiredFieldMissing,
+                ErrorType::RequiredValueMissing,
+                ErrorType::InvalidEmail,
+                ErrorType::InvalidIntegrationId,
+                ErrorType::UnknownIntegration,
+                ErrorType::InvalidIdentity,
+            ]
+        );
+    }
+
+    #[test]
+    fn application_types_resolve_create_or_are_ambiguous() {
+        let parsed = ParsedUpload::new(
+            Addressing::ApplicationType,
+            vec![
+                row(2, "a@x.com", "GITHUB", "a"),
+                row(3, "a@x.com", "CUSTOM", "b"),
+                row(4, "a@x.com", "custom", "c"),
+            ],
+        );
+        let plan = plan_upload(parsed, &integrations()).expect("valid");
+        assert_eq!(plan.rows[0].integration, IntegrationRef::Existing(1));
+        assert_eq!(
+            plan.rows[1].integration,
+            IntegrationRef::New(ApplicationType::Custom)
+        );
+        assert_eq!(plan.new_integrations, vec![ApplicationType::Custom]);
+
+        let parsed = ParsedUpload::new(
+            Addressing::ApplicationType,
+            vec![
+                row(2, "a@x.com", "JIRA", "a"),
+                row(3, "a@x.com", "JIRAA", "a"),
+            ],
+        );
+        let types: Vec<ErrorType> = plan_upload(parsed, &integrations())
+            .expect_err("bad")
+            .into_groups()
+            .into_iter()
+            .map(|g| g.error_type)
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                ErrorType::UnknownApplicationType,
+                ErrorType::AmbiguousApplicationType
+            ]
+        );
+    }
+
+    #[test]
+    fn integration_ids_accept_whole_numbers_only() {
+        assert_eq!(parse_integration_id("12"), Some(12));
+        assert_eq!(parse_integration_id("12.0"), Some(12));
+        for bad in ["0", "-3", "1.5", "1e3", "", "x", "99999999999999999999"] {
+            assert_eq!(parse_integration_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_upload_is_an_error() {
+        let err = plan_upload(current(vec![]), &integrations()).expect_err("empty");
+        assert!(err.has(ErrorType::EmptyPayload));
+    }
+}
