@@ -22,11 +22,7 @@ pub fn parse_key(presented: &str) -> Option<ParsedKey<'_>> {
     if prefix != KEY_PREFIX || account.is_empty() || key_id.is_empty() || secret.is_empty() {
         return None;
     }
-    Some(ParsedKey {
-        account,
-        key_id,
-        secret,
-    })
+    Some(ParsedKey { account, key_id, secret })
 }
 
 pub fn format_key(account: &str, key_id: &str, secret: &str) -> String {
@@ -35,10 +31,7 @@ pub fn format_key(account: &str, key_id: &str, secret: &str) -> String {
 
 /// Finds the key among the header forms Harness documents: `x-api-key: <key>`, or
 /// `Authorization:` with `ApiKey`, `APIKEY` or `Bearer` before the key, or the key alone.
-pub fn key_from_headers<'a>(
-    x_api_key: Option<&'a str>,
-    authorization: Option<&'a str>,
-) -> Option<&'a str> {
+pub fn key_from_headers<'a>(x_api_key: Option<&'a str>, authorization: Option<&'a str>) -> Option<&'a str> {
     if let Some(key) = x_api_key.map(str::trim).filter(|k| !k.is_empty()) {
         return Some(key);
     }
@@ -47,9 +40,7 @@ pub fn key_from_headers<'a>(
         return None;
     }
     let key = match value.split_once(char::is_whitespace) {
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") =>
-        {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") => {
             rest.trim()
         }
         _ => value,
@@ -65,10 +56,7 @@ mod tests {
     fn keys_parse_into_their_parts() {
         let k = parse_key("pat.default.k1.s3cr3t").expect("valid");
         assert_eq!((k.account, k.key_id, k.secret), ("default", "k1", "s3cr3t"));
-        assert_eq!(
-            parse_key(&format_key("a", "b", "c.d")).map(|k| k.secret),
-            Some("c.d")
-        );
+        assert_eq!(parse_key(&format_key("a", "b", "c.d")).map(|k| k.secret), Some("c.d"));
         for bad in ["", "pat", "pat.a.b", "pat..b.c", "sat.a.b.c", "pat.a.b."] {
             assert_eq!(parse_key(bad), None, "{bad}");
         }

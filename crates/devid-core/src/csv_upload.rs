@@ -23,13 +23,7 @@ impl From<Problems> for CsvReadError {
     }
 }
 
-fn fatal(
-    error_type: ErrorType,
-    field: &str,
-    position: Position,
-    value: &str,
-    reason: String,
-) -> CsvReadError {
+fn fatal(error_type: ErrorType, field: &str, position: Position, value: &str, reason: String) -> CsvReadError {
     let mut p = Problems::new();
     p.add_with_reason(error_type, field, position, value, Some(reason));
     CsvReadError::Invalid(p)
@@ -44,11 +38,7 @@ struct Columns {
 
 /// Reads a CSV upload. `native` is the header set the endpoint documents; it only
 /// decides which columns an error names when neither set is complete.
-pub fn parse_csv_upload<R: Read>(
-    reader: R,
-    native: Addressing,
-    max_rows: u64,
-) -> Result<ParsedUpload, CsvReadError> {
+pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -> Result<ParsedUpload, CsvReadError> {
     let mut tracked = QuoteTracker::new(reader);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -91,11 +81,7 @@ pub fn parse_csv_upload<R: Read>(
                 "file",
                 position,
                 &String::from_utf8_lossy(record.as_slice()),
-                Some(format!(
-                    "this row has {} fields but the header has {}",
-                    record.len(),
-                    columns.count
-                )),
+                Some(format!("this row has {} fields but the header has {}", record.len(), columns.count)),
             );
             continue;
         }
@@ -109,9 +95,7 @@ pub fn parse_csv_upload<R: Read>(
                         name,
                         position,
                         &String::from_utf8_lossy(bytes),
-                        Some(format!(
-                            "the value is not UTF-8 text ({e}); save the file as UTF-8"
-                        )),
+                        Some(format!("the value is not UTF-8 text ({e}); save the file as UTF-8")),
                     );
                     None
                 }
@@ -121,12 +105,7 @@ pub fn parse_csv_upload<R: Read>(
         let integration = cell(columns.integration, addressing.integration_field());
         let identity = cell(columns.identity, addressing.identity_field());
         if let (Some(email), Some(integration), Some(identity)) = (email, integration, identity) {
-            rows.push(RawRow {
-                position,
-                email,
-                integration,
-                identity,
-            });
+            rows.push(RawRow { position, email, integration, identity });
         }
     }
     drop(csv);
@@ -136,9 +115,7 @@ pub fn parse_csv_upload<R: Read>(
             "file",
             Position::Line(line),
             "",
-            format!(
-                "a quoted field opened on line {line} is never closed; check the quotes on that line."
-            ),
+            format!("a quoted field opened on line {line} is never closed; check the quotes on that line."),
         ));
     }
     if let Some(e) = tracked.error.take() {
@@ -153,30 +130,19 @@ pub fn parse_csv_upload<R: Read>(
             "the CSV file has a header but no data rows.".into(),
         ));
     }
-    Ok(ParsedUpload {
-        addressing,
-        rows,
-        problems,
-    })
+    Ok(ParsedUpload { addressing, rows, problems })
 }
 
 fn csv_error(e: csv::Error) -> CsvReadError {
     match e.into_kind() {
         csv::ErrorKind::Io(io) => CsvReadError::Io(io),
-        other => fatal(
-            ErrorType::InvalidCsv,
-            "file",
-            Position::Whole,
-            "",
-            format!("the file is not valid CSV: {other:?}"),
-        ),
+        other => {
+            fatal(ErrorType::InvalidCsv, "file", Position::Whole, "", format!("the file is not valid CSV: {other:?}"))
+        }
     }
 }
 
-fn read_header(
-    record: &csv::ByteRecord,
-    native: Addressing,
-) -> Result<(Addressing, Columns), CsvReadError> {
+fn read_header(record: &csv::ByteRecord, native: Addressing) -> Result<(Addressing, Columns), CsvReadError> {
     let mut names = Vec::with_capacity(record.len());
     let mut problems = Problems::new();
     for (i, raw) in record.iter().enumerate() {
@@ -206,11 +172,7 @@ fn read_header(
     }
     let find = |wanted: &str| -> Result<Option<usize>, CsvReadError> {
         let wanted = wanted.to_ascii_lowercase();
-        let mut found = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n == wanted)
-            .map(|(i, _)| i);
+        let mut found = names.iter().enumerate().filter(|(_, n)| **n == wanted).map(|(i, _)| i);
         match (found.next(), found.next()) {
             (first, None) => Ok(first),
             (Some(_), Some(_)) => Err(fatal(
@@ -234,11 +196,9 @@ fn read_header(
     };
     let (Some(email), Some(integration), Some(identity)) = (email, integration, identity) else {
         let mut missing = Problems::new();
-        for (name, found) in [
-            ("email", email),
-            (addressing.integration_field(), integration),
-            (addressing.identity_field(), identity),
-        ] {
+        for (name, found) in
+            [("email", email), (addressing.integration_field(), integration), (addressing.identity_field(), identity)]
+        {
             if found.is_none() {
                 missing.add_with_reason(
                     ErrorType::RequiredFieldMissing,
@@ -253,15 +213,7 @@ fn read_header(
         }
         return Err(missing.into());
     };
-    Ok((
-        addressing,
-        Columns {
-            email,
-            integration,
-            identity,
-            count: names.len(),
-        },
-    ))
+    Ok((addressing, Columns { email, integration, identity, count: names.len() }))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -287,14 +239,7 @@ struct QuoteTracker<R> {
 
 impl<R: Read> QuoteTracker<R> {
     fn new(inner: R) -> Self {
-        Self {
-            inner,
-            state: QuoteState::FieldStart,
-            line: 1,
-            quote_opened_on: 0,
-            at_start: true,
-            error: None,
-        }
+        Self { inner, state: QuoteState::FieldStart, line: 1, quote_opened_on: 0, at_start: true, error: None }
     }
 
     fn unterminated_quote_line(&self) -> Option<u64> {
@@ -357,9 +302,7 @@ mod tests {
 
     fn fatal_types(text: &[u8]) -> Vec<ErrorType> {
         match parse(text) {
-            Err(CsvReadError::Invalid(p)) => {
-                p.into_groups().into_iter().map(|g| g.error_type).collect()
-            }
+            Err(CsvReadError::Invalid(p)) => p.into_groups().into_iter().map(|g| g.error_type).collect(),
             Err(CsvReadError::Io(e)) => panic!("io error {e}"),
             Ok(p) => panic!("parsed {:?}", p.rows),
         }
@@ -371,7 +314,8 @@ mod tests {
 
     #[test]
     fn reads_the_documented_sample() {
-        let p = parse(b"email,integrationId,identity\nalice@harness.io,1,alice_123\nbob@harness.io,2,bob_456\n").expect("ok");
+        let p = parse(b"email,integrationId,identity\nalice@harness.io,1,alice_123\nbob@harness.io,2,bob_456\n")
+            .expect("ok");
         assert_eq!(p.addressing, Addressing::IntegrationId);
         assert_eq!(p.rows.len(), 2);
         assert_eq!(p.rows[1].position, Position::Line(3));
@@ -380,7 +324,8 @@ mod tests {
 
     #[test]
     fn headers_any_case_any_order_extra_columns_bom_crlf() {
-        let p = parse(b"\xEF\xBB\xBFIdentity,updatedAt,EMAIL,IntegrationID\r\n\"a, \"\"b\"\"\nc\",x,a@b.com,3\r\n").expect("ok");
+        let p = parse(b"\xEF\xBB\xBFIdentity,updatedAt,EMAIL,IntegrationID\r\n\"a, \"\"b\"\"\nc\",x,a@b.com,3\r\n")
+            .expect("ok");
         assert_eq!(p.rows[0].identity, text("a, \"b\"\nc"));
         assert_eq!(p.rows[0].email, text("a@b.com"));
         assert_eq!(p.rows[0].integration, text("3"));
@@ -402,22 +347,10 @@ mod tests {
     fn hostile_files_get_precise_errors() {
         assert_eq!(fatal_types(b""), vec![ErrorType::EmptyCsv]);
         assert_eq!(fatal_types(b"\xEF\xBB\xBF"), vec![ErrorType::EmptyCsv]);
-        assert_eq!(
-            fatal_types(b"email,integrationId,identity\n"),
-            vec![ErrorType::EmptyCsv]
-        );
-        assert_eq!(
-            fatal_types(b"email,,identity\n"),
-            vec![ErrorType::BlankCsvColumnName]
-        );
-        assert_eq!(
-            fatal_types(b"email,identity\na,b\n"),
-            vec![ErrorType::RequiredFieldMissing]
-        );
-        assert_eq!(
-            fatal_types(b"email,email,integrationId,identity\n"),
-            vec![ErrorType::InvalidCsv]
-        );
+        assert_eq!(fatal_types(b"email,integrationId,identity\n"), vec![ErrorType::EmptyCsv]);
+        assert_eq!(fatal_types(b"email,,identity\n"), vec![ErrorType::BlankCsvColumnName]);
+        assert_eq!(fatal_types(b"email,identity\na,b\n"), vec![ErrorType::RequiredFieldMissing]);
+        assert_eq!(fatal_types(b"email,email,integrationId,identity\n"), vec![ErrorType::InvalidCsv]);
         assert_eq!(
             fatal_types(b"email,integrationId,identity\na@b.com,1,\"open\nb@c.com,1,x\n"),
             vec![ErrorType::InvalidCsv]
@@ -437,9 +370,7 @@ mod tests {
 
     #[test]
     fn ragged_rows_and_bad_utf8_are_row_problems() {
-        let p =
-            parse(b"email,integrationId,identity\na@b.com,1\na@b.com,1,\xff\xfe\nc@d.com,1,ok\n")
-                .expect("parsed");
+        let p = parse(b"email,integrationId,identity\na@b.com,1\na@b.com,1,\xff\xfe\nc@d.com,1,ok\n").expect("parsed");
         assert_eq!(p.rows.len(), 1);
         let groups = p.problems.into_groups();
         assert_eq!(groups.len(), 2);

@@ -66,17 +66,13 @@ impl ErrorType {
             ErrorType::UnknownField => "a field is not one this endpoint accepts",
             ErrorType::InvalidEmail => "an email address is not valid",
             ErrorType::InvalidIntegrationId => "an integrationId is not a positive whole number",
-            ErrorType::UnknownIntegration => {
-                "an integrationId names no integration of this account"
-            }
+            ErrorType::UnknownIntegration => "an integrationId names no integration of this account",
             ErrorType::UnknownApplicationType => "an applicationType is not one devid knows",
             ErrorType::AmbiguousApplicationType => {
                 "an applicationType matches several integrations; use the current endpoint with integrationId"
             }
             ErrorType::InvalidIdentity => "an identity is too long or contains control characters",
-            ErrorType::ConflictingRows => {
-                "the same identity is given to different emails in one upload"
-            }
+            ErrorType::ConflictingRows => "the same identity is given to different emails in one upload",
             ErrorType::TooManyRows => "the upload has more rows than the server accepts",
         }
     }
@@ -150,10 +146,7 @@ impl Problems {
         value: &str,
         reason: Option<String>,
     ) {
-        let (count, samples) = self
-            .groups
-            .entry((error_type, field.to_string()))
-            .or_insert_with(|| (0, Vec::new()));
+        let (count, samples) = self.groups.entry((error_type, field.to_string())).or_insert_with(|| (0, Vec::new()));
         *count += 1;
         if samples.len() < MAX_SAMPLES {
             let (line, index) = match position {
@@ -161,21 +154,13 @@ impl Problems {
                 Position::Index(i) => (None, Some(i)),
                 Position::Whole => (None, None),
             };
-            samples.push(Sample {
-                line,
-                index,
-                value: shorten(value),
-                reason,
-            });
+            samples.push(Sample { line, index, value: shorten(value), reason });
         }
     }
 
     pub fn merge(&mut self, other: Problems) {
         for ((t, field), (count, samples)) in other.groups {
-            let entry = self
-                .groups
-                .entry((t, field))
-                .or_insert_with(|| (0, Vec::new()));
+            let entry = self.groups.entry((t, field)).or_insert_with(|| (0, Vec::new()));
             entry.0 += count;
             for s in samples {
                 if entry.1.len() < MAX_SAMPLES {
@@ -189,21 +174,19 @@ impl Problems {
     pub fn into_groups(self) -> Vec<ErrorGroup> {
         self.groups
             .into_iter()
-            .map(
-                |((error_type, field_name), (error_count, samples))| ErrorGroup {
-                    message: format!(
-                        "{}: {} ({} occurrence{}).",
-                        error_type.as_str(),
-                        error_type.describe(),
-                        error_count,
-                        if error_count == 1 { "" } else { "s" }
-                    ),
-                    error_type,
-                    field_name,
+            .map(|((error_type, field_name), (error_count, samples))| ErrorGroup {
+                message: format!(
+                    "{}: {} ({} occurrence{}).",
+                    error_type.as_str(),
+                    error_type.describe(),
                     error_count,
-                    samples,
-                },
-            )
+                    if error_count == 1 { "" } else { "s" }
+                ),
+                error_type,
+                field_name,
+                error_count,
+                samples,
+            })
             .collect()
     }
 
@@ -255,19 +238,9 @@ mod tests {
     fn groups_count_everything_but_keep_twenty_samples() {
         let mut p = Problems::new();
         for i in 0..25 {
-            p.add(
-                ErrorType::InvalidEmail,
-                "email",
-                Position::Line(i + 2),
-                "bob@",
-            );
+            p.add(ErrorType::InvalidEmail, "email", Position::Line(i + 2), "bob@");
         }
-        p.add(
-            ErrorType::InvalidIdentity,
-            "identity",
-            Position::Index(3),
-            &"x".repeat(1000),
-        );
+        p.add(ErrorType::InvalidIdentity, "identity", Position::Index(3), &"x".repeat(1000));
         let groups = p.into_groups();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].error_count, 25);
@@ -279,19 +252,9 @@ mod tests {
 
     #[test]
     fn error_types_serialize_as_documented() {
-        assert_eq!(
-            serde_json::to_string(&ErrorType::InvalidEmail).ok(),
-            Some("\"INVALID_EMAIL\"".into())
-        );
-        for t in [
-            ErrorType::BlankCsvColumnName,
-            ErrorType::AmbiguousApplicationType,
-            ErrorType::TooManyRows,
-        ] {
-            assert_eq!(
-                serde_json::to_value(t).ok(),
-                Some(serde_json::Value::String(t.as_str().into()))
-            );
+        assert_eq!(serde_json::to_string(&ErrorType::InvalidEmail).ok(), Some("\"INVALID_EMAIL\"".into()));
+        for t in [ErrorType::BlankCsvColumnName, ErrorType::AmbiguousApplicationType, ErrorType::TooManyRows] {
+            assert_eq!(serde_json::to_value(t).ok(), Some(serde_json::Value::String(t.as_str().into())));
         }
     }
 }

@@ -45,39 +45,24 @@ impl JsonBody {
             JsonBody::CloudIds => {
                 r#"a JSON object such as {"integrationUsers":[{"email":"dev@example.com","applicationType":"GITHUB","cloudId":"dev-123"}]}"#
             }
-            JsonBody::Delete => {
-                r#"a JSON array of objects such as [{"integrationId":1,"identity":"dev-123"}]"#
-            }
+            JsonBody::Delete => r#"a JSON array of objects such as [{"integrationId":1,"identity":"dev-123"}]"#,
         }
     }
 }
 
 /// Parses a JSON upload body. `Err` means nothing could be read (syntax, wrong shape,
 /// too many rows); row-level problems travel inside the returned [`ParsedUpload`].
-pub fn parse_json_upload(
-    body: &[u8],
-    kind: JsonBody,
-    max_rows: u64,
-) -> Result<ParsedUpload, Problems> {
+pub fn parse_json_upload(body: &[u8], kind: JsonBody, max_rows: u64) -> Result<ParsedUpload, Problems> {
     let too_many = Cell::new(false);
     let mut problems = Problems::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let rows = match kind {
-        JsonBody::Identities | JsonBody::Delete => de::Deserializer::deserialize_any(
-            &mut de,
-            RowsVisitor {
-                kind,
-                max_rows,
-                too_many: &too_many,
-            },
-        ),
+        JsonBody::Identities | JsonBody::Delete => {
+            de::Deserializer::deserialize_any(&mut de, RowsVisitor { kind, max_rows, too_many: &too_many })
+        }
         JsonBody::CloudIds => de::Deserializer::deserialize_any(
             &mut de,
-            CloudIdsVisitor {
-                max_rows,
-                too_many: &too_many,
-                problems: &mut problems,
-            },
+            CloudIdsVisitor { max_rows, too_many: &too_many, problems: &mut problems },
         ),
     }
     .and_then(|rows| de.end().map(|()| rows));
@@ -102,10 +87,7 @@ pub fn parse_json_upload(
                     "body",
                     Position::Whole,
                     "",
-                    Some(format!(
-                        "the request body is empty; send {}.",
-                        kind.expected_shape()
-                    )),
+                    Some(format!("the request body is empty; send {}.", kind.expected_shape())),
                 );
             } else {
                 fatal.add_with_reason(
@@ -130,16 +112,9 @@ pub fn parse_json_upload(
                 "body",
                 position,
                 &format!("<{kind_name}>"),
-                Some(format!(
-                    "each element must be an object with the fields {}",
-                    fields.join(", ")
-                )),
+                Some(format!("each element must be an object with the fields {}", fields.join(", "))),
             ),
-            JsonRow::Object {
-                values,
-                unknown,
-                repeated,
-            } => {
+            JsonRow::Object { values, unknown, repeated } => {
                 for name in unknown {
                     problems.add_with_reason(
                         ErrorType::UnknownField,
@@ -155,38 +130,24 @@ pub fn parse_json_upload(
                         name,
                         position,
                         name,
-                        Some(format!(
-                            "the field `{name}` appears more than once in this object"
-                        )),
+                        Some(format!("the field `{name}` appears more than once in this object")),
                     );
                 }
                 let [email, integration, identity] = values;
                 out.push(RawRow {
                     position,
-                    email: if kind == JsonBody::Delete {
-                        RawValue::Null
-                    } else {
-                        email
-                    },
+                    email: if kind == JsonBody::Delete { RawValue::Null } else { email },
                     integration,
                     identity,
                 });
             }
         }
     }
-    Ok(ParsedUpload {
-        addressing: kind.addressing(),
-        rows: out,
-        problems,
-    })
+    Ok(ParsedUpload { addressing: kind.addressing(), rows: out, problems })
 }
 
 enum JsonRow {
-    Object {
-        values: [RawValue; 3],
-        unknown: Vec<String>,
-        repeated: Vec<&'static str>,
-    },
+    Object { values: [RawValue; 3], unknown: Vec<String>, repeated: Vec<&'static str> },
     NotAnObject(&'static str),
 }
 
@@ -206,9 +167,7 @@ impl<'de> Visitor<'de> for RowsVisitor<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let capacity = seq.size_hint().unwrap_or(0).min(1 << 16);
         let mut rows = Vec::with_capacity(capacity);
-        let seed = RowSeed {
-            fields: self.kind.fields(),
-        };
+        let seed = RowSeed { fields: self.kind.fields() };
         while let Some(row) = seq.next_element_seed(seed)? {
             if rows.len() as u64 >= self.max_rows {
                 self.too_many.set(true);
@@ -238,9 +197,7 @@ impl<'de> Visitor<'de> for CloudIdsVisitor<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key.eq_ignore_ascii_case("integrationUsers") {
                 if rows.is_some() {
-                    return Err(de::Error::custom(
-                        "`integrationUsers` appears more than once",
-                    ));
+                    return Err(de::Error::custom("`integrationUsers` appears more than once"));
                 }
                 rows = Some(map.next_value_seed(RowsSeed {
                     kind: JsonBody::CloudIds,
@@ -284,11 +241,7 @@ impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
     type Value = Vec<JsonRow>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(RowsVisitor {
-            kind: self.kind,
-            max_rows: self.max_rows,
-            too_many: self.too_many,
-        })
+        d.deserialize_any(RowsVisitor { kind: self.kind, max_rows: self.max_rows, too_many: self.too_many })
     }
 }
 
@@ -316,9 +269,7 @@ impl<'de> Visitor<'de> for RowSeed {
         let mut values = [RawValue::Absent, RawValue::Absent, RawValue::Absent];
         let mut unknown = Vec::new();
         let mut repeated = Vec::new();
-        while let Some(key) = map.next_key_seed(KeySeed {
-            fields: self.fields,
-        })? {
+        while let Some(key) = map.next_key_seed(KeySeed { fields: self.fields })? {
             match key {
                 Key::Known(i) => {
                     let value = map.next_value_seed(ValueSeed)?;
@@ -333,11 +284,7 @@ impl<'de> Visitor<'de> for RowSeed {
                 }
             }
         }
-        Ok(JsonRow::Object {
-            values,
-            unknown,
-            repeated,
-        })
+        Ok(JsonRow::Object { values, unknown, repeated })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -395,12 +342,10 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(
-            match self.fields.iter().position(|f| f.eq_ignore_ascii_case(key)) {
-                Some(i) => Key::Known(i),
-                None => Key::Unknown(key.to_string()),
-            },
-        )
+        Ok(match self.fields.iter().position(|f| f.eq_ignore_ascii_case(key)) {
+            Some(i) => Key::Known(i),
+            None => Key::Unknown(key.to_string()),
+        })
     }
 }
 
@@ -438,11 +383,7 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(RawValue::Number(if v.fract() == 0.0 && v.abs() < 1e15 {
-            format!("{v:.0}")
-        } else {
-            v.to_string()
-        }))
+        Ok(RawValue::Number(if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { v.to_string() }))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
@@ -491,10 +432,7 @@ mod tests {
         .expect("parses");
         assert!(p.problems.is_empty());
         assert_eq!(p.rows[0].integration, RawValue::Number("123".into()));
-        assert_eq!(
-            p.rows[0].identity,
-            RawValue::Text("bitbucket-user-123".into())
-        );
+        assert_eq!(p.rows[0].identity, RawValue::Text("bitbucket-user-123".into()));
 
         let p = parse(
             r#"{"integrationUsers":[{"email":"a@b.com","applicationType":"CUSTOM","cloudId":"x"}]}"#,
@@ -516,44 +454,17 @@ mod tests {
         assert_eq!(p.rows[0].identity, RawValue::Absent);
         assert_eq!(p.rows[0].integration, RawValue::WrongKind("a boolean"));
         assert_eq!(p.rows[1].identity, RawValue::WrongKind("an object"));
-        let types: Vec<ErrorType> = p
-            .problems
-            .into_groups()
-            .into_iter()
-            .map(|g| g.error_type)
-            .collect();
-        assert_eq!(
-            types,
-            vec![
-                ErrorType::InvalidJson,
-                ErrorType::InvalidJson,
-                ErrorType::UnknownField
-            ]
-        );
+        let types: Vec<ErrorType> = p.problems.into_groups().into_iter().map(|g| g.error_type).collect();
+        assert_eq!(types, vec![ErrorType::InvalidJson, ErrorType::InvalidJson, ErrorType::UnknownField]);
     }
 
     #[test]
     fn broken_or_misshapen_json_is_fatal() {
-        assert_eq!(
-            fatal_type(r#"[{"email":"a@b.com""#, JsonBody::Identities),
-            ErrorType::InvalidJson
-        );
-        assert_eq!(
-            fatal_type(r#"{"email":"a@b.com"}"#, JsonBody::Identities),
-            ErrorType::InvalidJson
-        );
-        assert_eq!(
-            fatal_type(r#"[] trailing"#, JsonBody::Identities),
-            ErrorType::InvalidJson
-        );
-        assert_eq!(
-            fatal_type("", JsonBody::Identities),
-            ErrorType::EmptyPayload
-        );
-        assert_eq!(
-            fatal_type("[1]", JsonBody::CloudIds),
-            ErrorType::InvalidJson
-        );
+        assert_eq!(fatal_type(r#"[{"email":"a@b.com""#, JsonBody::Identities), ErrorType::InvalidJson);
+        assert_eq!(fatal_type(r#"{"email":"a@b.com"}"#, JsonBody::Identities), ErrorType::InvalidJson);
+        assert_eq!(fatal_type(r#"[] trailing"#, JsonBody::Identities), ErrorType::InvalidJson);
+        assert_eq!(fatal_type("", JsonBody::Identities), ErrorType::EmptyPayload);
+        assert_eq!(fatal_type("[1]", JsonBody::CloudIds), ErrorType::InvalidJson);
     }
 
     #[test]
@@ -563,24 +474,15 @@ mod tests {
         let groups = p.problems.into_groups();
         assert_eq!(groups[0].error_type, ErrorType::InvalidJson);
         assert_eq!(groups[0].samples[0].index, Some(0));
-        let deep_value = format!(
-            r#"[{{"email":{}{}}}]"#,
-            "[".repeat(10_000),
-            "]".repeat(10_000)
-        );
+        let deep_value = format!(r#"[{{"email":{}{}}}]"#, "[".repeat(10_000), "]".repeat(10_000));
         let p = parse(&deep_value, JsonBody::Identities).expect("read");
         assert_eq!(p.rows[0].email, RawValue::WrongKind("an array"));
     }
 
     #[test]
     fn row_limit_stops_early() {
-        let body = format!(
-            "[{}]",
-            vec![r#"{"email":"a@b.com","integrationId":1,"identity":"x"}"#; 5].join(",")
-        );
-        let groups = parse_json_upload(body.as_bytes(), JsonBody::Identities, 4)
-            .expect_err("too many")
-            .into_groups();
+        let body = format!("[{}]", vec![r#"{"email":"a@b.com","integrationId":1,"identity":"x"}"#; 5].join(","));
+        let groups = parse_json_upload(body.as_bytes(), JsonBody::Identities, 4).expect_err("too many").into_groups();
         assert_eq!(groups[0].error_type, ErrorType::TooManyRows);
         assert!(parse_json_upload(body.as_bytes(), JsonBody::Identities, 5).is_ok());
     }
@@ -588,15 +490,7 @@ mod tests {
     #[test]
     fn cloud_ids_without_users_is_reported() {
         let p = parse(r#"{"users":[]}"#, JsonBody::CloudIds).expect("parses");
-        let types: Vec<ErrorType> = p
-            .problems
-            .into_groups()
-            .into_iter()
-            .map(|g| g.error_type)
-            .collect();
-        assert_eq!(
-            types,
-            vec![ErrorType::RequiredFieldMissing, ErrorType::UnknownField]
-        );
+        let types: Vec<ErrorType> = p.problems.into_groups().into_iter().map(|g| g.error_type).collect();
+        assert_eq!(types, vec![ErrorType::RequiredFieldMissing, ErrorType::UnknownField]);
     }
 }

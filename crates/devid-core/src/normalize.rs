@@ -27,9 +27,7 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailProblem> {
         return Err(EmailProblem::Invalid("it is longer than 254 characters"));
     }
     if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(EmailProblem::Invalid(
-            "it contains whitespace or control characters",
-        ));
+        return Err(EmailProblem::Invalid("it contains whitespace or control characters"));
     }
     let mut parts = trimmed.split('@');
     let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
@@ -39,19 +37,10 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailProblem> {
         return Err(EmailProblem::Invalid("the part before `@` is empty"));
     }
     if !domain.contains('.') || domain.split('.').any(str::is_empty) {
-        return Err(EmailProblem::Invalid(
-            "the domain must look like example.com",
-        ));
+        return Err(EmailProblem::Invalid("the domain must look like example.com"));
     }
-    if domain.chars().any(|c| {
-        matches!(
-            c,
-            ',' | ';' | '<' | '>' | '(' | ')' | '[' | ']' | '"' | '\\'
-        )
-    }) {
-        return Err(EmailProblem::Invalid(
-            "the domain contains characters a domain cannot hold",
-        ));
+    if domain.chars().any(|c| matches!(c, ',' | ';' | '<' | '>' | '(' | ')' | '[' | ']' | '"' | '\\')) {
+        return Err(EmailProblem::Invalid("the domain contains characters a domain cannot hold"));
     }
     Ok(trimmed.to_lowercase())
 }
@@ -73,9 +62,7 @@ pub fn normalize_identity(raw: &str) -> Result<&str, IdentityProblem> {
         return Err(IdentityProblem::Invalid("it is longer than 255 characters"));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(IdentityProblem::Invalid(
-            "it contains control characters (tab, newline, NUL, ...)",
-        ));
+        return Err(IdentityProblem::Invalid("it contains control characters (tab, newline, NUL, ...)"));
     }
     Ok(trimmed)
 }
@@ -93,10 +80,7 @@ pub fn identity_key(application_type: ApplicationType, identity: &str) -> Option
 
 /// True for text a spreadsheet would run as a formula when it opens a CSV.
 pub fn looks_like_formula(cell: &str) -> bool {
-    matches!(
-        cell.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    )
+    matches!(cell.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r'))
 }
 
 /// A formula after any number of `'`: these cells get one more `'` on the way out and
@@ -129,10 +113,7 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(
-            normalize_email("  Jane.Doe@Company.COM "),
-            Ok("jane.doe@company.com".into())
-        );
+        assert_eq!(normalize_email("  Jane.Doe@Company.COM "), Ok("jane.doe@company.com".into()));
         assert_eq!(
             normalize_email("19637339+8bitmp3@users.noreply.github.com"),
             Ok("19637339+8bitmp3@users.noreply.github.com".into())
@@ -141,21 +122,8 @@ mod tests {
 
     #[test]
     fn bad_emails_are_refused_with_a_reason() {
-        for bad in [
-            "bob@",
-            "@example.com",
-            "a@b",
-            "a@@b.com",
-            "a b@c.com",
-            "a@b..com",
-            "a@b.com\0",
-            "=",
-            "a@.com",
-        ] {
-            assert!(
-                matches!(normalize_email(bad), Err(EmailProblem::Invalid(_))),
-                "{bad:?} accepted"
-            );
+        for bad in ["bob@", "@example.com", "a@b", "a@@b.com", "a b@c.com", "a@b..com", "a@b.com\0", "=", "a@.com"] {
+            assert!(matches!(normalize_email(bad), Err(EmailProblem::Invalid(_))), "{bad:?} accepted");
         }
         assert_eq!(normalize_email("   "), Err(EmailProblem::Missing));
         let long = format!("{}@example.com", "a".repeat(250));
@@ -174,19 +142,14 @@ mod tests {
 
     #[test]
     fn identity_keys_follow_case_rules() {
-        assert_eq!(
-            identity_key(ApplicationType::Github, "JDoe"),
-            Some("jdoe".into())
-        );
+        assert_eq!(identity_key(ApplicationType::Github, "JDoe"), Some("jdoe".into()));
         assert_eq!(identity_key(ApplicationType::Github, "jdoe"), None);
         assert_eq!(identity_key(ApplicationType::Jira, "JIRAUSER208441"), None);
     }
 
     #[test]
     fn formula_guard_round_trips() {
-        for cell in [
-            "=1+1", "+x", "-y", "@z", "\tt", "\rr", "plain", "'quoted", "'=x", "''=x", "'",
-        ] {
+        for cell in ["=1+1", "+x", "-y", "@z", "\tt", "\rr", "plain", "'quoted", "'=x", "''=x", "'"] {
             assert_eq!(strip_formula_guard(&guard_formula(cell)), cell);
         }
         assert_eq!(guard_formula("=SUM(A1)"), "'=SUM(A1)");

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::errors::{ErrorType, Position, Problems};
-use crate::normalize::{
-    EmailProblem, IdentityProblem, identity_key, normalize_email, normalize_identity,
-};
+use crate::normalize::{EmailProblem, IdentityProblem, identity_key, normalize_email, normalize_identity};
 use crate::types::{ApplicationType, IntegrationId};
 
 /// How rows name their integration: the current API by id, the previous one by type.
@@ -80,11 +78,7 @@ pub struct ParsedUpload {
 
 impl ParsedUpload {
     pub fn new(addressing: Addressing, rows: Vec<RawRow>) -> Self {
-        Self {
-            addressing,
-            rows,
-            problems: Problems::new(),
-        }
+        Self { addressing, rows, problems: Problems::new() }
     }
 }
 
@@ -132,10 +126,7 @@ pub struct UploadPlan {
 }
 
 /// Validates every row and builds the plan, or returns every problem found.
-pub fn plan_upload(
-    parsed: ParsedUpload,
-    integrations: &[IntegrationInfo],
-) -> Result<UploadPlan, Problems> {
+pub fn plan_upload(parsed: ParsedUpload, integrations: &[IntegrationInfo]) -> Result<UploadPlan, Problems> {
     let mut problems = parsed.problems;
     let received = parsed.rows.len() as u64;
     if received == 0 {
@@ -149,10 +140,8 @@ pub fn plan_upload(
         return Err(problems);
     }
     let addressing = parsed.addressing;
-    let by_id: HashMap<IntegrationId, ApplicationType> = integrations
-        .iter()
-        .map(|i| (i.id, i.application_type))
-        .collect();
+    let by_id: HashMap<IntegrationId, ApplicationType> =
+        integrations.iter().map(|i| (i.id, i.application_type)).collect();
     let mut new_integrations = Vec::new();
     let mut rows = Vec::with_capacity(parsed.rows.len());
     let mut positions = Vec::with_capacity(parsed.rows.len());
@@ -161,34 +150,15 @@ pub fn plan_upload(
         let position = raw.position;
         let email = check_email(&raw.email, position, &mut problems);
         let integration = match addressing {
-            Addressing::IntegrationId => {
-                check_integration_id(&raw.integration, position, &by_id, &mut problems)
+            Addressing::IntegrationId => check_integration_id(&raw.integration, position, &by_id, &mut problems),
+            Addressing::ApplicationType => {
+                check_application_type(&raw.integration, position, integrations, &mut new_integrations, &mut problems)
             }
-            Addressing::ApplicationType => check_application_type(
-                &raw.integration,
-                position,
-                integrations,
-                &mut new_integrations,
-                &mut problems,
-            ),
         };
-        let identity = check_identity(
-            raw.identity,
-            addressing.identity_field(),
-            position,
-            &mut problems,
-        );
-        if let (Some(email), Some((integration, application_type)), Some(identity)) =
-            (email, integration, identity)
-        {
+        let identity = check_identity(raw.identity, addressing.identity_field(), position, &mut problems);
+        if let (Some(email), Some((integration, application_type)), Some(identity)) = (email, integration, identity) {
             let identity_key = identity_key(application_type, &identity);
-            rows.push(PlannedRow {
-                email,
-                integration,
-                application_type,
-                identity,
-                identity_key,
-            });
+            rows.push(PlannedRow { email, integration, application_type, identity, identity_key });
             positions.push(position);
         }
     }
@@ -200,12 +170,7 @@ pub fn plan_upload(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(UploadPlan {
-        rows,
-        received,
-        duplicates,
-        new_integrations,
-    })
+    Ok(UploadPlan { rows, received, duplicates, new_integrations })
 }
 
 /// Folds identical rows into one (the last spelling wins for display) and reports the
@@ -255,11 +220,7 @@ fn fold_repeats(
     for (first, later) in display_from {
         rows[first].identity = std::mem::take(&mut rows[later].identity);
     }
-    let folded = rows
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(row, kept)| kept.then_some(row))
-        .collect();
+    let folded = rows.into_iter().zip(keep).filter_map(|(row, kept)| kept.then_some(row)).collect();
     (folded, duplicates)
 }
 
@@ -272,33 +233,21 @@ pub fn describe_position(p: Position) -> String {
 }
 
 fn check_email(raw: &RawValue, position: Position, problems: &mut Problems) -> Option<String> {
-    match text_of(raw, "email", position, ErrorType::InvalidEmail, problems)? {
-        text => match normalize_email(text) {
-            Ok(email) => Some(email),
-            Err(EmailProblem::Missing) => {
-                problems.add(ErrorType::RequiredValueMissing, "email", position, text);
-                None
-            }
-            Err(EmailProblem::Invalid(reason)) => {
-                problems.add_with_reason(
-                    ErrorType::InvalidEmail,
-                    "email",
-                    position,
-                    text,
-                    Some(reason.into()),
-                );
-                None
-            }
-        },
+    let text = text_of(raw, "email", position, ErrorType::InvalidEmail, problems)?;
+    match normalize_email(text) {
+        Ok(email) => Some(email),
+        Err(EmailProblem::Missing) => {
+            problems.add(ErrorType::RequiredValueMissing, "email", position, text);
+            None
+        }
+        Err(EmailProblem::Invalid(reason)) => {
+            problems.add_with_reason(ErrorType::InvalidEmail, "email", position, text, Some(reason.into()));
+            None
+        }
     }
 }
 
-fn check_identity(
-    raw: RawValue,
-    field: &str,
-    position: Position,
-    problems: &mut Problems,
-) -> Option<String> {
+fn check_identity(raw: RawValue, field: &str, position: Position, problems: &mut Problems) -> Option<String> {
     let text = text_of(&raw, field, position, ErrorType::InvalidIdentity, problems)?;
     match normalize_identity(text) {
         Ok(trimmed) if trimmed.len() == text.len() => match raw {
@@ -311,13 +260,7 @@ fn check_identity(
             None
         }
         Err(IdentityProblem::Invalid(reason)) => {
-            problems.add_with_reason(
-                ErrorType::InvalidIdentity,
-                field,
-                position,
-                text,
-                Some(reason.into()),
-            );
+            problems.add_with_reason(ErrorType::InvalidIdentity, field, position, text, Some(reason.into()));
             None
         }
     }
@@ -367,21 +310,10 @@ fn check_integration_id(
     known: &HashMap<IntegrationId, ApplicationType>,
     problems: &mut Problems,
 ) -> Option<(IntegrationRef, ApplicationType)> {
-    let text = text_of(
-        raw,
-        "integrationId",
-        position,
-        ErrorType::InvalidIntegrationId,
-        problems,
-    )?;
+    let text = text_of(raw, "integrationId", position, ErrorType::InvalidIntegrationId, problems)?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        problems.add(
-            ErrorType::RequiredValueMissing,
-            "integrationId",
-            position,
-            text,
-        );
+        problems.add(ErrorType::RequiredValueMissing, "integrationId", position, text);
         return None;
     }
     let Some(id) = parse_integration_id(trimmed) else {
@@ -425,20 +357,9 @@ fn check_application_type(
     new_integrations: &mut Vec<ApplicationType>,
     problems: &mut Problems,
 ) -> Option<(IntegrationRef, ApplicationType)> {
-    let text = text_of(
-        raw,
-        "applicationType",
-        position,
-        ErrorType::UnknownApplicationType,
-        problems,
-    )?;
+    let text = text_of(raw, "applicationType", position, ErrorType::UnknownApplicationType, problems)?;
     if text.trim().is_empty() {
-        problems.add(
-            ErrorType::RequiredValueMissing,
-            "applicationType",
-            position,
-            text,
-        );
+        problems.add(ErrorType::RequiredValueMissing, "applicationType", position, text);
         return None;
     }
     let Ok(application_type) = text.parse::<ApplicationType>() else {
@@ -447,16 +368,11 @@ fn check_application_type(
             "applicationType",
             position,
             text,
-            Some(format!(
-                "expected one of {}",
-                ApplicationType::allowed_values()
-            )),
+            Some(format!("expected one of {}", ApplicationType::allowed_values())),
         );
         return None;
     };
-    let mut matching = integrations
-        .iter()
-        .filter(|i| i.application_type == application_type);
+    let mut matching = integrations.iter().filter(|i| i.application_type == application_type);
     match (matching.next(), matching.next()) {
         (Some(only), None) => Some((IntegrationRef::Existing(only.id), application_type)),
         (None, _) => {
@@ -502,10 +418,7 @@ pub struct DeletePlan {
 }
 
 /// Validates a delete request: each row names an existing integration and an identity.
-pub fn plan_delete(
-    parsed: ParsedUpload,
-    integrations: &[IntegrationInfo],
-) -> Result<DeletePlan, Problems> {
+pub fn plan_delete(parsed: ParsedUpload, integrations: &[IntegrationInfo]) -> Result<DeletePlan, Problems> {
     let mut problems = parsed.problems;
     let rows = parsed.rows;
     let received = rows.len() as u64;
@@ -519,26 +432,17 @@ pub fn plan_delete(
         );
         return Err(problems);
     }
-    let by_id: HashMap<IntegrationId, ApplicationType> = integrations
-        .iter()
-        .map(|i| (i.id, i.application_type))
-        .collect();
+    let by_id: HashMap<IntegrationId, ApplicationType> =
+        integrations.iter().map(|i| (i.id, i.application_type)).collect();
     let mut planned = Vec::with_capacity(rows.len());
     for raw in rows {
-        let integration =
-            check_integration_id(&raw.integration, raw.position, &by_id, &mut problems);
+        let integration = check_integration_id(&raw.integration, raw.position, &by_id, &mut problems);
         let identity = check_identity(raw.identity, "identity", raw.position, &mut problems);
-        if let (
-            Some((IntegrationRef::Existing(integration_id), application_type)),
-            Some(identity),
-        ) = (integration, identity)
+        if let (Some((IntegrationRef::Existing(integration_id), application_type)), Some(identity)) =
+            (integration, identity)
         {
             let identity_key = identity_key(application_type, &identity);
-            planned.push(DeleteRow {
-                integration_id,
-                identity,
-                identity_key,
-            });
+            planned.push(DeleteRow { integration_id, identity, identity_key });
         }
     }
     if !problems.is_empty() {
@@ -554,11 +458,7 @@ pub fn plan_delete(
             duplicates += 1;
         }
     }
-    Ok(DeletePlan {
-        rows: unique,
-        received,
-        duplicates,
-    })
+    Ok(DeletePlan { rows: unique, received, duplicates })
 }
 
 #[cfg(test)]
@@ -580,18 +480,9 @@ mod tests {
 
     fn integrations() -> Vec<IntegrationInfo> {
         vec![
-            IntegrationInfo {
-                id: 1,
-                application_type: ApplicationType::Github,
-            },
-            IntegrationInfo {
-                id: 2,
-                application_type: ApplicationType::Jira,
-            },
-            IntegrationInfo {
-                id: 3,
-                application_type: ApplicationType::Jira,
-            },
+            IntegrationInfo { id: 1, application_type: ApplicationType::Github },
+            IntegrationInfo { id: 2, application_type: ApplicationType::Jira },
+            IntegrationInfo { id: 3, application_type: ApplicationType::Jira },
         ]
     }
 
@@ -601,11 +492,7 @@ mod tests {
 
     #[test]
     fn valid_rows_are_normalised() {
-        let plan = plan_upload(
-            current(vec![row(2, " Jane@X.com ", "1", " JDoe ")]),
-            &integrations(),
-        )
-        .expect("valid");
+        let plan = plan_upload(current(vec![row(2, " Jane@X.com ", "1", " JDoe ")]), &integrations()).expect("valid");
         assert_eq!(plan.rows.len(), 1);
         let r = &plan.rows[0];
         assert_eq!(r.email, "jane@x.com");
@@ -628,33 +515,19 @@ mod tests {
         .expect("valid");
         assert_eq!(plan.duplicates, 1);
         assert_eq!(plan.rows.len(), 3);
-        assert_eq!(
-            plan.rows[0].identity, "JDoe",
-            "the last spelling is kept for display"
-        );
+        assert_eq!(plan.rows[0].identity, "JDoe", "the last spelling is kept for display");
     }
 
     #[test]
     fn same_identity_two_emails_conflicts() {
-        let err = plan_upload(
-            current(vec![
-                row(2, "a@x.com", "1", "jdoe"),
-                row(3, "b@x.com", "1", "JDOE"),
-            ]),
-            &integrations(),
-        )
-        .expect_err("conflict");
+        let err =
+            plan_upload(current(vec![row(2, "a@x.com", "1", "jdoe"), row(3, "b@x.com", "1", "JDOE")]), &integrations())
+                .expect_err("conflict");
         let groups = err.into_groups();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].error_type, ErrorType::ConflictingRows);
         assert_eq!(groups[0].samples[0].line, Some(3));
-        assert!(
-            groups[0].samples[0]
-                .reason
-                .as_deref()
-                .unwrap_or("")
-                .contains("line 2")
-        );
+        assert!(groups[0].samples[0].reason.as_deref().unwrap_or("").contains("line 2"));
     }
 
     #[test]
@@ -677,11 +550,7 @@ mod tests {
             &integrations(),
         )
         .expect_err("invalid");
-        let types: Vec<ErrorType> = err
-            .into_groups()
-            .into_iter()
-            .map(|g| g.error_type)
-            .collect();
+        let types: Vec<ErrorType> = err.into_groups().into_iter().map(|g| g.error_type).collect();
         assert_eq!(
             types,
             vec![
@@ -699,26 +568,16 @@ mod tests {
     fn application_types_resolve_create_or_are_ambiguous() {
         let parsed = ParsedUpload::new(
             Addressing::ApplicationType,
-            vec![
-                row(2, "a@x.com", "GITHUB", "a"),
-                row(3, "a@x.com", "CUSTOM", "b"),
-                row(4, "a@x.com", "custom", "c"),
-            ],
+            vec![row(2, "a@x.com", "GITHUB", "a"), row(3, "a@x.com", "CUSTOM", "b"), row(4, "a@x.com", "custom", "c")],
         );
         let plan = plan_upload(parsed, &integrations()).expect("valid");
         assert_eq!(plan.rows[0].integration, IntegrationRef::Existing(1));
-        assert_eq!(
-            plan.rows[1].integration,
-            IntegrationRef::New(ApplicationType::Custom)
-        );
+        assert_eq!(plan.rows[1].integration, IntegrationRef::New(ApplicationType::Custom));
         assert_eq!(plan.new_integrations, vec![ApplicationType::Custom]);
 
         let parsed = ParsedUpload::new(
             Addressing::ApplicationType,
-            vec![
-                row(2, "a@x.com", "JIRA", "a"),
-                row(3, "a@x.com", "JIRAA", "a"),
-            ],
+            vec![row(2, "a@x.com", "JIRA", "a"), row(3, "a@x.com", "JIRAA", "a")],
         );
         let types: Vec<ErrorType> = plan_upload(parsed, &integrations())
             .expect_err("bad")
@@ -726,13 +585,7 @@ mod tests {
             .into_iter()
             .map(|g| g.error_type)
             .collect();
-        assert_eq!(
-            types,
-            vec![
-                ErrorType::UnknownApplicationType,
-                ErrorType::AmbiguousApplicationType
-            ]
-        );
+        assert_eq!(types, vec![ErrorType::UnknownApplicationType, ErrorType::AmbiguousApplicationType]);
     }
 
     #[test]

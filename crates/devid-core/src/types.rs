@@ -7,19 +7,7 @@ use serde::{Deserialize, Serialize};
 pub type IntegrationId = i64;
 
 /// The kind of source system an integration connects to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApplicationType {
     Github,
@@ -92,27 +80,12 @@ impl FromStr for ApplicationType {
     /// written by hand send `github` or `bitbucket-cloud` as often as `GITHUB`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_uppercase().replace(['-', ' '], "_");
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == wanted)
-            .ok_or_else(|| UnknownApplicationType(s.to_string()))
+        Self::ALL.into_iter().find(|t| t.as_str() == wanted).ok_or_else(|| UnknownApplicationType(s.to_string()))
     }
 }
 
 /// What an API key may do. `Admin` implies the other two.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Scope {
     #[serde(rename = "developer_records:read")]
     DeveloperRecordsRead,
@@ -123,11 +96,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [
-        Scope::DeveloperRecordsRead,
-        Scope::DeveloperRecordsWrite,
-        Scope::Admin,
-    ];
+    pub const ALL: [Scope; 3] = [Scope::DeveloperRecordsRead, Scope::DeveloperRecordsWrite, Scope::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -171,18 +140,11 @@ pub fn scopes_grant(held: &[Scope], required: Scope) -> bool {
 
 /// Encodes scopes for storage and display as a comma-separated list.
 pub fn scopes_to_string(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
 }
 
 pub fn scopes_from_string(s: &str) -> Result<Vec<Scope>, UnknownScope> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(str::parse)
-        .collect()
+    s.split(',').filter(|p| !p.trim().is_empty()).map(str::parse).collect()
 }
 
 /// Account names appear inside API keys (`pat.<account>.<keyId>.<secret>`), so they may
@@ -191,13 +153,8 @@ pub fn validate_account_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
         return Err("an account name must be 1 to 64 characters long".into());
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "account name `{name}` may only contain letters, digits, `-` and `_`"
-        ));
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(format!("account name `{name}` may only contain letters, digits, `-` and `_`"));
     }
     Ok(())
 }
@@ -212,10 +169,7 @@ mod tests {
             assert_eq!(t.as_str().parse::<ApplicationType>(), Ok(t));
             assert_eq!(t.as_str().to_lowercase().parse::<ApplicationType>(), Ok(t));
         }
-        assert_eq!(
-            "bitbucket-cloud".parse(),
-            Ok(ApplicationType::BitbucketCloud)
-        );
+        assert_eq!("bitbucket-cloud".parse(), Ok(ApplicationType::BitbucketCloud));
         assert!("GITHUBB".parse::<ApplicationType>().is_err());
     }
 
@@ -230,14 +184,8 @@ mod tests {
     #[test]
     fn admin_implies_other_scopes() {
         assert!(scopes_grant(&[Scope::Admin], Scope::DeveloperRecordsWrite));
-        assert!(scopes_grant(
-            &[Scope::DeveloperRecordsRead],
-            Scope::DeveloperRecordsRead
-        ));
-        assert!(!scopes_grant(
-            &[Scope::DeveloperRecordsRead],
-            Scope::DeveloperRecordsWrite
-        ));
+        assert!(scopes_grant(&[Scope::DeveloperRecordsRead], Scope::DeveloperRecordsRead));
+        assert!(!scopes_grant(&[Scope::DeveloperRecordsRead], Scope::DeveloperRecordsWrite));
         assert!(!scopes_grant(&[Scope::DeveloperRecordsWrite], Scope::Admin));
     }
 

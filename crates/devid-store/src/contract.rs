@@ -1,0 +1,306 @@
+//! The behaviour every backend must show, written once and run against each backend
+//! by its test file (`tests/sqlite.rs`, `tests/postgres.rs`). Each check receives a
+//! fresh, empty store.
+
+use devid_core::errors::Position;
+use devid_core::plan::{Addressing, ParsedUpload, RawRow, RawValue, plan_delete, plan_upload};
+use devid_core::types::{ApplicationType, Scope};
+
+use crate::query::{CursorKey, IdentityQuery, Paging, SortKey, SortOrder};
+use crate::{
+    AuditQuery, AuthOutcome, ChangeContext, DeleteIntegrationOutcome, IdentityRecord, NewIntegration, NewKey, Store,
+    StoreError, UploadSummary,
+};
+
+/// Panics with the check's context; contract checks are test code.
+fn ok<T, E: std::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: {e:?}"),
+    }
+}
+
+async fn account(store: &dyn Store, name: &str) -> ChangeContext {
+    let account = ok(store.ensure_account(name).await, "ensure account");
+    ChangeContext { account: account.id, key_id: Some("test-key".into()), request_id: Some("req-1".into()) }
+}
+
+async fn integration(store: &dyn Store, ctx: &ChangeContext, id: i64, t: ApplicationType) {
+    ok(
+        store
+            .create_integration(ctx, NewIntegration { id: Some(id), application_type: t, name: format!("{t} {id}") })
+            .await,
+        "create integration",
+    );
+}
+
+fn rows(rows: &[(&str, i64, &str)]) -> ParsedUpload {
+    ParsedUpload::new(
+        Addressing::IntegrationId,
+        rows.iter()
+            .enumerate()
+            .map(|(i, (email, id, identity))| RawRow {
+                position: Position::Index(i as u64),
+                email: RawValue::Text(email.to_string()),
+                integration: RawValue::Number(id.to_string()),
+                identity: RawValue::Text(identity.to_string()),
+            })
+            .collect(),
+    )
+}
+
+pub async fn upload(
+    store: &dyn Store,
+    ctx: &ChangeContext,
+    data: &[(&str, i64, &str)],
+    dry_run: bool,
+) -> Result<UploadSummary, StoreError> {
+    let infos = ok(store.integration_infos(ctx.account).await, "integration infos");
+    let plan = ok(plan_upload(rows(data), &infos).map_err(|p| p.into_groups()), "plan");
+    store.apply_upload(ctx, plan, dry_run).await
+}
+
+pub async fn dump(store: &dyn Store, ctx: &ChangeContext) -> Vec<IdentityRecord> {
+    ok(store.list_identities(ctx.account, IdentityQuery::default()).await, "dump").records
+}
+
+pub async fn bootstrap_creates_one_admin_key_once(store: &dyn Store) {
+    let key = ok(store.bootstrap().await, "bootstrap").expect("first bootstrap creates a key");
+    assert!(key.key.starts_with("pat.default."));
+    assert_eq!(key.info.scopes, vec![Scope::Admin]);
+    assert!(ok(store.bootstrap().await, "second bootstrap").is_none());
+    match ok(store.authenticate(&key.key).await, "auth") {
+        AuthOutcome::Valid(p) => {
+            assert_eq!(p.account_name, "default");
+            assert_eq!(p.scopes, vec![Scope::Admin]);
+        }
+        other => panic!("bootstrap key not valid: {other:?}"),
+    }
+}
+
+pub async fn keys_authenticate_revoke_and_expire(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    let new = |expires_at| NewKey { scopes: vec![Scope::DeveloperRecordsRead], label: "ci".into(), expires_at };
+    let key = ok(store.create_key(&ctx, new(None)).await, "create key");
+    assert!(matches!(ok(store.authenticate(&key.key).await, "auth"), AuthOutcome::Valid(_)));
+
+    let wrong_secret = format!("{}x", key.key);
+    assert_eq!(ok(store.authenticate(&wrong_secret).await, "auth"), AuthOutcome::Unknown);
+    let wrong_account = key.key.replacen("acme", "other", 1);
+    assert_eq!(ok(store.authenticate(&wrong_account).await, "auth"), AuthOutcome::Unknown);
+    assert_eq!(ok(store.authenticate("garbage").await, "auth"), AuthOutcome::Unknown);
+
+    let listed = ok(store.list_keys(Some(ctx.account)).await, "list keys");
+    assert_eq!(listed.len(), 1);
+    let listed_text = format!("{listed:?}");
+    let secret = key.key.rsplit('.').next().unwrap_or_default();
+    assert!(!listed_text.contains(secret), "a listing must never show a secret");
+
+    let revoked = ok(store.revoke_key(&ctx, &key.info.id, false).await, "revoke");
+    assert!(revoked.revoked);
+    assert_eq!(ok(store.authenticate(&key.key).await, "auth"), AuthOutcome::Revoked);
+
+    let expired = ok(store.create_key(&ctx, new(Some(crate::now_micros() - 1))).await, "create expired");
+    assert_eq!(ok(store.authenticate(&expired.key).await, "auth"), AuthOutcome::Expired);
+
+    let other = account(store, "other").await;
+    let err = store.revoke_key(&other, &expired.info.id, false).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "one account cannot revoke another's key");
+}
+
+pub async fn integrations_are_managed_and_guarded(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 7, ApplicationType::Github).await;
+    let dup = store
+        .create_integration(
+            &ctx,
+            NewIntegration { id: Some(7), application_type: ApplicationType::Jira, name: "x".into() },
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+    let next = ok(
+        store
+            .create_integration(
+                &ctx,
+                NewIntegration { id: None, application_type: ApplicationType::Jira, name: "j".into() },
+            )
+            .await,
+        "next id",
+    );
+    assert_eq!(next.id, 8);
+
+    ok(upload(store, &ctx, &[("a@x.com", 7, "alice")], false).await, "upload");
+    let listed = ok(store.list_integrations(ctx.account).await, "list");
+    assert_eq!(listed.iter().map(|i| (i.id, i.identity_count)).collect::<Vec<_>>(), vec![(7, 1), (8, 0)]);
+
+    let refused = ok(store.delete_integration(&ctx, 7, false).await, "delete");
+    assert_eq!(refused, DeleteIntegrationOutcome::HasIdentities(1));
+    let deleted = ok(store.delete_integration(&ctx, 7, true).await, "force delete");
+    assert_eq!(deleted, DeleteIntegrationOutcome::Deleted { identities_deleted: 1 });
+    assert!(dump(store, &ctx).await.is_empty());
+    assert_eq!(ok(store.delete_integration(&ctx, 7, true).await, "again"), DeleteIntegrationOutcome::NotFound);
+}
+
+pub async fn uploads_create_reassign_and_are_idempotent(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Jira).await;
+    let data = [("jane@x.com", 1, "JDoe"), ("jane@x.com", 2, "081de7ae"), ("bob@x.com", 1, "bob")];
+    let first = ok(upload(store, &ctx, &data, false).await, "first upload");
+    assert_eq!((first.received, first.created, first.unchanged, first.developers_created), (3, 3, 0, 2));
+
+    let again = ok(upload(store, &ctx, &data, false).await, "same upload");
+    assert_eq!((again.created, again.reassigned, again.unchanged, again.developers_created), (0, 0, 3, 0));
+
+    let moved = ok(upload(store, &ctx, &[("bob@x.com", 1, "jdoe")], false).await, "reassign");
+    assert_eq!((moved.reassigned, moved.created), (1, 0));
+    let records = dump(store, &ctx).await;
+    let jdoe = records.iter().find(|r| r.integration_id == 1 && r.identity.eq_ignore_ascii_case("jdoe"));
+    assert_eq!(jdoe.map(|r| (r.email.as_str(), r.identity.as_str())), Some(("bob@x.com", "jdoe")));
+
+    let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 100, ..Default::default() }).await, "audit");
+    let actions: Vec<&str> =
+        audit.events.iter().map(|e| e.action.as_str()).filter(|a| a.starts_with("identity.")).collect();
+    assert_eq!(actions, vec!["identity.reassigned", "identity.created", "identity.created", "identity.created"]);
+    let reassigned = &audit.events[0];
+    assert_eq!(reassigned.old_email.as_deref(), Some("jane@x.com"));
+    assert_eq!(reassigned.new_email.as_deref(), Some("bob@x.com"));
+    assert_eq!(reassigned.key_id.as_deref(), Some("test-key"));
+    assert_eq!(reassigned.request_id.as_deref(), Some("req-1"));
+}
+
+pub async fn dry_runs_change_nothing(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    ok(upload(store, &ctx, &[("a@x.com", 1, "a")], false).await, "seed");
+    let before = dump(store, &ctx).await;
+    let audit_before =
+        ok(store.list_audit(ctx.account, AuditQuery { page_size: 10, ..Default::default() }).await, "audit");
+    let dry = ok(upload(store, &ctx, &[("b@x.com", 1, "a"), ("b@x.com", 1, "b")], true).await, "dry run");
+    assert_eq!((dry.reassigned, dry.created, dry.developers_created), (1, 1, 1));
+    assert_eq!(dump(store, &ctx).await, before);
+    let audit_after =
+        ok(store.list_audit(ctx.account, AuditQuery { page_size: 10, ..Default::default() }).await, "audit");
+    assert_eq!(audit_after.total_count, audit_before.total_count, "a dry run writes no audit events");
+}
+
+pub async fn deletes_are_counted_and_audited(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    ok(upload(store, &ctx, &[("a@x.com", 1, "Alice"), ("b@x.com", 1, "bob")], false).await, "seed");
+    let infos = ok(store.integration_infos(ctx.account).await, "infos");
+    let plan =
+        ok(plan_delete(rows(&[("", 1, "ALICE"), ("", 1, "nobody")]), &infos).map_err(|p| p.into_groups()), "plan");
+    let summary = ok(store.delete_identities(&ctx, plan, false).await, "delete");
+    assert_eq!((summary.deleted, summary.not_found), (1, 1));
+    let left: Vec<String> = dump(store, &ctx).await.into_iter().map(|r| r.identity).collect();
+    assert_eq!(left, vec!["bob"]);
+    let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 1, ..Default::default() }).await, "audit");
+    assert_eq!(audit.events[0].action, "identity.deleted");
+    assert_eq!(audit.events[0].old_email.as_deref(), Some("a@x.com"));
+}
+
+pub async fn accounts_never_see_each_other(store: &dyn Store) {
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    integration(store, &a, 1, ApplicationType::Github).await;
+    integration(store, &b, 1, ApplicationType::Jira).await;
+    ok(upload(store, &a, &[("a@x.com", 1, "secret-a")], false).await, "upload a");
+    assert!(dump(store, &b).await.is_empty());
+    assert_eq!(ok(store.list_integrations(b.account).await, "list b")[0].application_type, ApplicationType::Jira);
+    let audit_b = ok(store.list_audit(b.account, AuditQuery { page_size: 100, ..Default::default() }).await, "audit b");
+    assert!(audit_b.events.iter().all(|e| e.identity.as_deref() != Some("secret-a")));
+    assert!(matches!(ok(store.delete_integration(&b, 2, true).await, "delete"), DeleteIntegrationOutcome::NotFound));
+}
+
+/// Walks every sort key and order by offset and by cursor: each row once, in order.
+pub async fn paging_walks_every_row_once(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Custom).await;
+    let mut data = Vec::new();
+    for i in 0..23 {
+        data.push((format!("dev{}@x.com", i % 7), 1 + (i % 2), format!("id-{:02}", 23 - i)));
+    }
+    let borrowed: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+    ok(upload(store, &ctx, &borrowed, false).await, "seed");
+    for (sort, _) in SortKey::ALL {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let all = ok(
+                store.list_identities(ctx.account, IdentityQuery { sort, order, ..Default::default() }).await,
+                "all",
+            )
+            .records;
+            assert_eq!(all.len(), 23);
+            let mut by_offset = Vec::new();
+            for page_index in 0..5 {
+                let page = ok(
+                    store
+                        .list_identities(
+                            ctx.account,
+                            IdentityQuery {
+                                sort,
+                                order,
+                                paging: Paging::Offset { page_index, page_size: 5 },
+                                ..Default::default()
+                            },
+                        )
+                        .await,
+                    "page",
+                );
+                assert_eq!(page.total_count, 23);
+                assert_eq!(page.has_next, page_index < 4);
+                by_offset.extend(page.records);
+            }
+            assert_eq!(by_offset, all, "offset walk {sort:?} {order:?}");
+            let mut by_cursor = Vec::new();
+            let mut cursor: Option<CursorKey> = None;
+            loop {
+                let paging = match cursor.take() {
+                    None => Paging::Offset { page_index: 0, page_size: 4 },
+                    Some(cursor) => Paging::After { cursor, page_size: 4 },
+                };
+                let page = ok(
+                    store
+                        .list_identities(ctx.account, IdentityQuery { sort, order, paging, ..Default::default() })
+                        .await,
+                    "page",
+                );
+                by_cursor.extend(page.records);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(by_cursor, all, "cursor walk {sort:?} {order:?}");
+        }
+    }
+}
+
+/// Runs every check above, each on a store from `fresh`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($fresh:expr) => {
+        $crate::contract_tests!(@each $fresh;
+            bootstrap_creates_one_admin_key_once,
+            keys_authenticate_revoke_and_expire,
+            integrations_are_managed_and_guarded,
+            uploads_create_reassign_and_are_idempotent,
+            dry_runs_change_nothing,
+            deletes_are_counted_and_audited,
+            accounts_never_see_each_other,
+            paging_walks_every_row_once,
+        );
+    };
+    (@each $fresh:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let fresh = $fresh;
+                if let Some((store, _guard)) = fresh().await {
+                    $crate::contract::$name(&*store).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,106 @@
+//! Versioned, forward-only schema migrations. A migration, once released, is never
+//! edited: a change is a new entry at the end.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE integrations (
+    account_id        INTEGER NOT NULL REFERENCES accounts(id),
+    id                INTEGER NOT NULL,
+    application_type  TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    PRIMARY KEY (account_id, id)
+) WITHOUT ROWID;
+
+CREATE TABLE developers (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id),
+    email       TEXT NOT NULL,
+    name        TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (account_id, email)
+);
+
+-- `email` repeats the developer's email so that sorting and filtering by it is one
+-- index range, not a join; a developer's email never changes, reassignment rewrites
+-- both columns together.
+CREATE TABLE identities (
+    id              INTEGER PRIMARY KEY,
+    account_id      INTEGER NOT NULL,
+    integration_id  INTEGER NOT NULL,
+    identity_key    TEXT NOT NULL,
+    identity        TEXT NOT NULL,
+    developer_id    INTEGER NOT NULL REFERENCES developers(id),
+    email           TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    FOREIGN KEY (account_id, integration_id) REFERENCES integrations(account_id, id)
+);
+CREATE UNIQUE INDEX identities_by_key ON identities(account_id, integration_id, identity_key);
+CREATE INDEX identities_by_email ON identities(account_id, email, integration_id, identity_key);
+CREATE INDEX identities_by_identity ON identities(account_id, identity_key, integration_id);
+CREATE INDEX identities_by_updated ON identities(account_id, updated_at, integration_id, identity_key);
+CREATE INDEX identities_by_developer ON identities(developer_id);
+
+CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,
+    account_id    INTEGER NOT NULL REFERENCES accounts(id),
+    secret_hash   BLOB NOT NULL,
+    scopes        TEXT NOT NULL,
+    label         TEXT NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    expires_at    INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX api_keys_by_account ON api_keys(account_id);
+
+CREATE TABLE audit_events (
+    id              INTEGER PRIMARY KEY,
+    account_id      INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    action          TEXT NOT NULL,
+    key_id          TEXT,
+    request_id      TEXT,
+    integration_id  INTEGER,
+    identity        TEXT,
+    old_email       TEXT,
+    new_email       TEXT,
+    detail          TEXT
+);
+CREATE INDEX audit_by_account ON audit_events(account_id, id);
+CREATE INDEX audit_by_time ON audit_events(account_id, at);
+"#,
+)];
+
+/// Applies what is missing, inside one immediate transaction so that two processes
+/// starting on the same file cannot both migrate. Returns how many were applied.
+pub fn run(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let mut applied = 0;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            (version, crate::now_micros()),
+        )?;
+        applied += 1;
+    }
+    tx.commit()?;
+    Ok(applied)
+}

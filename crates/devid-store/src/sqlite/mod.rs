@@ -1,0 +1,1099 @@
+//! The embedded backend: one SQLite file in WAL mode. Writes go through a single
+//! connection guarded by a mutex (SQLite allows one writer at a time; queueing here is
+//! cheaper and fairer than retrying on SQLITE_BUSY), reads use a small pool and run
+//! beside writes thanks to WAL. All database work runs on tokio's blocking threads.
+
+mod migrations;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use devid_core::apikey::{format_key, parse_key};
+use devid_core::plan::{DeletePlan, IntegrationInfo, IntegrationRef, UploadPlan};
+use devid_core::time::{Micros, to_rfc3339};
+use devid_core::types::{ApplicationType, IntegrationId, Scope, scopes_from_string, scopes_to_string};
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::keys::{hash_secret, new_key_id, new_secret, secret_matches};
+use crate::query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
+use crate::{
+    Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
+    DeleteIntegrationOutcome, DeleteSummary, IdentityPage, IdentityRecord, Integration, IntegrationPatch,
+    LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult, UploadSummary,
+    default_integration_name, now_micros,
+};
+
+/// How long a write waits for another process holding the SQLite write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    throttle: LastUsedThrottle,
+    /// Test hook: fail an upload after this many rows were written (0: never).
+    fail_after_rows: AtomicU64,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = connect(&path)?;
+        migrations::run(&mut writer).map_err(map_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                throttle: LastUsedThrottle::default(),
+                fail_after_rows: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Makes the next uploads fail after `rows` rows were written, to prove that a
+    /// failure mid-upload leaves nothing behind. Tests only.
+    #[doc(hidden)]
+    pub fn inject_failure_after_rows(&self, rows: u64) {
+        self.inner.fail_after_rows.store(rows, Ordering::SeqCst);
+    }
+
+    /// Re-runs migrations; returns how many were applied (0 on an up-to-date file).
+    pub fn migrate(&self) -> StoreResult<usize> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        migrations::run(&mut conn).map_err(map_err)
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Inner) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn, &inner)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut idle = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(map_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "SQLite database {} could not switch to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    // FULL: an acknowledged write survives power loss, not just a process crash.
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
+    )
+    .map_err(map_err)?;
+    Ok(conn)
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable("the database is busy; retry shortly".into())
+        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied,
+        ) => StoreError::Unavailable(e.to_string()),
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn parse_type(s: &str) -> StoreResult<ApplicationType> {
+    s.parse().map_err(|_| StoreError::Internal(format!("stored application type `{s}` is unknown")))
+}
+
+/// One audit event; fields that do not apply stay `None`.
+#[derive(Default)]
+struct Audit<'a> {
+    action: &'a str,
+    integration_id: Option<IntegrationId>,
+    identity: Option<&'a str>,
+    old_email: Option<&'a str>,
+    new_email: Option<&'a str>,
+    detail: Option<&'a str>,
+}
+
+fn insert_audit(tx: &Transaction<'_>, ctx: &ChangeContext, at: Micros, e: Audit<'_>) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    stmt.execute(params![
+        ctx.account.0,
+        at,
+        e.action,
+        ctx.key_id,
+        ctx.request_id,
+        e.integration_id,
+        e.identity,
+        e.old_email,
+        e.new_email,
+        e.detail
+    ])?;
+    Ok(())
+}
+
+fn account_name(conn: &Connection, account: AccountId) -> StoreResult<String> {
+    conn.query_row("SELECT name FROM accounts WHERE id = ?1", [account.0], |r| r.get(0))
+        .optional()
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("account {} does not exist", account.0)))
+}
+
+type KeyRow = (String, String, String, String, i64, Option<i64>, Option<i64>, Option<i64>);
+
+fn key_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
+
+fn key_info(row: KeyRow) -> StoreResult<ApiKeyInfo> {
+    let (id, account, scopes, label, created_at, last_used_at, expires_at, revoked_at) = row;
+    Ok(ApiKeyInfo {
+        id,
+        account,
+        scopes: scopes_from_string(&scopes).map_err(|e| StoreError::Internal(e.to_string()))?,
+        label,
+        created_at: to_rfc3339(created_at),
+        last_used_at: last_used_at.map(to_rfc3339),
+        expires_at: expires_at.map(to_rfc3339),
+        revoked: revoked_at.is_some(),
+    })
+}
+
+const KEY_COLUMNS: &str = "k.id, a.name, k.scopes, k.label, k.created_at, k.last_used_at, k.expires_at, k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id";
+
+fn create_key_in(tx: &Transaction<'_>, ctx: &ChangeContext, new: &NewKey) -> StoreResult<CreatedKey> {
+    let name = account_name(tx, ctx.account)?;
+    let key_id = new_key_id();
+    let secret = new_secret();
+    let now = now_micros();
+    let scopes = scopes_to_string(&new.scopes);
+    tx.execute(
+        "INSERT INTO api_keys (id, account_id, secret_hash, scopes, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![key_id, ctx.account.0, hash_secret(&secret), scopes, new.label, now, new.expires_at],
+    )
+    .map_err(map_err)?;
+    let detail = serde_json::json!({"keyId": key_id, "scopes": new.scopes, "label": new.label}).to_string();
+    insert_audit(tx, ctx, now, Audit { action: "key.created", detail: Some(&detail), ..Default::default() })
+        .map_err(map_err)?;
+    Ok(CreatedKey {
+        key: format_key(&name, &key_id, &secret),
+        info: ApiKeyInfo {
+            id: key_id,
+            account: name,
+            scopes: new.scopes.clone(),
+            label: new.label.clone(),
+            created_at: to_rfc3339(now),
+            last_used_at: None,
+            expires_at: new.expires_at.map(to_rfc3339),
+            revoked: false,
+        },
+    })
+}
+
+fn ensure_account_in(tx: &Transaction<'_>, name: &str) -> StoreResult<Account> {
+    devid_core::types::validate_account_name(name).map_err(StoreError::Invalid)?;
+    tx.execute("INSERT OR IGNORE INTO accounts (name, created_at) VALUES (?1, ?2)", params![name, now_micros()])
+        .map_err(map_err)?;
+    let id: i64 = tx.query_row("SELECT id FROM accounts WHERE name = ?1", [name], |r| r.get(0)).map_err(map_err)?;
+    Ok(Account { id: AccountId(id), name: name.to_string() })
+}
+
+const INTEGRATION_COLUMNS: &str = "i.id, i.application_type, i.name, i.created_at, i.updated_at,
+    (SELECT COUNT(*) FROM identities d WHERE d.account_id = i.account_id AND d.integration_id = i.id)
+    FROM integrations i";
+
+fn integration_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, i64, i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn integration(row: (i64, String, String, i64, i64, i64)) -> StoreResult<Integration> {
+    let (id, t, name, created_at, updated_at, count) = row;
+    Ok(Integration {
+        id,
+        application_type: parse_type(&t)?,
+        name,
+        created_at: to_rfc3339(created_at),
+        updated_at: to_rfc3339(updated_at),
+        identity_count: count.max(0) as u64,
+    })
+}
+
+fn get_integration_in(conn: &Connection, account: AccountId, id: IntegrationId) -> StoreResult<Option<Integration>> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {INTEGRATION_COLUMNS} WHERE i.account_id = ?1 AND i.id = ?2"),
+            params![account.0, id],
+            integration_from_row,
+        )
+        .optional()
+        .map_err(map_err)?;
+    row.map(integration).transpose()
+}
+
+fn insert_integration(
+    tx: &Transaction<'_>,
+    ctx: &ChangeContext,
+    id: Option<IntegrationId>,
+    application_type: ApplicationType,
+    name: &str,
+    now: Micros,
+) -> StoreResult<Integration> {
+    let id = match id {
+        Some(id) => {
+            let taken: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM integrations WHERE account_id = ?1 AND id = ?2)",
+                    params![ctx.account.0, id],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "integration {id} already exists; choose another id or leave it out to get the next free one"
+                )));
+            }
+            id
+        }
+        None => tx
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM integrations WHERE account_id = ?1",
+                [ctx.account.0],
+                |r| r.get(0),
+            )
+            .map_err(map_err)?,
+    };
+    tx.execute(
+        "INSERT INTO integrations (account_id, id, application_type, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![ctx.account.0, id, application_type.as_str(), name, now],
+    )
+    .map_err(map_err)?;
+    let detail = serde_json::json!({"applicationType": application_type, "name": name}).to_string();
+    insert_audit(
+        tx,
+        ctx,
+        now,
+        Audit { action: "integration.created", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
+    )
+    .map_err(map_err)?;
+    Ok(Integration {
+        id,
+        application_type,
+        name: name.to_string(),
+        created_at: to_rfc3339(now),
+        updated_at: to_rfc3339(now),
+        identity_count: 0,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| conn.query_row("SELECT 1 FROM schema_migrations LIMIT 1", [], |_| Ok(())).map_err(map_err))
+            .await
+    }
+
+    async fn bootstrap(&self) -> StoreResult<Option<CreatedKey>> {
+        self.write(|conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let accounts: i64 = tx.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0)).map_err(map_err)?;
+            if accounts > 0 {
+                return Ok(None);
+            }
+            let account = ensure_account_in(&tx, "default")?;
+            let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
+            let key = create_key_in(
+                &tx,
+                &ctx,
+                &NewKey { scopes: vec![Scope::Admin], label: "bootstrap admin key".into(), expires_at: None },
+            )?;
+            tx.commit().map_err(map_err)?;
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            let id: Option<i64> = conn
+                .query_row("SELECT id FROM accounts WHERE name = ?1", [&name], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?;
+            Ok(id.map(|id| Account { id: AccountId(id), name }))
+        })
+        .await
+    }
+
+    async fn ensure_account(&self, name: &str) -> StoreResult<Account> {
+        let name = name.to_string();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let account = ensure_account_in(&tx, &name)?;
+            tx.commit().map_err(map_err)?;
+            Ok(account)
+        })
+        .await
+    }
+
+    async fn create_key(&self, ctx: &ChangeContext, new: NewKey) -> StoreResult<CreatedKey> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let key = create_key_in(&tx, &ctx, &new)?;
+            tx.commit().map_err(map_err)?;
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn list_keys(&self, account: Option<AccountId>) -> StoreResult<Vec<ApiKeyInfo>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {KEY_COLUMNS} WHERE (?1 IS NULL OR k.account_id = ?1) ORDER BY a.name, k.created_at, k.id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([account.map(|a| a.0)], key_info_from_row)
+                .map_err(map_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_err)?;
+            rows.into_iter().map(key_info).collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, ctx: &ChangeContext, key_id: &str, any_account: bool) -> StoreResult<ApiKeyInfo> {
+        let ctx = ctx.clone();
+        let key_id = key_id.to_string();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let owner: Option<(i64, Option<i64>)> = tx
+                .query_row("SELECT account_id, revoked_at FROM api_keys WHERE id = ?1", [&key_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(map_err)?;
+            let Some((owner, revoked_at)) = owner.filter(|(owner, _)| any_account || *owner == ctx.account.0) else {
+                return Err(StoreError::NotFound(format!("there is no API key `{key_id}`")));
+            };
+            if revoked_at.is_none() {
+                let now = now_micros();
+                tx.execute("UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2", params![now, key_id])
+                    .map_err(map_err)?;
+                let owner_ctx = ChangeContext { account: AccountId(owner), ..ctx.clone() };
+                let detail = serde_json::json!({"keyId": key_id}).to_string();
+                insert_audit(
+                    &tx,
+                    &owner_ctx,
+                    now,
+                    Audit { action: "key.revoked", detail: Some(&detail), ..Default::default() },
+                )
+                .map_err(map_err)?;
+            }
+            let row = tx
+                .query_row(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?1"), [&key_id], key_info_from_row)
+                .map_err(map_err)?;
+            tx.commit().map_err(map_err)?;
+            key_info(row)
+        })
+        .await
+    }
+
+    async fn authenticate(&self, presented: &str) -> StoreResult<AuthOutcome> {
+        let Some(parsed) = parse_key(presented) else {
+            return Ok(AuthOutcome::Unknown);
+        };
+        let (account, key_id, secret) =
+            (parsed.account.to_string(), parsed.key_id.to_string(), parsed.secret.to_string());
+        let outcome = self
+            .read(move |conn| {
+                let row: Option<(Vec<u8>, String, Option<i64>, Option<i64>, i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT k.secret_hash, k.scopes, k.expires_at, k.revoked_at, a.id, a.name
+                         FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([&key_id], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(map_err)?;
+                let Some((hash, scopes, expires_at, revoked_at, account_id, account_name)) = row else {
+                    return Ok(AuthOutcome::Unknown);
+                };
+                if account_name != account || !secret_matches(&secret, &hash) {
+                    return Ok(AuthOutcome::Unknown);
+                }
+                if revoked_at.is_some() {
+                    return Ok(AuthOutcome::Revoked);
+                }
+                if expires_at.is_some_and(|e| e <= now_micros()) {
+                    return Ok(AuthOutcome::Expired);
+                }
+                Ok(AuthOutcome::Valid(Principal {
+                    account: AccountId(account_id),
+                    account_name,
+                    key_id,
+                    scopes: scopes_from_string(&scopes).map_err(|e| StoreError::Internal(e.to_string()))?,
+                }))
+            })
+            .await?;
+        if let AuthOutcome::Valid(p) = &outcome
+            && self.inner.throttle.should_write(&p.key_id)
+        {
+            // Off the request path: a long upload holding the writer must not delay reads.
+            let key_id = p.key_id.clone();
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || {
+                let conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) =
+                    conn.execute("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2", params![now_micros(), key_id])
+                {
+                    tracing::warn!(error = %e, key_id, "could not record when the key was last used");
+                }
+            });
+        }
+        Ok(outcome)
+    }
+
+    async fn list_integrations(&self, account: AccountId) -> StoreResult<Vec<Integration>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!("SELECT {INTEGRATION_COLUMNS} WHERE i.account_id = ?1 ORDER BY i.id"))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([account.0], integration_from_row)
+                .map_err(map_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_err)?;
+            rows.into_iter().map(integration).collect()
+        })
+        .await
+    }
+
+    async fn get_integration(&self, account: AccountId, id: IntegrationId) -> StoreResult<Option<Integration>> {
+        self.read(move |conn| get_integration_in(conn, account, id)).await
+    }
+
+    async fn integration_infos(&self, account: AccountId) -> StoreResult<Vec<IntegrationInfo>> {
+        self.read(move |conn| integration_infos_in(conn, account)).await
+    }
+
+    async fn create_integration(&self, ctx: &ChangeContext, new: NewIntegration) -> StoreResult<Integration> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let created = insert_integration(&tx, &ctx, new.id, new.application_type, &new.name, now_micros())?;
+            tx.commit().map_err(map_err)?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn update_integration(
+        &self,
+        ctx: &ChangeContext,
+        id: IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Option<Integration>> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let Some(before) = get_integration_in(&tx, ctx.account, id)? else {
+                return Ok(None);
+            };
+            if let Some(t) = patch.application_type
+                && t.identity_is_case_insensitive() != before.application_type.identity_is_case_insensitive()
+                && before.identity_count > 0
+            {
+                return Err(StoreError::Conflict(format!(
+                    "integration {id} holds {} identities compared {}; changing its type to {t} would change how they are matched. Create a new integration instead.",
+                    before.identity_count,
+                    if before.application_type.identity_is_case_insensitive() { "case-insensitively" } else { "exactly" },
+                )));
+            }
+            let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
+            let application_type = patch.application_type.unwrap_or(before.application_type);
+            let now = now_micros();
+            tx.execute(
+                "UPDATE integrations SET name = ?1, application_type = ?2, updated_at = ?3 WHERE account_id = ?4 AND id = ?5",
+                params![name, application_type.as_str(), now, ctx.account.0, id],
+            )
+            .map_err(map_err)?;
+            let detail = serde_json::json!({
+                "before": {"name": before.name, "applicationType": before.application_type},
+                "after": {"name": name, "applicationType": application_type},
+            })
+            .to_string();
+            insert_audit(
+                &tx,
+                &ctx,
+                now,
+                Audit { action: "integration.updated", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
+            ).map_err(map_err)?;
+            let after = get_integration_in(&tx, ctx.account, id)?;
+            tx.commit().map_err(map_err)?;
+            Ok(after)
+        })
+        .await
+    }
+
+    async fn delete_integration(
+        &self,
+        ctx: &ChangeContext,
+        id: IntegrationId,
+        force: bool,
+    ) -> StoreResult<DeleteIntegrationOutcome> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let Some(before) = get_integration_in(&tx, ctx.account, id)? else {
+                return Ok(DeleteIntegrationOutcome::NotFound);
+            };
+            if before.identity_count > 0 && !force {
+                return Ok(DeleteIntegrationOutcome::HasIdentities(before.identity_count));
+            }
+            let now = now_micros();
+            tx.execute(
+                "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email)
+                 SELECT account_id, ?1, 'identity.deleted', ?2, ?3, integration_id, identity, email
+                 FROM identities WHERE account_id = ?4 AND integration_id = ?5",
+                params![now, ctx.key_id, ctx.request_id, ctx.account.0, id],
+            )
+            .map_err(map_err)?;
+            let deleted = tx
+                .execute("DELETE FROM identities WHERE account_id = ?1 AND integration_id = ?2", params![ctx.account.0, id])
+                .map_err(map_err)?;
+            tx.execute("DELETE FROM integrations WHERE account_id = ?1 AND id = ?2", params![ctx.account.0, id])
+                .map_err(map_err)?;
+            let detail = serde_json::json!({
+                "applicationType": before.application_type, "name": before.name, "identitiesDeleted": deleted,
+            })
+            .to_string();
+            insert_audit(
+                &tx,
+                &ctx,
+                now,
+                Audit { action: "integration.deleted", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
+            ).map_err(map_err)?;
+            tx.commit().map_err(map_err)?;
+            Ok(DeleteIntegrationOutcome::Deleted { identities_deleted: deleted as u64 })
+        })
+        .await
+    }
+
+    async fn apply_upload(&self, ctx: &ChangeContext, plan: UploadPlan, dry_run: bool) -> StoreResult<UploadSummary> {
+        let ctx = ctx.clone();
+        self.write(move |conn, inner| {
+            let fail_after = inner.fail_after_rows.load(Ordering::SeqCst);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let summary = apply_upload_in(&tx, &ctx, plan, fail_after)?;
+            if dry_run {
+                tx.rollback().map_err(map_err)?;
+            } else {
+                tx.commit().map_err(map_err)?;
+            }
+            Ok(summary)
+        })
+        .await
+    }
+
+    async fn delete_identities(
+        &self,
+        ctx: &ChangeContext,
+        plan: DeletePlan,
+        dry_run: bool,
+    ) -> StoreResult<DeleteSummary> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let now = now_micros();
+            let mut summary = DeleteSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
+            {
+                let mut find = tx
+                    .prepare_cached(
+                        "SELECT id, identity, email FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
+                    )
+                    .map_err(map_err)?;
+                let mut delete = tx.prepare_cached("DELETE FROM identities WHERE id = ?1").map_err(map_err)?;
+                for row in &plan.rows {
+                    let found: Option<(i64, String, String)> = find
+                        .query_row(params![ctx.account.0, row.integration_id, row.key()], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })
+                        .optional()
+                        .map_err(map_err)?;
+                    match found {
+                        Some((id, identity, email)) => {
+                            delete.execute([id]).map_err(map_err)?;
+                            insert_audit(
+                                &tx,
+                                &ctx,
+                                now,
+                                Audit {
+                                    action: "identity.deleted",
+                                    integration_id: Some(row.integration_id),
+                                    identity: Some(&identity),
+                                    old_email: Some(&email),
+                                    ..Default::default()
+                                },
+                            )
+                                .map_err(map_err)?;
+                            summary.deleted += 1;
+                        }
+                        None => summary.not_found += 1,
+                    }
+                }
+            }
+            if dry_run {
+                tx.rollback().map_err(map_err)?;
+            } else {
+                tx.commit().map_err(map_err)?;
+            }
+            Ok(summary)
+        })
+        .await
+    }
+
+    async fn list_identities(&self, account: AccountId, query: IdentityQuery) -> StoreResult<IdentityPage> {
+        self.read(move |conn| list_identities_in(conn, account, &query)).await
+    }
+
+    async fn list_audit(&self, account: AccountId, query: AuditQuery) -> StoreResult<AuditPage> {
+        self.read(move |conn| list_audit_in(conn, account, &query)).await
+    }
+}
+
+pub(crate) fn integration_infos_in(conn: &Connection, account: AccountId) -> StoreResult<Vec<IntegrationInfo>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, application_type FROM integrations WHERE account_id = ?1 ORDER BY id")
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([account.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .map_err(map_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)?;
+    rows.into_iter().map(|(id, t)| Ok(IntegrationInfo { id, application_type: parse_type(&t)? })).collect()
+}
+
+fn apply_upload_in(
+    tx: &Transaction<'_>,
+    ctx: &ChangeContext,
+    plan: UploadPlan,
+    fail_after: u64,
+) -> StoreResult<UploadSummary> {
+    let now = now_micros();
+    let mut summary = UploadSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
+
+    // The previous endpoints may name a type with no integration yet. Another upload
+    // may have created one since validation; then that one is used.
+    let mut new_ids: HashMap<ApplicationType, IntegrationId> = HashMap::new();
+    for t in &plan.new_integrations {
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT MIN(id) FROM integrations WHERE account_id = ?1 AND application_type = ?2",
+                params![ctx.account.0, t.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(map_err)?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let created = insert_integration(tx, ctx, None, *t, &default_integration_name(*t), now)?;
+                let id = created.id;
+                summary.integrations_created.push(created);
+                id
+            }
+        };
+        new_ids.insert(*t, id);
+    }
+
+    let mut find_developer =
+        tx.prepare_cached("SELECT id FROM developers WHERE account_id = ?1 AND email = ?2").map_err(map_err)?;
+    let mut insert_developer = tx
+        .prepare_cached("INSERT INTO developers (account_id, email, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
+        .map_err(map_err)?;
+    let mut find_identity = tx
+        .prepare_cached(
+            "SELECT id, developer_id, email, identity FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
+        )
+        .map_err(map_err)?;
+    let mut insert_identity = tx
+        .prepare_cached(
+            "INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )
+        .map_err(map_err)?;
+    let mut reassign = tx
+        .prepare_cached(
+            "UPDATE identities SET developer_id = ?1, email = ?2, identity = ?3, updated_at = ?4 WHERE id = ?5",
+        )
+        .map_err(map_err)?;
+    let mut respell =
+        tx.prepare_cached("UPDATE identities SET identity = ?1, updated_at = ?2 WHERE id = ?3").map_err(map_err)?;
+
+    let mut developers: HashMap<String, i64> = HashMap::new();
+    for (written, row) in plan.rows.iter().enumerate() {
+        if fail_after > 0 && written as u64 >= fail_after {
+            return Err(StoreError::Internal(format!("injected failure after {written} rows")));
+        }
+        let integration_id = match row.integration {
+            IntegrationRef::Existing(id) => id,
+            IntegrationRef::New(t) => new_ids[&t],
+        };
+        let developer_id = match developers.get(&row.email) {
+            Some(id) => *id,
+            None => {
+                let id = match find_developer
+                    .query_row(params![ctx.account.0, row.email], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(map_err)?
+                {
+                    Some(id) => id,
+                    None => {
+                        insert_developer.execute(params![ctx.account.0, row.email, now]).map_err(map_err)?;
+                        summary.developers_created += 1;
+                        tx.last_insert_rowid()
+                    }
+                };
+                developers.insert(row.email.clone(), id);
+                id
+            }
+        };
+        let existing: Option<(i64, i64, String, String)> = find_identity
+            .query_row(params![ctx.account.0, integration_id, row.key()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(map_err)?;
+        match existing {
+            None => {
+                insert_identity
+                    .execute(params![
+                        ctx.account.0,
+                        integration_id,
+                        row.key(),
+                        row.identity,
+                        developer_id,
+                        row.email,
+                        now
+                    ])
+                    .map_err(|e| match map_err(e) {
+                        StoreError::Conflict(_) => {
+                            StoreError::Conflict(format!("integration {integration_id} no longer exists; upload again"))
+                        }
+                        other => other,
+                    })?;
+                insert_audit(
+                    tx,
+                    ctx,
+                    now,
+                    Audit {
+                        action: "identity.created",
+                        integration_id: Some(integration_id),
+                        identity: Some(&row.identity),
+                        new_email: Some(&row.email),
+                        ..Default::default()
+                    },
+                )
+                .map_err(map_err)?;
+                summary.created += 1;
+            }
+            Some((id, current_developer, old_email, _)) if current_developer != developer_id => {
+                reassign.execute(params![developer_id, row.email, row.identity, now, id]).map_err(map_err)?;
+                insert_audit(
+                    tx,
+                    ctx,
+                    now,
+                    Audit {
+                        action: "identity.reassigned",
+                        integration_id: Some(integration_id),
+                        identity: Some(&row.identity),
+                        old_email: Some(&old_email),
+                        new_email: Some(&row.email),
+                        ..Default::default()
+                    },
+                )
+                .map_err(map_err)?;
+                summary.reassigned += 1;
+            }
+            Some((id, _, email, shown)) => {
+                if shown != row.identity {
+                    respell.execute(params![row.identity, now, id]).map_err(map_err)?;
+                    let detail = serde_json::json!({"before": shown}).to_string();
+                    insert_audit(
+                        tx,
+                        ctx,
+                        now,
+                        Audit {
+                            action: "identity.updated",
+                            integration_id: Some(integration_id),
+                            identity: Some(&row.identity),
+                            old_email: Some(&email),
+                            new_email: Some(&email),
+                            detail: Some(&detail),
+                        },
+                    )
+                    .map_err(map_err)?;
+                }
+                summary.unchanged += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn sort_column(key: SortKey) -> Option<&'static str> {
+    match key {
+        SortKey::Email => Some("d.email"),
+        SortKey::IntegrationId => None,
+        SortKey::Identity => Some("d.identity_key"),
+        SortKey::UpdatedAt => Some("d.updated_at"),
+    }
+}
+
+fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) -> StoreResult<IdentityPage> {
+    let mut filters = vec!["d.account_id = ?".to_string()];
+    let mut args: Vec<Value> = vec![Value::Integer(account.0)];
+    if !q.emails.is_empty() {
+        filters.push(format!("d.email IN ({})", vec!["?"; q.emails.len()].join(",")));
+        args.extend(q.emails.iter().map(|e| Value::Text(e.clone())));
+    }
+    if !q.integration_ids.is_empty() {
+        filters.push(format!("d.integration_id IN ({})", vec!["?"; q.integration_ids.len()].join(",")));
+        args.extend(q.integration_ids.iter().map(|i| Value::Integer(*i)));
+    }
+    if !q.application_types.is_empty() {
+        filters.push(format!(
+            "d.integration_id IN (SELECT id FROM integrations WHERE account_id = ? AND application_type IN ({}))",
+            vec!["?"; q.application_types.len()].join(",")
+        ));
+        args.push(Value::Integer(account.0));
+        args.extend(q.application_types.iter().map(|t| Value::Text(t.as_str().to_string())));
+    }
+    if let Some(search) = &q.search {
+        let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        filters.push("(d.email LIKE ? ESCAPE '\\' OR d.identity LIKE ? ESCAPE '\\')".into());
+        args.push(Value::Text(pattern.clone()));
+        args.push(Value::Text(pattern));
+    }
+    if let Some(after) = q.updated_after {
+        filters.push("d.updated_at > ?".into());
+        args.push(Value::Integer(after));
+    }
+    let filter_sql = filters.join(" AND ");
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM identities d WHERE {filter_sql}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+
+    let dir = match q.order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    let primary = sort_column(q.sort);
+    let order_sql = match primary {
+        Some(col) => format!("{col} {dir}, d.integration_id {dir}, d.identity_key {dir}"),
+        None => format!("d.integration_id {dir}, d.identity_key {dir}"),
+    };
+    let mut page_args = args.clone();
+    let mut page_filter = filter_sql.clone();
+    let (limit, offset) = match &q.paging {
+        Paging::Offset { page_index, page_size } => (Some(*page_size), page_index.saturating_mul(*page_size)),
+        Paging::After { cursor, page_size } => {
+            let cmp = if q.order == SortOrder::Asc { ">" } else { "<" };
+            match (primary, &cursor.value) {
+                (Some(col), Some(value)) => {
+                    page_filter.push_str(&format!(" AND ({col}, d.integration_id, d.identity_key) {cmp} (?, ?, ?)"));
+                    page_args.push(if q.sort == SortKey::UpdatedAt {
+                        Value::Integer(
+                            value.parse().map_err(|_| StoreError::Invalid("the cursor is not valid".into()))?,
+                        )
+                    } else {
+                        Value::Text(value.clone())
+                    });
+                }
+                (None, _) => page_filter.push_str(&format!(" AND (d.integration_id, d.identity_key) {cmp} (?, ?)")),
+                (Some(_), None) => return Err(StoreError::Invalid("the cursor does not match the sort key".into())),
+            }
+            page_args.push(Value::Integer(cursor.integration_id));
+            page_args.push(Value::Text(cursor.identity_key.clone()));
+            (Some(*page_size), 0)
+        }
+        Paging::All => (None, 0),
+    };
+    let limit_sql = match limit {
+        Some(size) => format!(" LIMIT {} OFFSET {offset}", size + 1),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT d.email, d.integration_id, i.application_type, d.identity, d.created_at, d.updated_at, d.identity_key
+         FROM identities d JOIN integrations i ON i.account_id = d.account_id AND i.id = d.integration_id
+         WHERE {page_filter} ORDER BY {order_sql}{limit_sql}"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(map_err)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(page_args.iter())).map_err(map_err)?;
+    let mut records = Vec::new();
+    let mut last_key: Option<(String, i64)> = None;
+    let mut has_next = false;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        if limit.is_some_and(|l| records.len() as u64 >= l) {
+            has_next = true;
+            break;
+        }
+        let t: String = r.get(2).map_err(map_err)?;
+        let updated_at: i64 = r.get(5).map_err(map_err)?;
+        let record = IdentityRecord {
+            email: r.get(0).map_err(map_err)?,
+            integration_id: r.get(1).map_err(map_err)?,
+            application_type: parse_type(&t)?,
+            identity: r.get(3).map_err(map_err)?,
+            created_at: to_rfc3339(r.get(4).map_err(map_err)?),
+            updated_at: to_rfc3339(updated_at),
+        };
+        last_key = Some((r.get(6).map_err(map_err)?, updated_at));
+        records.push(record);
+    }
+    let next_cursor = match (has_next, records.last(), last_key) {
+        (true, Some(last), Some((identity_key, updated_at))) => Some(crate::query::CursorKey {
+            value: match q.sort {
+                SortKey::Email => Some(last.email.clone()),
+                SortKey::Identity => Some(identity_key.clone()),
+                SortKey::UpdatedAt => Some(updated_at.to_string()),
+                SortKey::IntegrationId => None,
+            },
+            integration_id: last.integration_id,
+            identity_key,
+        }),
+        _ => None,
+    };
+    Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
+}
+
+fn list_audit_in(conn: &Connection, account: AccountId, q: &AuditQuery) -> StoreResult<AuditPage> {
+    let mut filters = vec!["account_id = ?".to_string()];
+    let mut args: Vec<Value> = vec![Value::Integer(account.0)];
+    if let Some(from) = q.from {
+        filters.push("at >= ?".into());
+        args.push(Value::Integer(from));
+    }
+    if let Some(to) = q.to {
+        filters.push("at < ?".into());
+        args.push(Value::Integer(to));
+    }
+    if let Some(id) = q.integration_id {
+        filters.push("integration_id = ?".into());
+        args.push(Value::Integer(id));
+    }
+    if let Some(identity) = &q.identity {
+        filters.push("identity = ?".into());
+        args.push(Value::Text(identity.clone()));
+    }
+    if let Some(email) = &q.email {
+        filters.push("(old_email = ? OR new_email = ?)".into());
+        args.push(Value::Text(email.clone()));
+        args.push(Value::Text(email.clone()));
+    }
+    let filter_sql = filters.join(" AND ");
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM audit_events WHERE {filter_sql}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    let sql = format!(
+        "SELECT id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail
+         FROM audit_events WHERE {filter_sql} ORDER BY id DESC LIMIT {} OFFSET {}",
+        q.page_size + 1,
+        q.page_index.saturating_mul(q.page_size)
+    );
+    let mut stmt = conn.prepare(&sql).map_err(map_err)?;
+    let mut events = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok(AuditEvent {
+                id: r.get(0)?,
+                at: to_rfc3339(r.get(1)?),
+                action: r.get(2)?,
+                key_id: r.get(3)?,
+                request_id: r.get(4)?,
+                integration_id: r.get(5)?,
+                identity: r.get(6)?,
+                old_email: r.get(7)?,
+                new_email: r.get(8)?,
+                detail: r.get(9)?,
+            })
+        })
+        .map_err(map_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)?;
+    let has_next = events.len() as u64 > q.page_size;
+    events.truncate(q.page_size as usize);
+    Ok(AuditPage { events, total_count: total.max(0) as u64, has_next })
+}
