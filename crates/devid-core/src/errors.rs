@@ -29,6 +29,10 @@ pub enum ErrorType {
     InvalidIdentity,
     ConflictingRows,
     TooManyRows,
+    /// A query or path parameter outside uploads (`pageSize`, `sortKey`, ...).
+    InvalidParameter,
+    /// A listing cursor that is malformed, tampered with, or from another query.
+    InvalidCursor,
 }
 
 impl ErrorType {
@@ -50,6 +54,8 @@ impl ErrorType {
             ErrorType::InvalidIdentity => "INVALID_IDENTITY",
             ErrorType::ConflictingRows => "CONFLICTING_ROWS",
             ErrorType::TooManyRows => "TOO_MANY_ROWS",
+            ErrorType::InvalidParameter => "INVALID_PARAMETER",
+            ErrorType::InvalidCursor => "INVALID_CURSOR",
         }
     }
 
@@ -74,6 +80,8 @@ impl ErrorType {
             ErrorType::InvalidIdentity => "an identity is too long or contains control characters",
             ErrorType::ConflictingRows => "the same identity is given to different emails in one upload",
             ErrorType::TooManyRows => "the upload has more rows than the server accepts",
+            ErrorType::InvalidParameter => "a request parameter is not valid",
+            ErrorType::InvalidCursor => "the cursor is not one this query issued",
         }
     }
 }

@@ -481,7 +481,7 @@ mod tests {
 
     #[test]
     fn row_limit_stops_early() {
-        let body = format!("[{}]", vec![r#"{"email":"a@b.com","integrationId":1,"identity":"x"}"#; 5].join(","));
+        let body = format!("[{}]", [r#"{"email":"a@b.com","integrationId":1,"identity":"x"}"#; 5].join(","));
         let groups = parse_json_upload(body.as_bytes(), JsonBody::Identities, 4).expect_err("too many").into_groups();
         assert_eq!(groups[0].error_type, ErrorType::TooManyRows);
         assert!(parse_json_upload(body.as_bytes(), JsonBody::Identities, 5).is_ok());

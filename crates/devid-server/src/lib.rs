@@ -1,1 +1,94 @@
+//! The devid HTTP API: the Harness SEI developer identity endpoints and devid's own
+//! admin, audit and operations endpoints, served by axum over any [`Store`].
 
+pub mod auth;
+mod body;
+pub mod error;
+mod middleware;
+pub mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use devid_store::Store;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+pub use middleware::metrics_handle;
+
+/// Limits on what one request may carry. All are configurable from the command line.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest JSON body accepted, in bytes.
+    pub max_json_body: usize,
+    /// Largest multipart (CSV file) body accepted, in bytes.
+    pub max_multipart_body: usize,
+    /// Most rows one upload may carry.
+    pub max_upload_rows: u64,
+    /// Longest a request may take, body included, before it is answered 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_json_body: 64 * 1024 * 1024,
+            max_multipart_body: 512 * 1024 * 1024,
+            max_upload_rows: 5_000_000,
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Arc<Limits>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        Self { store, limits: Arc::new(limits) }
+    }
+}
+
+/// Where Harness serves the API; a script switches to devid by changing only the host.
+pub const API_PREFIXES: [&str; 5] = ["/v2", "/sei/api/v2", "/prod1/sei/api/v2", "/gratis/sei/api/v2", "/gateway/sei/api/v2"];
+
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_routes();
+    let mut app = Router::new();
+    for prefix in API_PREFIXES {
+        app = app.nest(prefix, api.clone());
+    }
+    let body_limit = state.limits.max_multipart_body.max(state.limits.max_json_body);
+    app.merge(routes::ops_routes())
+        .fallback(middleware::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+        .layer(middleware::trace_layer())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.limits.request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and finishes in-flight
+/// requests before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    middleware::metrics_handle();
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -71,6 +71,9 @@ pub struct IdentityQuery {
     pub sort: SortKey,
     pub order: SortOrder,
     pub paging: Paging,
+    /// Whether to count every match for `total_count`; the CSV export, which walks
+    /// pages, counts nothing.
+    pub count_total: bool,
 }
 
 impl Default for IdentityQuery {
@@ -84,6 +87,7 @@ impl Default for IdentityQuery {
             sort: SortKey::Email,
             order: SortOrder::Asc,
             paging: Paging::All,
+            count_total: true,
         }
     }
 }

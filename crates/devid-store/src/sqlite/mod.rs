@@ -945,13 +945,16 @@ fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) 
         args.push(Value::Integer(after));
     }
     let filter_sql = filters.join(" AND ");
-    let total: i64 = conn
-        .query_row(
+    let total: i64 = if q.count_total {
+        conn.query_row(
             &format!("SELECT COUNT(*) FROM identities d WHERE {filter_sql}"),
             rusqlite::params_from_iter(args.iter()),
             |r| r.get(0),
         )
-        .map_err(map_err)?;
+        .map_err(map_err)?
+    } else {
+        0
+    };
 
     let dir = match q.order {
         SortOrder::Asc => "ASC",

@@ -1,0 +1,89 @@
+//! Who is calling: the API key from any of the documented header forms, checked against
+//! the store, then the scope each endpoint needs.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use devid_core::apikey::key_from_headers;
+use devid_core::types::{Scope, scopes_grant};
+use devid_store::{AuthOutcome, ChangeContext, Principal};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A request whose key is valid. Handlers call [`Authenticated::require`] for their scope.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub request_id: Option<String>,
+}
+
+impl Authenticated {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if scopes_grant(&self.principal.scopes, scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "This API key lacks the `{scope}` scope this endpoint needs (it has: {}). Ask an admin for a key with that scope.",
+                self.principal.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )))
+        }
+    }
+
+    pub fn change_context(&self) -> ChangeContext {
+        ChangeContext {
+            account: self.principal.account,
+            key_id: Some(self.principal.key_id.clone()),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+const HOW_TO_SEND: &str = "send it as `x-api-key: <key>` or `Authorization: Bearer <key>`";
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(key) = key_from_headers(header("x-api-key"), header("authorization")) else {
+            return Err(ApiError::unauthorized(format!("No API key was sent; {HOW_TO_SEND}.")));
+        };
+        let principal = match state.store.authenticate(key).await? {
+            AuthOutcome::Valid(p) => p,
+            AuthOutcome::Unknown => {
+                return Err(ApiError::unauthorized(format!(
+                    "The API key is not valid. Check that it was copied whole (pat.<account>.<keyId>.<secret>); {HOW_TO_SEND}."
+                )));
+            }
+            AuthOutcome::Revoked => {
+                return Err(ApiError::unauthorized("This API key has been revoked; ask an admin for a new one."));
+            }
+            AuthOutcome::Expired => {
+                return Err(ApiError::unauthorized("This API key has expired; ask an admin for a new one."));
+            }
+        };
+        let named_account = header("harness-account").map(str::to_string).or_else(|| {
+            parts.uri.query().and_then(|q| {
+                form_pairs(q).find(|(k, _)| k.eq_ignore_ascii_case("accountIdentifier")).map(|(_, v)| v)
+            })
+        });
+        if let Some(named) = named_account
+            && !named.trim().is_empty()
+            && named.trim() != principal.account_name
+        {
+            return Err(ApiError::forbidden(format!(
+                "This API key belongs to account `{}`, not `{}`; use a key of that account.",
+                principal.account_name,
+                named.trim()
+            )));
+        }
+        tracing::Span::current().record("key_id", principal.key_id.as_str());
+        let request_id = header("x-request-id").map(str::to_string);
+        Ok(Authenticated { principal, request_id })
+    }
+}
+
+/// Decoded `key=value` pairs of a query string.
+pub fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}

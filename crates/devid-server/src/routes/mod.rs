@@ -1,0 +1,93 @@
+//! Routes, one module per resource.
+
+pub(crate) mod admin;
+pub(crate) mod identities;
+pub(crate) mod ops;
+
+use axum::Router;
+use axum::routing::{delete, get, patch, post};
+
+use crate::AppState;
+
+pub use ops::ops_routes;
+
+/// The API as served under each prefix of [`crate::API_PREFIXES`].
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/developers/identities",
+            patch(identities::upload_identities).get(identities::list_identities).delete(identities::delete_identities),
+        )
+        .route("/developers/cloud-ids", post(identities::upload_cloud_ids))
+        .route("/developers/cloud-ids/upload", post(identities::upload_cloud_ids_csv))
+        .route("/integrations", get(admin::list_integrations).post(admin::create_integration))
+        .route(
+            "/integrations/{id}",
+            get(admin::get_integration).patch(admin::update_integration).delete(admin::delete_integration),
+        )
+        .route("/api-keys", get(admin::list_keys).post(admin::create_key))
+        .route("/api-keys/{id}", delete(admin::revoke_key))
+        .route("/audit", get(admin::list_audit))
+}
+
+/// Parses `true`/`false` (and `1`/`0`) query flags.
+pub(crate) fn parse_flag(name: &str, value: &str) -> Result<bool, crate::error::ApiError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(crate::error::ApiError::invalid_parameter(
+            name,
+            value,
+            format!("`{name}` must be true or false, not `{value}`."),
+        )),
+    }
+}
+
+/// Query parameters, checked against the names an endpoint accepts so a typo such as
+/// `pagesize` is an error instead of being silently ignored. Names match
+/// case-insensitively; Harness's own `accountIdentifier` and `routingId` are always
+/// accepted.
+pub(crate) struct QueryParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    pub fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Self, crate::error::ApiError> {
+        let mut pairs = Vec::new();
+        for (k, v) in crate::auth::form_pairs(query.unwrap_or("")) {
+            let known = allowed.iter().chain(["accountIdentifier", "routingId"].iter()).find(|a| a.eq_ignore_ascii_case(&k));
+            match known {
+                Some(name) => pairs.push((name.to_string(), v)),
+                None => {
+                    return Err(crate::error::ApiError::invalid_parameter(
+                        &k,
+                        &v,
+                        format!("Unknown query parameter `{k}`; this endpoint accepts: {}.", allowed.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The value of a parameter; the last one wins when repeated.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, crate::error::ApiError> {
+        self.get(name).map_or(Ok(false), |v| parse_flag(name, v))
+    }
+
+    pub fn u64_in(&self, name: &str, min: u64, max: u64, default: u64) -> Result<u64, crate::error::ApiError> {
+        let Some(raw) = self.get(name) else { return Ok(default) };
+        match raw.trim().parse::<u64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(crate::error::ApiError::invalid_parameter(
+                name,
+                raw,
+                format!("`{name}` must be a whole number from {min} to {max}, not `{raw}`."),
+            )),
+        }
+    }
+}
