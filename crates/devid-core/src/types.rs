@@ -8,7 +8,7 @@ pub type IntegrationId = i64;
 
 /// The kind of source system an integration connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", try_from = "String")]
 pub enum ApplicationType {
     Github,
     GithubEnterprise,
@@ -84,8 +84,17 @@ impl FromStr for ApplicationType {
     }
 }
 
+impl TryFrom<String> for ApplicationType {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse().map_err(|_| format!("unknown application type `{s}`; expected one of {}", Self::allowed_values()))
+    }
+}
+
 /// What an API key may do. `Admin` implies the other two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "String")]
 pub enum Scope {
     #[serde(rename = "developer_records:read")]
     DeveloperRecordsRead,
@@ -130,6 +139,14 @@ impl FromStr for Scope {
             .into_iter()
             .find(|scope| scope.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| UnknownScope(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = UnknownScope;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

@@ -63,9 +63,10 @@ impl FromRequestParts<AppState> for Authenticated {
             }
         };
         let named_account = header("harness-account").map(str::to_string).or_else(|| {
-            parts.uri.query().and_then(|q| {
-                form_pairs(q).find(|(k, _)| k.eq_ignore_ascii_case("accountIdentifier")).map(|(_, v)| v)
-            })
+            parts
+                .uri
+                .query()
+                .and_then(|q| form_pairs(q).find(|(k, _)| k.eq_ignore_ascii_case("accountIdentifier")).map(|(_, v)| v))
         });
         if let Some(named) = named_account
             && !named.trim().is_empty()

@@ -50,7 +50,8 @@ pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize, what: &
             "The {what} is larger than {limit} bytes, this server's limit. Split it, or raise the limit with --max-json-body / DEVID_MAX_JSON_BODY."
         ))
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
@@ -97,9 +98,9 @@ pub async fn read_upload(
             Ok((parsed, true))
         }
         ContentKind::Multipart => {
-            let mut multipart = Multipart::from_request(request, state)
-                .await
-                .map_err(|rejection| ApiError::bad_request(format!("The multipart body is not valid: {}.", rejection.body_text())))?;
+            let mut multipart = Multipart::from_request(request, state).await.map_err(|rejection| {
+                ApiError::bad_request(format!("The multipart body is not valid: {}.", rejection.body_text()))
+            })?;
             let mut parsed = None;
             while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
                 if field.name() == Some("file") {
@@ -108,7 +109,8 @@ pub async fn read_upload(
                             "The multipart body has more than one `file` field; send exactly one CSV file per upload.",
                         ));
                     }
-                    parsed = Some(parse_csv_stream(field, csv_native, limits.max_upload_rows, None, multipart_error).await?);
+                    parsed =
+                        Some(parse_csv_stream(field, csv_native, limits.max_upload_rows, None, multipart_error).await?);
                 } else {
                     let mut field = field;
                     while field.chunk().await.map_err(multipart_error)?.is_some() {}

@@ -57,7 +57,8 @@ impl AppState {
 }
 
 /// Where Harness serves the API; a script switches to devid by changing only the host.
-pub const API_PREFIXES: [&str; 5] = ["/v2", "/sei/api/v2", "/prod1/sei/api/v2", "/gratis/sei/api/v2", "/gateway/sei/api/v2"];
+pub const API_PREFIXES: [&str; 5] =
+    ["/v2", "/sei/api/v2", "/prod1/sei/api/v2", "/gratis/sei/api/v2", "/gateway/sei/api/v2"];
 
 pub fn router(state: AppState) -> Router {
     let api = routes::api_routes();

@@ -10,8 +10,9 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::LatencyUnit;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Span;
 
 use crate::error::ApiError;
@@ -34,17 +35,16 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 }
 
 pub async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("devid_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("devid_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("devid_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -52,8 +52,11 @@ type MakeSpan = fn(&Request<Body>) -> Span;
 
 /// Logs each request with its id, method, path and outcome. Headers are never logged:
 /// they carry API keys.
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan> {
-    TraceLayer::new_for_http().make_span_with(make_span as MakeSpan)
+pub fn trace_layer()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, DefaultOnRequest, DefaultOnResponse> {
+    TraceLayer::new_for_http()
+        .make_span_with(make_span as MakeSpan)
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis))
 }
 
 fn make_span(request: &Request<Body>) -> Span {
@@ -103,17 +106,20 @@ fn is_json(response: &Response) -> bool {
 
 fn describe(status: StatusCode, method: &Method, uri: &Uri, allow: Option<&HeaderValue>, text: &str) -> String {
     match status {
-        StatusCode::METHOD_NOT_ALLOWED => format!(
-            "{method} is not allowed on {}; allowed: {}.",
-            uri.path(),
-            allow.and_then(|a| a.to_str().ok()).unwrap_or("see /docs")
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => match allow.and_then(|a| a.to_str().ok()) {
+            Some(allowed) => format!("{method} is not allowed on {}; allowed: {allowed}.", uri.path()),
+            // axum adds `Allow` after this layer runs; the header still reaches the client.
+            None => {
+                format!("{method} is not allowed on {}; the Allow header lists the methods it accepts.", uri.path())
+            }
+        },
         StatusCode::PAYLOAD_TOO_LARGE => format!(
             "The request body is larger than this server accepts ({}). Split the upload, or raise the limit with --max-json-body / --max-multipart-body.",
             if text.is_empty() { "limit exceeded" } else { text }
         ),
         StatusCode::REQUEST_TIMEOUT => {
-            "The request took too long to arrive or to complete; send it again, faster, or raise --request-timeout.".into()
+            "The request took too long to arrive or to complete; send it again, faster, or raise --request-timeout."
+                .into()
         }
         _ if !text.is_empty() => {
             let mut sentence = text.to_string();

@@ -176,16 +176,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.db.database)?;
     if let Some(key) = store.bootstrap().await.context("cannot prepare the empty database")? {
         eprintln!();
-        eprintln!("devid: created account `default` and its first admin key. It is shown only this once; store it now:");
+        eprintln!(
+            "devid: created account `default` and its first admin key. It is shown only this once; store it now:"
+        );
         eprintln!();
         eprintln!("    {}", key.key);
         eprintln!();
         eprintln!("Try it:  curl -H \"x-api-key: {}\" http://{}/v2/integrations", key.key, args.listen);
         eprintln!();
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}; is another process using it? Choose another with --listen", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
+        format!("cannot listen on {}; is another process using it? Choose another with --listen", args.listen)
+    })?;
     let local = listener.local_addr().context("cannot read the listening address")?;
     tracing::info!(address = %local, backend = store.backend(), database = %args.db.database, "devid listening");
     let limits = Limits {
@@ -194,7 +196,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_upload_rows: args.max_upload_rows,
         request_timeout: Duration::from_secs(args.request_timeout),
     };
-    devid_server::serve(listener, AppState::new(store, limits), shutdown_signal()).await.context("the server failed")?;
+    devid_server::serve(listener, AppState::new(store, limits), shutdown_signal())
+        .await
+        .context("the server failed")?;
     tracing::info!("devid stopped");
     Ok(())
 }
@@ -239,7 +243,8 @@ async fn keys(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Create { account, scopes, label, expires_in, db } => {
             let store = open_store(&db.database)?;
-            let account = store.ensure_account(&account).await.with_context(|| format!("cannot use account `{account}`"))?;
+            let account =
+                store.ensure_account(&account).await.with_context(|| format!("cannot use account `{account}`"))?;
             let expires_at = expires_in.map(|d| devid_store::now_micros() + d.as_micros() as i64);
             let created = store.create_key(&cli_context(account.id), NewKey { scopes, label, expires_at }).await?;
             eprintln!(
@@ -261,7 +266,10 @@ async fn keys(cmd: KeysCommand) -> Result<()> {
                 None => None,
             };
             let keys = store.list_keys(account_id).await?;
-            println!("{:<18} {:<12} {:<48} {:<8} {:<27} {:<27} LABEL", "ID", "ACCOUNT", "SCOPES", "STATE", "CREATED", "LAST USED");
+            println!(
+                "{:<18} {:<12} {:<48} {:<8} {:<27} {:<27} LABEL",
+                "ID", "ACCOUNT", "SCOPES", "STATE", "CREATED", "LAST USED"
+            );
             for k in keys {
                 let state = if k.revoked {
                     "revoked"
@@ -305,7 +313,10 @@ async fn integrations(cmd: IntegrationsCommand) -> Result<()> {
                 .create_integration(&cli_context(account.id), NewIntegration { id, application_type, name })
                 .await
                 .context("cannot add the integration")?;
-            eprintln!("Added integration {} ({}) `{}` to account `{}`.", created.id, created.application_type, created.name, account.name);
+            eprintln!(
+                "Added integration {} ({}) `{}` to account `{}`.",
+                created.id, created.application_type, created.name, account.name
+            );
             Ok(())
         }
         IntegrationsCommand::List { account, db } => {

@@ -24,7 +24,9 @@ const MAX_ADMIN_BODY: usize = 64 * 1024;
 /// names the field.
 async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
     if content_kind(request.headers())? != ContentKind::Json {
-        return Err(ApiError::unsupported_media_type("This endpoint takes a JSON body with `Content-Type: application/json`."));
+        return Err(ApiError::unsupported_media_type(
+            "This endpoint takes a JSON body with `Content-Type: application/json`.",
+        ));
     }
     let (parts, body) = request.into_parts();
     let bytes = read_limited(body, &parts.headers, MAX_ADMIN_BODY, "JSON body").await?;
@@ -91,7 +93,11 @@ pub async fn create_integration(
     if let Some(id) = body.id
         && id <= 0
     {
-        return Err(ApiError::invalid_parameter("id", &id.to_string(), "An integration id is a positive whole number."));
+        return Err(ApiError::invalid_parameter(
+            "id",
+            &id.to_string(),
+            "An integration id is a positive whole number.",
+        ));
     }
     let new = NewIntegration { id: body.id, application_type: body.application_type, name: check_name(&body.name)? };
     let created = state.store.create_integration(&auth.change_context(), new).await?;
@@ -138,7 +144,10 @@ pub async fn update_integration(
     auth.require(Scope::Admin)?;
     let id = parse_id(&id)?;
     let body: UpdateIntegration = json_body(request).await?;
-    let patch = IntegrationPatch { name: body.name.as_deref().map(check_name).transpose()?, application_type: body.application_type };
+    let patch = IntegrationPatch {
+        name: body.name.as_deref().map(check_name).transpose()?,
+        application_type: body.application_type,
+    };
     state.store.update_integration(&auth.change_context(), id, patch).await?.map(Json).ok_or_else(|| no_integration(id))
 }
 
@@ -227,13 +236,18 @@ pub async fn create_key(
         ));
     }
     let expires_at = match body.expires_in_days {
-        Some(0) => return Err(ApiError::invalid_parameter("expiresInDays", "0", "`expiresInDays` must be at least 1.")),
+        Some(0) => {
+            return Err(ApiError::invalid_parameter("expiresInDays", "0", "`expiresInDays` must be at least 1."));
+        }
         Some(days) => Some(devid_store::now_micros() + i64::from(days) * 86_400 * 1_000_000),
         None => None,
     };
     let created = state
         .store
-        .create_key(&auth.change_context(), NewKey { scopes: body.scopes, label: body.label.trim().to_string(), expires_at })
+        .create_key(
+            &auth.change_context(),
+            NewKey { scopes: body.scopes, label: body.label.trim().to_string(), expires_at },
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -288,12 +302,16 @@ pub async fn list_audit(
     RawQuery(query): RawQuery,
 ) -> Result<Json<AuditResponse>, ApiError> {
     auth.require(Scope::Admin)?;
-    let params =
-        QueryParams::parse(query.as_deref(), &["pageIndex", "pageSize", "from", "to", "integrationId", "identity", "email"])?;
+    let params = QueryParams::parse(
+        query.as_deref(),
+        &["pageIndex", "pageSize", "from", "to", "integrationId", "identity", "email"],
+    )?;
     let time = |name: &str| -> Result<Option<i64>, ApiError> {
         params
             .get(name)
-            .map(|raw| parse_rfc3339(raw).map_err(|e| ApiError::invalid_parameter(name, raw, format!("`{name}`: {e}."))))
+            .map(|raw| {
+                parse_rfc3339(raw).map_err(|e| ApiError::invalid_parameter(name, raw, format!("`{name}`: {e}.")))
+            })
             .transpose()
     };
     let q = AuditQuery {

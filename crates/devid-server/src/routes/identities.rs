@@ -27,7 +27,8 @@ use crate::error::{ApiError, ErrorBody};
 
 pub const JSON_SUCCESS: &str = "Developer identities updated successfully.";
 pub const CSV_SUCCESS: &str = "CSV processed and developer identities updated successfully.";
-const DRY_RUN_SUCCESS: &str = "Dry run: the upload is valid; the summary shows what it would change. Nothing was changed.";
+const DRY_RUN_SUCCESS: &str =
+    "Dry run: the upload is valid; the summary shows what it would change. Nothing was changed.";
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -324,7 +325,13 @@ pub async fn list_identities(
     Ok(Json(ListResponse {
         count: page.records.len(),
         records: page.records,
-        metadata: ListMetadata { page: page_index, page_size, has_next: page.has_next, total_count: page.total_count, next_cursor },
+        metadata: ListMetadata {
+            page: page_index,
+            page_size,
+            has_next: page.has_next,
+            total_count: page.total_count,
+            next_cursor,
+        },
     })
     .into_response())
 }
@@ -376,7 +383,10 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
                     ApiError::invalid_parameter(
                         "applicationTypes",
                         raw,
-                        format!("`{t}` is not an application type; expected one of {}.", ApplicationType::allowed_values()),
+                        format!(
+                            "`{t}` is not an application type; expected one of {}.",
+                            ApplicationType::allowed_values()
+                        ),
                     )
                 })
             })
@@ -388,7 +398,10 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
         q.search = Some(raw.trim().to_string());
     }
     if let Some(raw) = params.get("updatedAfter") {
-        q.updated_after = Some(parse_rfc3339(raw).map_err(|e| ApiError::invalid_parameter("updatedAfter", raw, format!("`updatedAfter`: {e}.")))?);
+        q.updated_after = Some(
+            parse_rfc3339(raw)
+                .map_err(|e| ApiError::invalid_parameter("updatedAfter", raw, format!("`updatedAfter`: {e}.")))?,
+        );
     }
     Ok(q)
 }
@@ -404,7 +417,11 @@ fn wants_csv(params: &QueryParams, headers: &HeaderMap) -> Result<bool, ApiError
         return match format.trim().to_ascii_lowercase().as_str() {
             "csv" => Ok(true),
             "json" => Ok(false),
-            _ => Err(ApiError::invalid_parameter("format", format, format!("`format` must be json or csv, not `{format}`."))),
+            _ => Err(ApiError::invalid_parameter(
+                "format",
+                format,
+                format!("`format` must be json or csv, not `{format}`."),
+            )),
         };
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -439,7 +456,8 @@ fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -> Re
     };
     let stream = futures_util::stream::unfold(walk, |mut walk| async move {
         let paging = walk.next.take()?;
-        let mut out = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::with_capacity(1 << 16));
+        let mut out =
+            csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::with_capacity(1 << 16));
         if !walk.header_sent {
             walk.header_sent = true;
             if let Err(e) = out.write_record(CSV_HEADER) {
@@ -518,7 +536,8 @@ fn cursor_check(key: &CursorKey, account: i64, fingerprint: u64) -> u64 {
 fn decode_cursor(raw: &str, account: AccountId, fingerprint: u64) -> Result<CursorKey, ApiError> {
     let invalid = |why: &str| {
         let mut problems = devid_core::Problems::new();
-        let message = format!("The cursor {why}. Start again from the first page (no cursor) with the same filters and sort.");
+        let message =
+            format!("The cursor {why}. Start again from the first page (no cursor) with the same filters and sort.");
         problems.add_with_reason(
             devid_core::ErrorType::InvalidCursor,
             "cursor",

@@ -55,7 +55,8 @@ impl QueryParams {
     pub fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Self, crate::error::ApiError> {
         let mut pairs = Vec::new();
         for (k, v) in crate::auth::form_pairs(query.unwrap_or("")) {
-            let known = allowed.iter().chain(["accountIdentifier", "routingId"].iter()).find(|a| a.eq_ignore_ascii_case(&k));
+            let known =
+                allowed.iter().chain(["accountIdentifier", "routingId"].iter()).find(|a| a.eq_ignore_ascii_case(&k));
             match known {
                 Some(name) => pairs.push((name.to_string(), v)),
                 None => {

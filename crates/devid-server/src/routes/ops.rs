@@ -45,7 +45,10 @@ pub struct Ready {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     match state.store.ping().await {
         Ok(()) => Ok(Json(Ready { status: "ready", database: state.store.backend() })),
-        Err(e) => Err(ApiError::unavailable(format!("Not ready: the {} database does not answer ({e}).", state.store.backend()))),
+        Err(e) => Err(ApiError::unavailable(format!(
+            "Not ready: the {} database does not answer ({e}).",
+            state.store.backend()
+        ))),
     }
 }
 

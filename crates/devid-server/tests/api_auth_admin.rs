@@ -1,0 +1,389 @@
+//! Authentication, scopes, tenant isolation, admin endpoints and the error contract.
+
+mod common;
+
+use common::{TestApp, error_types, expect_error, expect_status};
+use devid_core::types::{ApplicationType, Scope};
+use devid_store::Store;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_documented_header_form_is_accepted() {
+    let app = TestApp::spawn().await;
+    let key = &app.admin_key;
+    let forms: Vec<(&str, String)> = vec![
+        ("x-api-key", key.clone()),
+        ("X-Api-Key", key.clone()),
+        ("authorization", format!("ApiKey {key}")),
+        ("Authorization", format!("APIKEY {key}")),
+        ("Authorization", format!("Bearer {key}")),
+        ("Authorization", key.clone()),
+    ];
+    for (name, value) in forms {
+        let r = app.client.get(app.url("/v2/integrations")).header(name, value.clone()).send().await.expect("send");
+        expect_status(r, 200).await;
+    }
+}
+
+#[tokio::test]
+async fn missing_malformed_unknown_revoked_and_expired_keys_get_401() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/v2/integrations")).send().await.expect("send");
+    let body = expect_error(r, 401).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("x-api-key"), "{body}");
+
+    let forged = {
+        let mut parts: Vec<&str> = app.admin_key.split('.').collect();
+        parts[3] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        parts.join(".")
+    };
+    for bad in ["not-a-key", "pat.default.nokey.secret", "Bearer", forged.as_str()] {
+        let r = app.client.get(app.url("/v2/integrations")).header("authorization", bad).send().await.expect("send");
+        expect_error(r, 401).await;
+    }
+
+    let key = app.key("default", &[Scope::Admin]).await;
+    let key_id = key.split('.').nth(2).expect("key id").to_string();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v2/api-keys/{key_id}")))
+        .header("x-api-key", &app.admin_key)
+        .send()
+        .await
+        .expect("send");
+    let revoked = expect_status(r, 200).await;
+    assert_eq!(revoked["revoked"], true);
+    let r = app.get("/v2/integrations", &key).send().await.expect("send");
+    let body = expect_error(r, 401).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("revoked"));
+
+    let ctx = app.account_ctx("default").await;
+    let expired = app
+        .store
+        .create_key(
+            &ctx,
+            devid_store::NewKey {
+                scopes: vec![Scope::Admin],
+                label: "old".into(),
+                expires_at: Some(devid_store::now_micros() - 1),
+            },
+        )
+        .await
+        .expect("key")
+        .key;
+    let body = expect_error(app.get("/v2/integrations", &expired).send().await.expect("send"), 401).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("expired"));
+}
+
+#[tokio::test]
+async fn scopes_are_enforced_with_403() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let read = app.key("default", &[Scope::DeveloperRecordsRead]).await;
+    let write = app.key("default", &[Scope::DeveloperRecordsWrite]).await;
+    let rows = json!([{"email": "a@x.com", "integrationId": 1, "identity": "a"}]);
+
+    expect_status(app.get("/v2/developers/identities", &read).send().await.expect("send"), 200).await;
+    let body =
+        expect_error(app.patch_json("/v2/developers/identities", &read, &rows).send().await.expect("send"), 403).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("developer_records:write"));
+    expect_error(app.get("/v2/integrations", &read).send().await.expect("send"), 403).await;
+    expect_error(app.get("/v2/audit", &write).send().await.expect("send"), 403).await;
+    expect_error(app.get("/v2/developers/identities", &write).send().await.expect("send"), 403).await;
+    expect_status(app.patch_json("/v2/developers/identities", &write, &rows).send().await.expect("send"), 200).await;
+    // admin implies the others
+    expect_status(app.get("/v2/developers/identities", &app.admin_key).send().await.expect("send"), 200).await;
+}
+
+#[tokio::test]
+async fn naming_another_account_is_forbidden() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/v2/integrations?accountIdentifier=default", &app.admin_key).send().await.expect("send");
+    expect_status(r, 200).await;
+    let r = app.get("/v2/integrations?accountIdentifier=acme", &app.admin_key).send().await.expect("send");
+    expect_error(r, 403).await;
+    let r = app.get("/v2/integrations", &app.admin_key).header("Harness-Account", "acme").send().await.expect("send");
+    expect_error(r, 403).await;
+}
+
+/// Account B's admin key against every endpoint, aimed at account A's data.
+#[tokio::test]
+async fn another_accounts_key_sees_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let rows = json!([{"email": "alice@a.com", "integrationId": 1, "identity": "alice-a"}]);
+    expect_status(app.patch_json("/v2/developers/identities", &app.admin_key, &rows).send().await.expect("send"), 200)
+        .await;
+    let a_key_id = app.admin_key.split('.').nth(2).expect("id").to_string();
+    let before = app.dump().await;
+
+    let b = app.key("acme", &[Scope::Admin]).await;
+    let list = expect_status(app.get("/v2/integrations", &b).send().await.expect("send"), 200).await;
+    assert_eq!(list["integrations"], json!([]));
+    expect_error(app.get("/v2/integrations/1", &b).send().await.expect("send"), 404).await;
+    let r = app
+        .client
+        .patch(app.url("/v2/integrations/1"))
+        .header("x-api-key", &b)
+        .json(&json!({"name": "stolen"}))
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 404).await;
+    let r =
+        app.client.delete(app.url("/v2/integrations/1?force=true")).header("x-api-key", &b).send().await.expect("send");
+    expect_error(r, 404).await;
+    let ids = expect_status(app.get("/v2/developers/identities", &b).send().await.expect("send"), 200).await;
+    assert_eq!(ids["records"], json!([]));
+    assert_eq!(ids["_metadata"]["total_count"], 0);
+    let csv =
+        app.get("/v2/developers/identities?format=csv", &b).send().await.expect("send").text().await.expect("text");
+    assert!(!csv.contains("alice"), "{csv}");
+    let audit = expect_status(app.get("/v2/audit?pageSize=1000", &b).send().await.expect("send"), 200).await;
+    assert!(!audit.to_string().contains("alice"), "{audit}");
+    let keys = expect_status(app.get("/v2/api-keys", &b).send().await.expect("send"), 200).await;
+    assert!(!keys.to_string().contains(&a_key_id));
+    let r = app
+        .client
+        .delete(app.url(&format!("/v2/api-keys/{a_key_id}")))
+        .header("x-api-key", &b)
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 404).await;
+    let upload = app.patch_json(
+        "/v2/developers/identities",
+        &b,
+        &json!([{"email": "evil@b.com", "integrationId": 1, "identity": "alice-a"}]),
+    );
+    let body = expect_error(upload.send().await.expect("send"), 400).await;
+    assert_eq!(error_types(&body), vec!["UNKNOWN_INTEGRATION"]);
+    let del = app
+        .client
+        .delete(app.url("/v2/developers/identities"))
+        .header("x-api-key", &b)
+        .json(&json!([{"integrationId": 1, "identity": "alice-a"}]));
+    let body = expect_error(del.send().await.expect("send"), 400).await;
+    assert_eq!(error_types(&body), vec!["UNKNOWN_INTEGRATION"]);
+    let legacy = app.client.post(app.url("/v2/developers/cloud-ids")).header("x-api-key", &b).json(
+        &json!({"integrationUsers": [{"email": "evil@b.com", "applicationType": "GITHUB", "cloudId": "alice-a"}]}),
+    );
+    let body = expect_status(legacy.send().await.expect("send"), 200).await;
+    assert_eq!(body["summary"]["integrationsCreated"][0]["name"], "GITHUB (default)", "B gets its own integration");
+
+    assert_eq!(app.dump().await, before, "account A is untouched");
+    expect_status(app.get("/v2/integrations", &app.admin_key).send().await.expect("send"), 200).await;
+}
+
+#[tokio::test]
+async fn integrations_can_be_managed_over_http() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    let post =
+        |body: serde_json::Value| app.client.post(app.url("/v2/integrations")).header("x-api-key", k).json(&body);
+    let created = expect_status(
+        post(json!({"id": 5, "applicationType": "JIRA", "name": "Jira Cloud"})).send().await.expect("send"),
+        201,
+    )
+    .await;
+    assert_eq!(created["id"], 5);
+    let auto =
+        expect_status(post(json!({"applicationType": "github", "name": "GitHub"})).send().await.expect("send"), 201)
+            .await;
+    assert_eq!(auto["id"], 6);
+    let dup = expect_error(
+        post(json!({"id": 5, "applicationType": "JIRA", "name": "again"})).send().await.expect("send"),
+        409,
+    )
+    .await;
+    assert!(dup["message"].as_str().unwrap_or_default().contains("already exists"));
+    expect_error(post(json!({"id": 9, "applicationType": "SVN", "name": "x"})).send().await.expect("send"), 400).await;
+    expect_error(
+        post(json!({"id": 9, "applicationType": "JIRA", "name": "x", "colour": "red"})).send().await.expect("send"),
+        400,
+    )
+    .await;
+    expect_error(post(json!({"id": -1, "applicationType": "JIRA", "name": "x"})).send().await.expect("send"), 400)
+        .await;
+    expect_error(post(json!({"id": 9, "applicationType": "JIRA", "name": "  "})).send().await.expect("send"), 400)
+        .await;
+    let r = app
+        .client
+        .post(app.url("/v2/integrations"))
+        .header("x-api-key", k)
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 400).await;
+    let r = app
+        .client
+        .post(app.url("/v2/integrations"))
+        .header("x-api-key", k)
+        .body("id=1")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 415).await;
+
+    let renamed = app
+        .client
+        .patch(app.url("/v2/integrations/5"))
+        .header("x-api-key", k)
+        .json(&json!({"name": "Jira"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(expect_status(renamed, 200).await["name"], "Jira");
+    expect_error(app.get("/v2/integrations/abc", k).send().await.expect("send"), 400).await;
+    expect_error(app.get("/v2/integrations/77", k).send().await.expect("send"), 404).await;
+
+    let rows = json!([{"email": "a@x.com", "integrationId": 5, "identity": "acc-1"}]);
+    expect_status(app.patch_json("/v2/developers/identities", k, &rows).send().await.expect("send"), 200).await;
+    let one = expect_status(app.get("/v2/integrations/5", k).send().await.expect("send"), 200).await;
+    assert_eq!(one["identityCount"], 1);
+    let r = app.client.delete(app.url("/v2/integrations/5")).header("x-api-key", k).send().await.expect("send");
+    let body = expect_error(r, 409).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("force=true"));
+    let r =
+        app.client.delete(app.url("/v2/integrations/5?force=true")).header("x-api-key", k).send().await.expect("send");
+    assert_eq!(expect_status(r, 200).await["identitiesDeleted"], 1);
+    assert!(app.dump().await.is_empty());
+    let listed = expect_status(app.get("/v2/integrations", k).send().await.expect("send"), 200).await;
+    assert_eq!(listed["integrations"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn api_keys_can_be_created_listed_and_revoked_over_http() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    let r = app
+        .client
+        .post(app.url("/v2/api-keys"))
+        .header("x-api-key", k)
+        .json(&json!({"scopes": ["developer_records:read"], "label": "pipeline", "expiresInDays": 30}))
+        .send()
+        .await
+        .expect("send");
+    let created = expect_status(r, 201).await;
+    let new_key = created["key"].as_str().expect("key").to_string();
+    assert!(new_key.starts_with("pat.default."));
+    assert!(created["apiKey"]["expiresAt"].is_string());
+    expect_status(app.get("/v2/developers/identities", &new_key).send().await.expect("send"), 200).await;
+
+    let listed = expect_status(app.get("/v2/api-keys", k).send().await.expect("send"), 200).await;
+    let text = listed.to_string();
+    assert_eq!(listed["keys"].as_array().map(Vec::len), Some(2));
+    for key in [&new_key, k] {
+        let secret = key.rsplit('.').next().expect("secret");
+        assert!(!text.contains(secret), "listing shows a secret");
+    }
+    for bad in [
+        json!({"scopes": []}),
+        json!({"scopes": ["root"]}),
+        json!({"scopes": ["admin"], "expiresInDays": 0}),
+        json!({"scope": ["admin"]}),
+    ] {
+        let r = app.client.post(app.url("/v2/api-keys")).header("x-api-key", k).json(&bad).send().await.expect("send");
+        expect_error(r, 400).await;
+    }
+    let id = created["apiKey"]["id"].as_str().expect("id");
+    let r =
+        app.client.delete(app.url(&format!("/v2/api-keys/{id}"))).header("x-api-key", k).send().await.expect("send");
+    expect_status(r, 200).await;
+    expect_error(app.get("/v2/developers/identities", &new_key).send().await.expect("send"), 401).await;
+    let r = app.client.delete(app.url("/v2/api-keys/nope")).header("x-api-key", k).send().await.expect("send");
+    expect_error(r, 404).await;
+    let audit = expect_status(app.get("/v2/audit", k).send().await.expect("send"), 200).await;
+    let actions: Vec<&str> =
+        audit["records"].as_array().expect("records").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(&actions[..2], &["key.revoked", "key.created"]);
+}
+
+#[tokio::test]
+async fn every_error_is_json_with_a_sentence() {
+    let app = TestApp::spawn_with(devid_server::Limits { max_json_body: 1024, ..Default::default() }).await;
+    let k = &app.admin_key;
+    expect_error(app.get("/nowhere", k).send().await.expect("send"), 404).await;
+    expect_error(app.get("/v2/developers/nothing", k).send().await.expect("send"), 404).await;
+    let r = app.client.put(app.url("/v2/integrations")).header("x-api-key", k).send().await.expect("send");
+    let body = expect_error(r, 405).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("PUT"));
+    let big = format!("[{}]", vec![r#"{"email":"a@x.com","integrationId":1,"identity":"x"}"#; 100].join(","));
+    let r = app
+        .client
+        .patch(app.url("/v2/developers/identities"))
+        .header("x-api-key", k)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("send");
+    let body = expect_error(r, 413).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("--max-json-body"), "{body}");
+    let r = app
+        .client
+        .patch(app.url("/v2/developers/identities"))
+        .header("x-api-key", k)
+        .header("content-type", "application/xml")
+        .body("<a/>")
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 415).await;
+    let r = app.get("/v2/developers/identities?pageSize=0", k).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert_eq!(body["errors"][0]["fieldName"], "pageSize");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/healthz")).header("x-request-id", "my-req-42").send().await.expect("send");
+    assert_eq!(r.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("my-req-42"));
+    let r = app.client.get(app.url("/healthz")).send().await.expect("send");
+    let generated = r.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+
+    app.integration("default", 1, ApplicationType::Github).await;
+    let rows = json!([{"email": "a@x.com", "integrationId": 1, "identity": "a"}]);
+    let r = app
+        .patch_json("/v2/developers/identities", &app.admin_key, &rows)
+        .header("x-request-id", "upload-7")
+        .send()
+        .await
+        .expect("send");
+    expect_status(r, 200).await;
+    let audit = expect_status(app.get("/v2/audit?identity=a", &app.admin_key).send().await.expect("send"), 200).await;
+    assert_eq!(audit["records"][0]["requestId"], "upload-7");
+}
+
+#[tokio::test]
+async fn operations_endpoints_answer_without_a_key() {
+    let app = TestApp::spawn().await;
+    let health = expect_status(app.client.get(app.url("/healthz")).send().await.expect("send"), 200).await;
+    assert_eq!(health["status"], "ok");
+    let ready = expect_status(app.client.get(app.url("/readyz")).send().await.expect("send"), 200).await;
+    assert_eq!(ready["database"], "sqlite");
+    expect_status(app.get("/v2/integrations", &app.admin_key).send().await.expect("send"), 200).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    assert!(metrics.contains("devid_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("devid_http_request_duration_seconds_bucket"), "{metrics}");
+    let doc = expect_status(app.client.get(app.url("/openapi.json")).send().await.expect("send"), 200).await;
+    assert!(doc["paths"]["/v2/developers/identities"]["patch"].is_object());
+    assert!(doc["paths"]["/v2/integrations/{id}"]["delete"].is_object());
+    let docs = app.client.get(app.url("/docs")).send().await.expect("send").text().await.expect("text");
+    assert!(docs.contains("/openapi.json"));
+    assert!(!docs.contains("https://"), "the docs page loads nothing from the network");
+}
+
+#[tokio::test]
+async fn every_harness_prefix_serves_the_api() {
+    let app = TestApp::spawn().await;
+    for prefix in devid_server::API_PREFIXES {
+        let r = app.get(&format!("{prefix}/integrations"), &app.admin_key).send().await.expect("send");
+        expect_status(r, 200).await;
+    }
+}

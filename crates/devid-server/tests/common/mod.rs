@@ -1,0 +1,141 @@
+//! Boots the real server on port 0 against a fresh database for each test.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use devid_core::types::{ApplicationType, Scope};
+use devid_server::{AppState, Limits};
+use devid_store::{ChangeContext, NewIntegration, NewKey, SqliteStore, Store};
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    /// Admin key of account `default`.
+    pub admin_key: String,
+    pub store: Arc<SqliteStore>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Limits::default()).await
+    }
+
+    pub async fn spawn_with(limits: Limits) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(dir.path().join("devid.db")).expect("open store"));
+        let admin_key = store.bootstrap().await.expect("bootstrap").expect("fresh database gives a key").key;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(store.clone(), limits);
+        let server = tokio::spawn(devid_server::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        TestApp { base, client: Client::new(), admin_key, store, shutdown: Some(tx), server: Some(server), _dir: dir }
+    }
+
+    /// Stops accepting and waits for in-flight requests to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> RequestBuilder {
+        self.client.get(self.url(path)).header("x-api-key", key)
+    }
+
+    pub fn patch_json(&self, path: &str, key: &str, body: &Value) -> RequestBuilder {
+        self.client.patch(self.url(path)).header("x-api-key", key).json(body)
+    }
+
+    pub fn upload_csv(&self, path: &str, key: &str, csv: impl Into<Vec<u8>>) -> RequestBuilder {
+        let part =
+            reqwest::multipart::Part::bytes(csv.into()).file_name("identities.csv").mime_str("text/csv").expect("mime");
+        self.client
+            .patch(self.url(path))
+            .header("x-api-key", key)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+    }
+
+    pub async fn account_ctx(&self, account: &str) -> ChangeContext {
+        let account = self.store.ensure_account(account).await.expect("account");
+        ChangeContext { account: account.id, key_id: None, request_id: None }
+    }
+
+    /// A key of `account` (created if needed) with `scopes`.
+    pub async fn key(&self, account: &str, scopes: &[Scope]) -> String {
+        let ctx = self.account_ctx(account).await;
+        self.store
+            .create_key(&ctx, NewKey { scopes: scopes.to_vec(), label: "test".into(), expires_at: None })
+            .await
+            .expect("create key")
+            .key
+    }
+
+    pub async fn integration(&self, account: &str, id: i64, t: ApplicationType) {
+        let ctx = self.account_ctx(account).await;
+        self.store
+            .create_integration(&ctx, NewIntegration { id: Some(id), application_type: t, name: format!("{t} {id}") })
+            .await
+            .expect("create integration");
+    }
+
+    /// Every identity of `default`, via the API, as (email, integrationId, identity).
+    pub async fn dump(&self) -> Vec<(String, i64, String)> {
+        let body = self.get("/v2/developers/identities?pageSize=1000", &self.admin_key).send().await.expect("send");
+        let json = expect_status(body, 200).await;
+        json["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| {
+                (
+                    r["email"].as_str().unwrap_or_default().to_string(),
+                    r["integrationId"].as_i64().unwrap_or_default(),
+                    r["identity"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Asserts the status and returns the JSON body (every answer of devid is JSON unless
+/// it is a CSV download).
+pub async fn expect_status(response: Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    assert!(content_type.starts_with("application/json"), "content-type {content_type} for body {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts a devid error body with the given status and returns it.
+pub async fn expect_error(response: Response, status: u16) -> Value {
+    let body = expect_status(response, status).await;
+    assert_eq!(body["status"], "error", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.len() > 10, "the message should be a sentence: {body}");
+    body
+}
+
+/// The error types of an error body, in order.
+pub fn error_types(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["errorType"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default()
+}
