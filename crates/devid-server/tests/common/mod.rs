@@ -93,6 +93,26 @@ impl TestApp {
             .expect("create integration");
     }
 
+    /// Every identity of `default` over the CSV download, however many there are.
+    pub async fn dump_all(&self) -> Vec<(String, i64, String)> {
+        let text = self
+            .get("/v2/developers/identities?format=csv", &self.admin_key)
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("csv");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        reader
+            .records()
+            .map(|r| {
+                let r = r.expect("csv record");
+                (r[0].to_string(), r[1].parse().expect("id"), r[2].to_string())
+            })
+            .collect()
+    }
+
     /// Every identity of `default`, via the API, as (email, integrationId, identity).
     pub async fn dump(&self) -> Vec<(String, i64, String)> {
         let body = self.get("/v2/developers/identities?pageSize=1000", &self.admin_key).send().await.expect("send");
