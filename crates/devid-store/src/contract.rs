@@ -294,7 +294,9 @@ macro_rules! contract_tests {
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test]
+            // Several threads: a PostgreSQL connection must keep being served while the
+            // test's schema guard blocks in its destructor.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let fresh = $fresh;
                 if let Some((store, _guard)) = fresh().await {
@@ -303,4 +305,54 @@ macro_rules! contract_tests {
             }
         )*
     };
+}
+
+/// A schema of its own in the test PostgreSQL database, dropped when this is dropped,
+/// so PostgreSQL tests run in parallel without seeing each other.
+pub struct PgTestSchema {
+    base_url: String,
+    schema: String,
+}
+
+/// The database PostgreSQL tests use; without it they are skipped with a message.
+pub const POSTGRES_URL_VAR: &str = "DEVID_TEST_POSTGRES_URL";
+
+impl PgTestSchema {
+    /// Creates the schema and returns a URL whose connections use it. `None` (after
+    /// saying so on stderr) when `DEVID_TEST_POSTGRES_URL` is not set.
+    pub async fn create() -> Option<(String, PgTestSchema)> {
+        let Ok(base_url) = std::env::var(POSTGRES_URL_VAR) else {
+            eprintln!("SKIPPED: PostgreSQL test not run because {POSTGRES_URL_VAR} is not set");
+            return None;
+        };
+        let schema = format!("devid_test_{}", crate::keys::new_key_id());
+        let (client, connection) =
+            ok(tokio_postgres::connect(&base_url, tokio_postgres::NoTls).await, "connect to PostgreSQL");
+        tokio::spawn(connection);
+        ok(client.batch_execute(&format!("CREATE SCHEMA {schema}")).await, "create schema");
+        let separator = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+        Some((url, PgTestSchema { base_url, schema }))
+    }
+}
+
+impl Drop for PgTestSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.base_url.clone(), self.schema.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("could not drop test schema {}", self.schema);
+        }
+    }
 }

@@ -15,9 +15,12 @@ use serde::Serialize;
 #[doc(hidden)]
 pub mod contract;
 pub mod keys;
+pub mod postgres;
 pub mod query;
+pub mod sql;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
 pub use sqlite::SqliteStore;
 

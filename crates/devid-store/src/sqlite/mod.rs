@@ -20,7 +20,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::keys::{hash_secret, new_key_id, new_secret, secret_matches};
-use crate::query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
+use crate::query::{AuditQuery, IdentityQuery};
+use crate::sql::{self, Arg, Dialect};
 use crate::{
     Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
     DeleteIntegrationOutcome, DeleteSummary, IdentityPage, IdentityRecord, Integration, IntegrationPatch,
@@ -906,112 +907,36 @@ fn apply_upload_in(
     Ok(summary)
 }
 
-fn sort_column(key: SortKey) -> Option<&'static str> {
-    match key {
-        SortKey::Email => Some("d.email"),
-        SortKey::IntegrationId => None,
-        SortKey::Identity => Some("d.identity_key"),
-        SortKey::UpdatedAt => Some("d.updated_at"),
-    }
+fn to_values(args: &[Arg]) -> Vec<Value> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Int(i) => Value::Integer(*i),
+            Arg::Text(t) => Value::Text(t.clone()),
+        })
+        .collect()
 }
 
 fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) -> StoreResult<IdentityPage> {
-    let mut filters = vec!["d.account_id = ?".to_string()];
-    let mut args: Vec<Value> = vec![Value::Integer(account.0)];
-    if !q.emails.is_empty() {
-        filters.push(format!("d.email IN ({})", vec!["?"; q.emails.len()].join(",")));
-        args.extend(q.emails.iter().map(|e| Value::Text(e.clone())));
-    }
-    if !q.integration_ids.is_empty() {
-        filters.push(format!("d.integration_id IN ({})", vec!["?"; q.integration_ids.len()].join(",")));
-        args.extend(q.integration_ids.iter().map(|i| Value::Integer(*i)));
-    }
-    if !q.application_types.is_empty() {
-        filters.push(format!(
-            "d.integration_id IN (SELECT id FROM integrations WHERE account_id = ? AND application_type IN ({}))",
-            vec!["?"; q.application_types.len()].join(",")
-        ));
-        args.push(Value::Integer(account.0));
-        args.extend(q.application_types.iter().map(|t| Value::Text(t.as_str().to_string())));
-    }
-    if let Some(search) = &q.search {
-        let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        filters.push("(d.email LIKE ? ESCAPE '\\' OR d.identity LIKE ? ESCAPE '\\')".into());
-        args.push(Value::Text(pattern.clone()));
-        args.push(Value::Text(pattern));
-    }
-    if let Some(after) = q.updated_after {
-        filters.push("d.updated_at > ?".into());
-        args.push(Value::Integer(after));
-    }
-    let filter_sql = filters.join(" AND ");
-    let total: i64 = if q.count_total {
-        conn.query_row(
-            &format!("SELECT COUNT(*) FROM identities d WHERE {filter_sql}"),
-            rusqlite::params_from_iter(args.iter()),
-            |r| r.get(0),
-        )
-        .map_err(map_err)?
-    } else {
-        0
+    let built = sql::identity_sql(Dialect::Sqlite, account, q).map_err(StoreError::Invalid)?;
+    let total: i64 = match &built.count {
+        Some(count) => conn
+            .query_row(&count.text, rusqlite::params_from_iter(to_values(&count.args)), |r| r.get(0))
+            .map_err(map_err)?,
+        None => 0,
     };
-
-    let dir = match q.order {
-        SortOrder::Asc => "ASC",
-        SortOrder::Desc => "DESC",
-    };
-    let primary = sort_column(q.sort);
-    let order_sql = match primary {
-        Some(col) => format!("{col} {dir}, d.integration_id {dir}, d.identity_key {dir}"),
-        None => format!("d.integration_id {dir}, d.identity_key {dir}"),
-    };
-    let mut page_args = args.clone();
-    let mut page_filter = filter_sql.clone();
-    let (limit, offset) = match &q.paging {
-        Paging::Offset { page_index, page_size } => (Some(*page_size), page_index.saturating_mul(*page_size)),
-        Paging::After { cursor, page_size } => {
-            let cmp = if q.order == SortOrder::Asc { ">" } else { "<" };
-            match (primary, &cursor.value) {
-                (Some(col), Some(value)) => {
-                    page_filter.push_str(&format!(" AND ({col}, d.integration_id, d.identity_key) {cmp} (?, ?, ?)"));
-                    page_args.push(if q.sort == SortKey::UpdatedAt {
-                        Value::Integer(
-                            value.parse().map_err(|_| StoreError::Invalid("the cursor is not valid".into()))?,
-                        )
-                    } else {
-                        Value::Text(value.clone())
-                    });
-                }
-                (None, _) => page_filter.push_str(&format!(" AND (d.integration_id, d.identity_key) {cmp} (?, ?)")),
-                (Some(_), None) => return Err(StoreError::Invalid("the cursor does not match the sort key".into())),
-            }
-            page_args.push(Value::Integer(cursor.integration_id));
-            page_args.push(Value::Text(cursor.identity_key.clone()));
-            (Some(*page_size), 0)
-        }
-        Paging::All => (None, 0),
-    };
-    let limit_sql = match limit {
-        Some(size) => format!(" LIMIT {} OFFSET {offset}", size + 1),
-        None => String::new(),
-    };
-    let sql = format!(
-        "SELECT d.email, d.integration_id, i.application_type, d.identity, d.created_at, d.updated_at, d.identity_key
-         FROM identities d JOIN integrations i ON i.account_id = d.account_id AND i.id = d.integration_id
-         WHERE {page_filter} ORDER BY {order_sql}{limit_sql}"
-    );
-    let mut stmt = conn.prepare(&sql).map_err(map_err)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(page_args.iter())).map_err(map_err)?;
+    let mut stmt = conn.prepare_cached(&built.page.text).map_err(map_err)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(to_values(&built.page.args))).map_err(map_err)?;
     let mut records = Vec::new();
-    let mut last_key: Option<(String, i64)> = None;
+    let mut next_cursor = None;
     let mut has_next = false;
     while let Some(r) = rows.next().map_err(map_err)? {
-        if limit.is_some_and(|l| records.len() as u64 >= l) {
+        if built.limit.is_some_and(|l| records.len() as u64 >= l) {
             has_next = true;
             break;
         }
         let t: String = r.get(2).map_err(map_err)?;
         let updated_at: i64 = r.get(5).map_err(map_err)?;
+        let identity_key: String = r.get(6).map_err(map_err)?;
         let record = IdentityRecord {
             email: r.get(0).map_err(map_err)?,
             integration_id: r.get(1).map_err(map_err)?,
@@ -1020,66 +945,23 @@ fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) 
             created_at: to_rfc3339(r.get(4).map_err(map_err)?),
             updated_at: to_rfc3339(updated_at),
         };
-        last_key = Some((r.get(6).map_err(map_err)?, updated_at));
+        next_cursor = Some(sql::next_cursor(q.sort, &record.email, record.integration_id, &identity_key, updated_at));
         records.push(record);
     }
-    let next_cursor = match (has_next, records.last(), last_key) {
-        (true, Some(last), Some((identity_key, updated_at))) => Some(crate::query::CursorKey {
-            value: match q.sort {
-                SortKey::Email => Some(last.email.clone()),
-                SortKey::Identity => Some(identity_key.clone()),
-                SortKey::UpdatedAt => Some(updated_at.to_string()),
-                SortKey::IntegrationId => None,
-            },
-            integration_id: last.integration_id,
-            identity_key,
-        }),
-        _ => None,
-    };
+    if !has_next {
+        next_cursor = None;
+    }
     Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
 }
 
 fn list_audit_in(conn: &Connection, account: AccountId, q: &AuditQuery) -> StoreResult<AuditPage> {
-    let mut filters = vec!["account_id = ?".to_string()];
-    let mut args: Vec<Value> = vec![Value::Integer(account.0)];
-    if let Some(from) = q.from {
-        filters.push("at >= ?".into());
-        args.push(Value::Integer(from));
-    }
-    if let Some(to) = q.to {
-        filters.push("at < ?".into());
-        args.push(Value::Integer(to));
-    }
-    if let Some(id) = q.integration_id {
-        filters.push("integration_id = ?".into());
-        args.push(Value::Integer(id));
-    }
-    if let Some(identity) = &q.identity {
-        filters.push("identity = ?".into());
-        args.push(Value::Text(identity.clone()));
-    }
-    if let Some(email) = &q.email {
-        filters.push("(old_email = ? OR new_email = ?)".into());
-        args.push(Value::Text(email.clone()));
-        args.push(Value::Text(email.clone()));
-    }
-    let filter_sql = filters.join(" AND ");
+    let (count, page) = sql::audit_sql(Dialect::Sqlite, account, q);
     let total: i64 = conn
-        .query_row(
-            &format!("SELECT COUNT(*) FROM audit_events WHERE {filter_sql}"),
-            rusqlite::params_from_iter(args.iter()),
-            |r| r.get(0),
-        )
+        .query_row(&count.text, rusqlite::params_from_iter(to_values(&count.args)), |r| r.get(0))
         .map_err(map_err)?;
-    let sql = format!(
-        "SELECT id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail
-         FROM audit_events WHERE {filter_sql} ORDER BY id DESC LIMIT {} OFFSET {}",
-        q.page_size + 1,
-        q.page_index.saturating_mul(q.page_size)
-    );
-    let mut stmt = conn.prepare(&sql).map_err(map_err)?;
+    let mut stmt = conn.prepare(&page.text).map_err(map_err)?;
     let mut events = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        .query_map(rusqlite::params_from_iter(to_values(&page.args)), |r| {
             Ok(AuditEvent {
                 id: r.get(0)?,
                 at: to_rfc3339(r.get(1)?),

@@ -1,0 +1,120 @@
+//! Versioned, forward-only migrations for PostgreSQL. Replicas starting together take a
+//! session advisory lock so exactly one applies what is missing.
+
+use tokio_postgres::Client;
+
+/// Advisory lock keys: devid's class id, then 0 for migrations or an account id.
+pub const LOCK_CLASS: i32 = 0x6465_7669; // "devi"
+pub const MIGRATION_LOCK: i32 = 0;
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE accounts (
+    id          BIGSERIAL PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE integrations (
+    account_id        BIGINT NOT NULL REFERENCES accounts(id),
+    id                BIGINT NOT NULL,
+    application_type  TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    updated_at        BIGINT NOT NULL,
+    PRIMARY KEY (account_id, id)
+);
+
+-- Text compared and sorted byte-wise ("C"), as SQLite does, so both backends order
+-- listings identically and keyset cursors mean the same thing on each.
+CREATE TABLE developers (
+    id          BIGSERIAL PRIMARY KEY,
+    account_id  BIGINT NOT NULL REFERENCES accounts(id),
+    email       TEXT COLLATE "C" NOT NULL,
+    name        TEXT,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    UNIQUE (account_id, email)
+);
+
+CREATE TABLE identities (
+    id              BIGSERIAL PRIMARY KEY,
+    account_id      BIGINT NOT NULL,
+    integration_id  BIGINT NOT NULL,
+    identity_key    TEXT COLLATE "C" NOT NULL,
+    identity        TEXT NOT NULL,
+    developer_id    BIGINT NOT NULL REFERENCES developers(id),
+    email           TEXT COLLATE "C" NOT NULL,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    FOREIGN KEY (account_id, integration_id) REFERENCES integrations(account_id, id)
+);
+CREATE UNIQUE INDEX identities_by_key ON identities(account_id, integration_id, identity_key);
+CREATE INDEX identities_by_email ON identities(account_id, email, integration_id, identity_key);
+CREATE INDEX identities_by_identity ON identities(account_id, identity_key, integration_id);
+CREATE INDEX identities_by_updated ON identities(account_id, updated_at, integration_id, identity_key);
+CREATE INDEX identities_by_developer ON identities(developer_id);
+
+CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,
+    account_id    BIGINT NOT NULL REFERENCES accounts(id),
+    secret_hash   BYTEA NOT NULL,
+    scopes        TEXT NOT NULL,
+    label         TEXT NOT NULL DEFAULT '',
+    created_at    BIGINT NOT NULL,
+    last_used_at  BIGINT,
+    expires_at    BIGINT,
+    revoked_at    BIGINT
+);
+CREATE INDEX api_keys_by_account ON api_keys(account_id);
+
+CREATE TABLE audit_events (
+    id              BIGSERIAL PRIMARY KEY,
+    account_id      BIGINT NOT NULL,
+    at              BIGINT NOT NULL,
+    action          TEXT NOT NULL,
+    key_id          TEXT,
+    request_id      TEXT,
+    integration_id  BIGINT,
+    identity        TEXT,
+    old_email       TEXT,
+    new_email       TEXT,
+    detail          TEXT
+);
+CREATE INDEX audit_by_account ON audit_events(account_id, id);
+CREATE INDEX audit_by_time ON audit_events(account_id, at);
+"#,
+)];
+
+pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    client.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &MIGRATION_LOCK]).await?;
+    let result = apply_missing(client).await;
+    let unlock = client.execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &MIGRATION_LOCK]).await;
+    let applied = result?;
+    unlock?;
+    Ok(applied)
+}
+
+async fn apply_missing(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+    let current: i64 =
+        client.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[]).await?.try_get(0)?;
+    let mut applied = 0;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[version, &crate::now_micros()],
+        )
+        .await?;
+        tx.commit().await?;
+        applied += 1;
+    }
+    Ok(applied)
+}

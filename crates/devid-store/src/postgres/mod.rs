@@ -1,0 +1,963 @@
+//! The PostgreSQL backend, for several stateless devid replicas sharing one database.
+//! Writes to one account are serialised by a transaction-scoped advisory lock on the
+//! account, so concurrent uploads from any replica apply in some serial order and never
+//! deadlock; uploads stage their rows with binary COPY and apply them with a handful of
+//! set-based statements, never a round trip per row.
+
+mod migrations;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use devid_core::apikey::{format_key, parse_key};
+use devid_core::plan::{DeletePlan, IntegrationInfo, IntegrationRef, UploadPlan};
+use devid_core::time::{Micros, to_rfc3339};
+use devid_core::types::{ApplicationType, IntegrationId, Scope, scopes_from_string, scopes_to_string};
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+
+use crate::keys::{hash_secret, new_key_id, new_secret, secret_matches};
+use crate::query::{AuditQuery, IdentityQuery};
+use crate::sql::{self, Arg, Dialect};
+use crate::{
+    Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
+    DeleteIntegrationOutcome, DeleteSummary, IdentityPage, IdentityRecord, Integration, IntegrationPatch,
+    LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult, UploadSummary,
+    default_integration_name, now_micros,
+};
+
+use migrations::LOCK_CLASS;
+
+/// Attempts for a transaction that failed on a serialization failure or deadlock.
+const MAX_ATTEMPTS: u32 = 4;
+const POOL_SIZE: usize = 16;
+
+pub struct PostgresStore {
+    pool: Pool,
+    throttle: Arc<LastUsedThrottle>,
+}
+
+enum PgError {
+    Db(tokio_postgres::Error),
+    Pool(String),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Db(e)
+    }
+}
+
+impl From<PoolError> for PgError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => PgError::Db(e),
+            other => PgError::Pool(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for PgError {
+    fn from(e: StoreError) -> Self {
+        PgError::Store(e)
+    }
+}
+
+impl PgError {
+    fn is_transient(&self) -> bool {
+        matches!(self, PgError::Db(e) if matches!(e.code(), Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED))
+    }
+
+    fn into_store(self) -> StoreError {
+        match self {
+            PgError::Store(e) => e,
+            PgError::Pool(m) => StoreError::Unavailable(format!("no PostgreSQL connection: {m}")),
+            PgError::Db(e) => match e.code() {
+                Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::FOREIGN_KEY_VIOLATION => {
+                    StoreError::Conflict(e.to_string())
+                }
+                Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") || c.code().starts_with("53") => {
+                    StoreError::Unavailable(e.to_string())
+                }
+                Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+                    StoreError::Unavailable("the database stayed busy; retry shortly".into())
+                }
+                Some(_) => StoreError::Internal(e.to_string()),
+                // No SQLSTATE: the connection broke (I/O, closed, timed out).
+                None => StoreError::Unavailable(e.to_string()),
+            },
+        }
+    }
+}
+
+type PgResult<T> = Result<T, PgError>;
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`, with any libpq-style options)
+    /// and brings the schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid(format!("the PostgreSQL URL is not valid: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("devid");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        let store = Self { pool, throttle: Arc::new(LastUsedThrottle::default()) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Re-runs migrations; returns how many were applied.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        let mut client = self.client().await.map_err(PgError::into_store)?;
+        migrations::run(&mut client).await.map_err(|e| PgError::Db(e).into_store())
+    }
+
+    async fn client(&self) -> PgResult<Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Runs `op` again after a serialization failure or deadlock, a few times, with a
+    /// short growing pause; other errors return at once.
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = PgResult<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, "transaction retried after a serialization failure");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+    }
+}
+
+async fn lock_account(tx: &impl GenericClient, account: AccountId) -> PgResult<()> {
+    let id = i32::try_from(account.0).map_err(|_| StoreError::Internal("account id out of range".into()))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id]).await?;
+    Ok(())
+}
+
+fn parse_type(s: &str) -> PgResult<ApplicationType> {
+    s.parse().map_err(|_| PgError::Store(StoreError::Internal(format!("stored application type `{s}` is unknown"))))
+}
+
+/// One audit event; fields that do not apply stay `None`.
+#[derive(Default)]
+struct Audit<'a> {
+    action: &'a str,
+    integration_id: Option<IntegrationId>,
+    identity: Option<&'a str>,
+    old_email: Option<&'a str>,
+    new_email: Option<&'a str>,
+    detail: Option<&'a str>,
+}
+
+async fn insert_audit(tx: &impl GenericClient, ctx: &ChangeContext, at: Micros, e: Audit<'_>) -> PgResult<()> {
+    tx.execute(
+        "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[&ctx.account.0, &at, &e.action, &ctx.key_id, &ctx.request_id, &e.integration_id, &e.identity, &e.old_email, &e.new_email, &e.detail],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn account_name(tx: &impl GenericClient, account: AccountId) -> PgResult<String> {
+    match tx.query_opt("SELECT name FROM accounts WHERE id = $1", &[&account.0]).await? {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(StoreError::NotFound(format!("account {} does not exist", account.0)).into()),
+    }
+}
+
+const KEY_COLUMNS: &str = "k.id, a.name, k.scopes, k.label, k.created_at, k.last_used_at, k.expires_at, k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id";
+
+fn key_info(row: &Row) -> PgResult<ApiKeyInfo> {
+    let scopes: String = row.try_get(2)?;
+    Ok(ApiKeyInfo {
+        id: row.try_get(0)?,
+        account: row.try_get(1)?,
+        scopes: scopes_from_string(&scopes).map_err(|e| StoreError::Internal(e.to_string()))?,
+        label: row.try_get(3)?,
+        created_at: to_rfc3339(row.try_get(4)?),
+        last_used_at: row.try_get::<_, Option<i64>>(5)?.map(to_rfc3339),
+        expires_at: row.try_get::<_, Option<i64>>(6)?.map(to_rfc3339),
+        revoked: row.try_get::<_, Option<i64>>(7)?.is_some(),
+    })
+}
+
+async fn create_key_in(tx: &impl GenericClient, ctx: &ChangeContext, new: &NewKey) -> PgResult<CreatedKey> {
+    let name = account_name(tx, ctx.account).await?;
+    let key_id = new_key_id();
+    let secret = new_secret();
+    let now = now_micros();
+    tx.execute(
+        "INSERT INTO api_keys (id, account_id, secret_hash, scopes, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&key_id, &ctx.account.0, &hash_secret(&secret), &scopes_to_string(&new.scopes), &new.label, &now, &new.expires_at],
+    )
+    .await?;
+    let detail = serde_json::json!({"keyId": key_id, "scopes": new.scopes, "label": new.label}).to_string();
+    insert_audit(tx, ctx, now, Audit { action: "key.created", detail: Some(&detail), ..Default::default() }).await?;
+    Ok(CreatedKey {
+        key: format_key(&name, &key_id, &secret),
+        info: ApiKeyInfo {
+            id: key_id,
+            account: name,
+            scopes: new.scopes.clone(),
+            label: new.label.clone(),
+            created_at: to_rfc3339(now),
+            last_used_at: None,
+            expires_at: new.expires_at.map(to_rfc3339),
+            revoked: false,
+        },
+    })
+}
+
+async fn ensure_account_in(tx: &impl GenericClient, name: &str) -> PgResult<Account> {
+    devid_core::types::validate_account_name(name).map_err(StoreError::Invalid)?;
+    tx.execute(
+        "INSERT INTO accounts (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        &[&name, &now_micros()],
+    )
+    .await?;
+    let id: i64 = tx.query_one("SELECT id FROM accounts WHERE name = $1", &[&name]).await?.try_get(0)?;
+    Ok(Account { id: AccountId(id), name: name.to_string() })
+}
+
+const INTEGRATION_COLUMNS: &str = "i.id, i.application_type, i.name, i.created_at, i.updated_at,
+    (SELECT COUNT(*) FROM identities d WHERE d.account_id = i.account_id AND d.integration_id = i.id)
+    FROM integrations i";
+
+fn integration(row: &Row) -> PgResult<Integration> {
+    let t: String = row.try_get(1)?;
+    Ok(Integration {
+        id: row.try_get(0)?,
+        application_type: parse_type(&t)?,
+        name: row.try_get(2)?,
+        created_at: to_rfc3339(row.try_get(3)?),
+        updated_at: to_rfc3339(row.try_get(4)?),
+        identity_count: row.try_get::<_, i64>(5)?.max(0) as u64,
+    })
+}
+
+async fn get_integration_in(
+    tx: &impl GenericClient,
+    account: AccountId,
+    id: IntegrationId,
+) -> PgResult<Option<Integration>> {
+    let row = tx
+        .query_opt(&format!("SELECT {INTEGRATION_COLUMNS} WHERE i.account_id = $1 AND i.id = $2"), &[&account.0, &id])
+        .await?;
+    row.as_ref().map(integration).transpose()
+}
+
+async fn insert_integration(
+    tx: &impl GenericClient,
+    ctx: &ChangeContext,
+    id: Option<IntegrationId>,
+    application_type: ApplicationType,
+    name: &str,
+    now: Micros,
+) -> PgResult<Integration> {
+    let id = match id {
+        Some(id) => {
+            let taken: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM integrations WHERE account_id = $1 AND id = $2)",
+                    &[&ctx.account.0, &id],
+                )
+                .await?
+                .try_get(0)?;
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "integration {id} already exists; choose another id or leave it out to get the next free one"
+                ))
+                .into());
+            }
+            id
+        }
+        None => tx
+            .query_one("SELECT COALESCE(MAX(id), 0) + 1 FROM integrations WHERE account_id = $1", &[&ctx.account.0])
+            .await?
+            .try_get(0)?,
+    };
+    tx.execute(
+        "INSERT INTO integrations (account_id, id, application_type, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        &[&ctx.account.0, &id, &application_type.as_str(), &name, &now],
+    )
+    .await?;
+    let detail = serde_json::json!({"applicationType": application_type, "name": name}).to_string();
+    insert_audit(
+        tx,
+        ctx,
+        now,
+        Audit { action: "integration.created", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
+    )
+    .await?;
+    Ok(Integration {
+        id,
+        application_type,
+        name: name.to_string(),
+        created_at: to_rfc3339(now),
+        updated_at: to_rfc3339(now),
+        identity_count: 0,
+    })
+}
+
+fn params(args: &[Arg]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    args.iter()
+        .map(|a| -> Box<dyn ToSql + Sync + Send> {
+            match a {
+                Arg::Int(i) => Box::new(*i),
+                Arg::Text(t) => Box::new(t.clone()),
+            }
+        })
+        .collect()
+}
+
+fn refs(boxed: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    boxed.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+/// The rows of an upload, resolved to integration ids, streamed into a temporary table.
+async fn stage_rows(
+    tx: &Transaction<'_>,
+    plan: &UploadPlan,
+    new_ids: &[(ApplicationType, IntegrationId)],
+) -> PgResult<()> {
+    tx.batch_execute(
+        "CREATE TEMP TABLE upload_rows (email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DROP",
+    )
+    .await?;
+    let sink = tx.copy_in("COPY upload_rows (email, integration_id, identity_key, identity) FROM STDIN BINARY").await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT]);
+    pin_mut!(writer);
+    for row in &plan.rows {
+        let integration_id = match row.integration {
+            IntegrationRef::Existing(id) => id,
+            IntegrationRef::New(t) => new_ids
+                .iter()
+                .find(|(nt, _)| *nt == t)
+                .map(|(_, id)| *id)
+                .ok_or_else(|| StoreError::Internal(format!("no integration was made for {t}")))?,
+        };
+        writer.as_mut().write(&[&row.email, &integration_id, &row.key(), &row.identity]).await?;
+    }
+    writer.finish().await?;
+    tx.batch_execute("ANALYZE upload_rows").await?;
+    Ok(())
+}
+
+const UPLOAD_SOURCE: &str = "WITH src AS (
+    SELECT u.email, u.integration_id, u.identity_key, u.identity, d.id AS developer_id
+    FROM upload_rows u JOIN developers d ON d.account_id = $1 AND d.email = u.email)";
+
+async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &UploadPlan) -> PgResult<UploadSummary> {
+    lock_account(tx, ctx.account).await?;
+    let now = now_micros();
+    let mut summary = UploadSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
+
+    let mut new_ids = Vec::new();
+    for t in &plan.new_integrations {
+        let existing: Option<i64> = tx
+            .query_one(
+                "SELECT MIN(id) FROM integrations WHERE account_id = $1 AND application_type = $2",
+                &[&ctx.account.0, &t.as_str()],
+            )
+            .await?
+            .try_get(0)?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let created = insert_integration(tx, ctx, None, *t, &default_integration_name(*t), now).await?;
+                let id = created.id;
+                summary.integrations_created.push(created);
+                id
+            }
+        };
+        new_ids.push((*t, id));
+    }
+    stage_rows(tx, plan, &new_ids).await?;
+
+    let developers_created: i64 = tx
+        .query_one(
+            "WITH new AS (
+                INSERT INTO developers (account_id, email, created_at, updated_at)
+                SELECT DISTINCT $1::BIGINT, email, $2::BIGINT, $2::BIGINT FROM upload_rows
+                ON CONFLICT (account_id, email) DO NOTHING RETURNING 1)
+             SELECT COUNT(*) FROM new",
+            &[&ctx.account.0, &now],
+        )
+        .await?
+        .try_get(0)?;
+    let audit_args: [&(dyn ToSql + Sync); 4] = [&ctx.account.0, &now, &ctx.key_id, &ctx.request_id];
+
+    // `old` is the row as it was before this statement: PostgreSQL evaluates a self-join
+    // in UPDATE ... FROM against the pre-update snapshot.
+    let reassigned: i64 = tx
+        .query_one(
+            &format!(
+                "{UPLOAD_SOURCE},
+                 upd AS (
+                    UPDATE identities i SET developer_id = src.developer_id, email = src.email, identity = src.identity, updated_at = $2
+                    FROM src, identities old
+                    WHERE old.id = i.id AND i.account_id = $1 AND i.integration_id = src.integration_id
+                      AND i.identity_key = src.identity_key AND i.developer_id <> src.developer_id
+                    RETURNING i.integration_id, src.identity, old.email AS old_email, src.email AS new_email),
+                 aud AS (
+                    INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email)
+                    SELECT $1, $2, 'identity.reassigned', $3, $4, integration_id, identity, old_email, new_email FROM upd RETURNING 1)
+                 SELECT COUNT(*) FROM upd"
+            ),
+            &audit_args,
+        )
+        .await?
+        .try_get(0)?;
+    tx.query_one(
+        &format!(
+            "{UPLOAD_SOURCE},
+             upd AS (
+                UPDATE identities i SET identity = src.identity, updated_at = $2
+                FROM src, identities old
+                WHERE old.id = i.id AND i.account_id = $1 AND i.integration_id = src.integration_id
+                  AND i.identity_key = src.identity_key AND i.developer_id = src.developer_id AND i.identity <> src.identity
+                RETURNING i.integration_id, src.identity, src.email, old.identity AS before),
+             aud AS (
+                INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
+                SELECT $1, $2, 'identity.updated', $3, $4, integration_id, identity, email, email, json_build_object('before', before)::TEXT
+                FROM upd RETURNING 1)
+             SELECT COUNT(*) FROM upd"
+        ),
+        &audit_args,
+    )
+    .await?;
+    let created: i64 = tx
+        .query_one(
+            &format!(
+                "{UPLOAD_SOURCE},
+                 ins AS (
+                    INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at)
+                    SELECT $1, integration_id, identity_key, identity, developer_id, email, $2, $2 FROM src
+                    ON CONFLICT (account_id, integration_id, identity_key) DO NOTHING
+                    RETURNING integration_id, identity, email),
+                 aud AS (
+                    INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, new_email)
+                    SELECT $1, $2, 'identity.created', $3, $4, integration_id, identity, email FROM ins RETURNING 1)
+                 SELECT COUNT(*) FROM ins"
+            ),
+            &audit_args,
+        )
+        .await?
+        .try_get(0)?;
+    summary.developers_created = developers_created.max(0) as u64;
+    summary.reassigned = reassigned.max(0) as u64;
+    summary.created = created.max(0) as u64;
+    summary.unchanged = (plan.rows.len() as u64).saturating_sub(summary.created + summary.reassigned);
+    Ok(summary)
+}
+
+impl PostgresStore {
+    async fn apply_upload_once(
+        &self,
+        ctx: &ChangeContext,
+        plan: &UploadPlan,
+        dry_run: bool,
+    ) -> PgResult<UploadSummary> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let summary = apply_upload_in(&tx, ctx, plan).await?;
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(summary)
+    }
+
+    async fn delete_identities_once(
+        &self,
+        ctx: &ChangeContext,
+        plan: &DeletePlan,
+        dry_run: bool,
+    ) -> PgResult<DeleteSummary> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_account(&tx, ctx.account).await?;
+        let now = now_micros();
+        let ids: Vec<i64> = plan.rows.iter().map(|r| r.integration_id).collect();
+        let keys: Vec<&str> = plan.rows.iter().map(|r| r.key()).collect();
+        let deleted: i64 = tx
+            .query_one(
+                "WITH del AS (
+                    DELETE FROM identities i USING UNNEST($5::BIGINT[], $6::TEXT[]) AS r(integration_id, identity_key)
+                    WHERE i.account_id = $1 AND i.integration_id = r.integration_id AND i.identity_key = r.identity_key
+                    RETURNING i.integration_id, i.identity, i.email),
+                 aud AS (
+                    INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email)
+                    SELECT $1, $2, 'identity.deleted', $3, $4, integration_id, identity, email FROM del RETURNING 1)
+                 SELECT COUNT(*) FROM del",
+                &[&ctx.account.0, &now, &ctx.key_id, &ctx.request_id, &ids, &keys],
+            )
+            .await?
+            .try_get(0)?;
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        let deleted = deleted.max(0) as u64;
+        Ok(DeleteSummary {
+            received: plan.received,
+            duplicates: plan.duplicates,
+            deleted,
+            not_found: (plan.rows.len() as u64).saturating_sub(deleted),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        async {
+            let client = self.client().await?;
+            client.query_one("SELECT 1", &[]).await?;
+            Ok(())
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn bootstrap(&self) -> StoreResult<Option<CreatedKey>> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            // Replicas starting together: one creates the account, the others see it.
+            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &migrations::MIGRATION_LOCK]).await?;
+            let accounts: i64 = tx.query_one("SELECT COUNT(*) FROM accounts", &[]).await?.try_get(0)?;
+            if accounts > 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let account = ensure_account_in(&tx, "default").await?;
+            let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
+            let key = create_key_in(
+                &tx,
+                &ctx,
+                &NewKey { scopes: vec![Scope::Admin], label: "bootstrap admin key".into(), expires_at: None },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
+        async {
+            let client = self.client().await?;
+            let row = client.query_opt("SELECT id FROM accounts WHERE name = $1", &[&name]).await?;
+            Ok(match row {
+                Some(row) => Some(Account { id: AccountId(row.try_get(0)?), name: name.to_string() }),
+                None => None,
+            })
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn ensure_account(&self, name: &str) -> StoreResult<Account> {
+        self.retrying(|| async {
+            let client = self.client().await?;
+            ensure_account_in(&client, name).await
+        })
+        .await
+    }
+
+    async fn create_key(&self, ctx: &ChangeContext, new: NewKey) -> StoreResult<CreatedKey> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let key = create_key_in(&tx, ctx, &new).await?;
+            tx.commit().await?;
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn list_keys(&self, account: Option<AccountId>) -> StoreResult<Vec<ApiKeyInfo>> {
+        async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT {KEY_COLUMNS} WHERE ($1::BIGINT IS NULL OR k.account_id = $1) ORDER BY a.name, k.created_at, k.id"),
+                    &[&account.map(|a| a.0)],
+                )
+                .await?;
+            rows.iter().map(key_info).collect::<PgResult<Vec<_>>>()
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn revoke_key(&self, ctx: &ChangeContext, key_id: &str, any_account: bool) -> StoreResult<ApiKeyInfo> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let owner = tx
+                .query_opt("SELECT account_id, revoked_at FROM api_keys WHERE id = $1 FOR UPDATE", &[&key_id])
+                .await?;
+            let owner = match owner {
+                Some(row) => Some((row.try_get::<_, i64>(0)?, row.try_get::<_, Option<i64>>(1)?)),
+                None => None,
+            };
+            let Some((owner, revoked_at)) = owner.filter(|(owner, _)| any_account || *owner == ctx.account.0) else {
+                return Err(StoreError::NotFound(format!("there is no API key `{key_id}`")).into());
+            };
+            if revoked_at.is_none() {
+                let now = now_micros();
+                tx.execute("UPDATE api_keys SET revoked_at = $1 WHERE id = $2", &[&now, &key_id]).await?;
+                let owner_ctx = ChangeContext { account: AccountId(owner), ..ctx.clone() };
+                let detail = serde_json::json!({"keyId": key_id}).to_string();
+                insert_audit(
+                    &tx,
+                    &owner_ctx,
+                    now,
+                    Audit { action: "key.revoked", detail: Some(&detail), ..Default::default() },
+                )
+                .await?;
+            }
+            let row = tx.query_one(&format!("SELECT {KEY_COLUMNS} WHERE k.id = $1"), &[&key_id]).await?;
+            let info = key_info(&row)?;
+            tx.commit().await?;
+            Ok(info)
+        })
+        .await
+    }
+
+    async fn authenticate(&self, presented: &str) -> StoreResult<AuthOutcome> {
+        let Some(parsed) = parse_key(presented) else {
+            return Ok(AuthOutcome::Unknown);
+        };
+        let outcome = async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(
+                    "SELECT k.secret_hash, k.scopes, k.expires_at, k.revoked_at, a.id, a.name
+                     FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1",
+                )
+                .await?;
+            let Some(row) = client.query_opt(&statement, &[&parsed.key_id]).await? else {
+                return Ok(AuthOutcome::Unknown);
+            };
+            let hash: Vec<u8> = row.try_get(0)?;
+            let account_name: String = row.try_get(5)?;
+            if account_name != parsed.account || !secret_matches(parsed.secret, &hash) {
+                return Ok(AuthOutcome::Unknown);
+            }
+            if row.try_get::<_, Option<i64>>(3)?.is_some() {
+                return Ok(AuthOutcome::Revoked);
+            }
+            if row.try_get::<_, Option<i64>>(2)?.is_some_and(|e| e <= now_micros()) {
+                return Ok(AuthOutcome::Expired);
+            }
+            let scopes: String = row.try_get(1)?;
+            Ok(AuthOutcome::Valid(Principal {
+                account: AccountId(row.try_get(4)?),
+                account_name,
+                key_id: parsed.key_id.to_string(),
+                scopes: scopes_from_string(&scopes).map_err(|e| StoreError::Internal(e.to_string()))?,
+            }))
+        }
+        .await
+        .map_err(PgError::into_store)?;
+        if let AuthOutcome::Valid(p) = &outcome
+            && self.throttle.should_write(&p.key_id)
+        {
+            let pool = self.pool.clone();
+            let key_id = p.key_id.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let client = pool.get().await?;
+                    client
+                        .execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", &[&now_micros(), &key_id])
+                        .await?;
+                    Ok::<_, PgError>(())
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e.into_store(), "could not record when the key was last used");
+                }
+            });
+        }
+        Ok(outcome)
+    }
+
+    async fn list_integrations(&self, account: AccountId) -> StoreResult<Vec<Integration>> {
+        async {
+            let client = self.client().await?;
+            let rows = client
+                .query(&format!("SELECT {INTEGRATION_COLUMNS} WHERE i.account_id = $1 ORDER BY i.id"), &[&account.0])
+                .await?;
+            rows.iter().map(integration).collect::<PgResult<Vec<_>>>()
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn get_integration(&self, account: AccountId, id: IntegrationId) -> StoreResult<Option<Integration>> {
+        async {
+            let client = self.client().await?;
+            get_integration_in(&client, account, id).await
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn integration_infos(&self, account: AccountId) -> StoreResult<Vec<IntegrationInfo>> {
+        async {
+            let client = self.client().await?;
+            let rows = client
+                .query("SELECT id, application_type FROM integrations WHERE account_id = $1 ORDER BY id", &[&account.0])
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(IntegrationInfo {
+                        id: r.try_get(0)?,
+                        application_type: parse_type(&r.try_get::<_, String>(1)?)?,
+                    })
+                })
+                .collect::<PgResult<Vec<_>>>()
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn create_integration(&self, ctx: &ChangeContext, new: NewIntegration) -> StoreResult<Integration> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_account(&tx, ctx.account).await?;
+            let created = insert_integration(&tx, ctx, new.id, new.application_type, &new.name, now_micros()).await?;
+            tx.commit().await?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn update_integration(
+        &self,
+        ctx: &ChangeContext,
+        id: IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Option<Integration>> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_account(&tx, ctx.account).await?;
+            let Some(before) = get_integration_in(&tx, ctx.account, id).await? else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            if let Some(t) = patch.application_type
+                && t.identity_is_case_insensitive() != before.application_type.identity_is_case_insensitive()
+                && before.identity_count > 0
+            {
+                return Err(StoreError::Conflict(format!(
+                    "integration {id} holds {} identities compared {}; changing its type to {t} would change how they are matched. Create a new integration instead.",
+                    before.identity_count,
+                    if before.application_type.identity_is_case_insensitive() { "case-insensitively" } else { "exactly" },
+                ))
+                .into());
+            }
+            let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
+            let application_type = patch.application_type.unwrap_or(before.application_type);
+            let now = now_micros();
+            tx.execute(
+                "UPDATE integrations SET name = $1, application_type = $2, updated_at = $3 WHERE account_id = $4 AND id = $5",
+                &[&name, &application_type.as_str(), &now, &ctx.account.0, &id],
+            )
+            .await?;
+            let detail = serde_json::json!({
+                "before": {"name": before.name, "applicationType": before.application_type},
+                "after": {"name": name, "applicationType": application_type},
+            })
+            .to_string();
+            insert_audit(
+                &tx,
+                ctx,
+                now,
+                Audit { action: "integration.updated", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
+            )
+            .await?;
+            let after = get_integration_in(&tx, ctx.account, id).await?;
+            tx.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+
+    async fn delete_integration(
+        &self,
+        ctx: &ChangeContext,
+        id: IntegrationId,
+        force: bool,
+    ) -> StoreResult<DeleteIntegrationOutcome> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_account(&tx, ctx.account).await?;
+            let Some(before) = get_integration_in(&tx, ctx.account, id).await? else {
+                tx.rollback().await?;
+                return Ok(DeleteIntegrationOutcome::NotFound);
+            };
+            if before.identity_count > 0 && !force {
+                tx.rollback().await?;
+                return Ok(DeleteIntegrationOutcome::HasIdentities(before.identity_count));
+            }
+            let now = now_micros();
+            tx.execute(
+                "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email)
+                 SELECT account_id, $1, 'identity.deleted', $2, $3, integration_id, identity, email
+                 FROM identities WHERE account_id = $4 AND integration_id = $5",
+                &[&now, &ctx.key_id, &ctx.request_id, &ctx.account.0, &id],
+            )
+            .await?;
+            let deleted =
+                tx.execute("DELETE FROM identities WHERE account_id = $1 AND integration_id = $2", &[&ctx.account.0, &id]).await?;
+            tx.execute("DELETE FROM integrations WHERE account_id = $1 AND id = $2", &[&ctx.account.0, &id]).await?;
+            let detail = serde_json::json!({
+                "applicationType": before.application_type, "name": before.name, "identitiesDeleted": deleted,
+            })
+            .to_string();
+            insert_audit(
+                &tx,
+                ctx,
+                now,
+                Audit { action: "integration.deleted", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(DeleteIntegrationOutcome::Deleted { identities_deleted: deleted })
+        })
+        .await
+    }
+
+    async fn apply_upload(&self, ctx: &ChangeContext, plan: UploadPlan, dry_run: bool) -> StoreResult<UploadSummary> {
+        self.retrying(|| self.apply_upload_once(ctx, &plan, dry_run)).await
+    }
+
+    async fn delete_identities(
+        &self,
+        ctx: &ChangeContext,
+        plan: DeletePlan,
+        dry_run: bool,
+    ) -> StoreResult<DeleteSummary> {
+        self.retrying(|| self.delete_identities_once(ctx, &plan, dry_run)).await
+    }
+
+    async fn list_identities(&self, account: AccountId, query: IdentityQuery) -> StoreResult<IdentityPage> {
+        async {
+            let built = sql::identity_sql(Dialect::Postgres, account, &query).map_err(StoreError::Invalid)?;
+            let client = self.client().await?;
+            let total: i64 = match &built.count {
+                Some(count) => {
+                    let p = params(&count.args);
+                    client.query_one(&count.text, &refs(&p)).await?.try_get(0)?
+                }
+                None => 0,
+            };
+            let p = params(&built.page.args);
+            let statement = client.prepare_cached(&built.page.text).await?;
+            let rows = client.query(&statement, &refs(&p)).await?;
+            let mut records = Vec::with_capacity(rows.len());
+            let mut has_next = false;
+            let mut next_cursor = None;
+            for r in &rows {
+                if built.limit.is_some_and(|l| records.len() as u64 >= l) {
+                    has_next = true;
+                    break;
+                }
+                let t: String = r.try_get(2)?;
+                let updated_at: i64 = r.try_get(5)?;
+                let identity_key: String = r.try_get(6)?;
+                let record = IdentityRecord {
+                    email: r.try_get(0)?,
+                    integration_id: r.try_get(1)?,
+                    application_type: parse_type(&t)?,
+                    identity: r.try_get(3)?,
+                    created_at: to_rfc3339(r.try_get(4)?),
+                    updated_at: to_rfc3339(updated_at),
+                };
+                next_cursor =
+                    Some(sql::next_cursor(query.sort, &record.email, record.integration_id, &identity_key, updated_at));
+                records.push(record);
+            }
+            if !has_next {
+                next_cursor = None;
+            }
+            Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn list_audit(&self, account: AccountId, query: AuditQuery) -> StoreResult<AuditPage> {
+        async {
+            let (count, page) = sql::audit_sql(Dialect::Postgres, account, &query);
+            let client = self.client().await?;
+            let p = params(&count.args);
+            let total: i64 = client.query_one(&count.text, &refs(&p)).await?.try_get(0)?;
+            let p = params(&page.args);
+            let rows = client.query(&page.text, &refs(&p)).await?;
+            let mut events = rows
+                .iter()
+                .map(|r| {
+                    Ok(AuditEvent {
+                        id: r.try_get(0)?,
+                        at: to_rfc3339(r.try_get(1)?),
+                        action: r.try_get(2)?,
+                        key_id: r.try_get(3)?,
+                        request_id: r.try_get(4)?,
+                        integration_id: r.try_get(5)?,
+                        identity: r.try_get(6)?,
+                        old_email: r.try_get(7)?,
+                        new_email: r.try_get(8)?,
+                        detail: r.try_get(9)?,
+                    })
+                })
+                .collect::<PgResult<Vec<_>>>()?;
+            let has_next = events.len() as u64 > query.page_size;
+            events.truncate(query.page_size as usize);
+            Ok(AuditPage { events, total_count: total.max(0) as u64, has_next })
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+}

@@ -1,0 +1,25 @@
+//! The storage contract on PostgreSQL, each test in a schema of its own. Skipped, with a
+//! message, when DEVID_TEST_POSTGRES_URL is not set; CI always sets it.
+
+use std::sync::Arc;
+
+use devid_store::contract::PgTestSchema;
+use devid_store::{PostgresStore, Store};
+
+async fn fresh() -> Option<(Arc<dyn Store>, PgTestSchema)> {
+    let (url, schema) = PgTestSchema::create().await?;
+    let store = PostgresStore::connect(&url).await.expect("connect to the test schema");
+    Some((Arc::new(store), schema))
+}
+
+devid_store::contract_tests!(|| fresh());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_twice_are_a_no_op() {
+    let Some((url, _schema)) = PgTestSchema::create().await else { return };
+    let store = PostgresStore::connect(&url).await.expect("connect");
+    assert_eq!(store.migrate().await.expect("migrate again"), 0);
+    let second = PostgresStore::connect(&url).await.expect("second replica");
+    assert!(store.bootstrap().await.expect("bootstrap").is_some());
+    assert!(second.bootstrap().await.expect("bootstrap").is_none(), "only one replica bootstraps");
+}
