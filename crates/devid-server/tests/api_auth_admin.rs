@@ -1,13 +1,15 @@
 //! Authentication, scopes, tenant isolation, admin endpoints and the error contract.
 
+#[macro_use]
 mod common;
 
 use common::{TestApp, error_types, expect_error, expect_status};
 use devid_core::types::{ApplicationType, Scope};
-use devid_store::Store;
 use serde_json::json;
 
-#[tokio::test]
+// Account B's admin key against every endpoint, aimed at account A's data.
+
+both_backends! {
 async fn every_documented_header_form_is_accepted() {
     let app = TestApp::spawn().await;
     let key = &app.admin_key;
@@ -25,7 +27,6 @@ async fn every_documented_header_form_is_accepted() {
     }
 }
 
-#[tokio::test]
 async fn missing_malformed_unknown_revoked_and_expired_keys_get_401() {
     let app = TestApp::spawn().await;
     let r = app.client.get(app.url("/v2/integrations")).send().await.expect("send");
@@ -75,7 +76,6 @@ async fn missing_malformed_unknown_revoked_and_expired_keys_get_401() {
     assert!(body["message"].as_str().unwrap_or_default().contains("expired"));
 }
 
-#[tokio::test]
 async fn scopes_are_enforced_with_403() {
     let app = TestApp::spawn().await;
     app.integration("default", 1, ApplicationType::Github).await;
@@ -95,7 +95,6 @@ async fn scopes_are_enforced_with_403() {
     expect_status(app.get("/v2/developers/identities", &app.admin_key).send().await.expect("send"), 200).await;
 }
 
-#[tokio::test]
 async fn naming_another_account_is_forbidden() {
     let app = TestApp::spawn().await;
     let r = app.get("/v2/integrations?accountIdentifier=default", &app.admin_key).send().await.expect("send");
@@ -106,8 +105,6 @@ async fn naming_another_account_is_forbidden() {
     expect_error(r, 403).await;
 }
 
-/// Account B's admin key against every endpoint, aimed at account A's data.
-#[tokio::test]
 async fn another_accounts_key_sees_and_changes_nothing() {
     let app = TestApp::spawn().await;
     app.integration("default", 1, ApplicationType::Github).await;
@@ -175,7 +172,6 @@ async fn another_accounts_key_sees_and_changes_nothing() {
     expect_status(app.get("/v2/integrations", &app.admin_key).send().await.expect("send"), 200).await;
 }
 
-#[tokio::test]
 async fn integrations_can_be_managed_over_http() {
     let app = TestApp::spawn().await;
     let k = &app.admin_key;
@@ -255,7 +251,6 @@ async fn integrations_can_be_managed_over_http() {
     assert_eq!(listed["integrations"].as_array().map(Vec::len), Some(1));
 }
 
-#[tokio::test]
 async fn api_keys_can_be_created_listed_and_revoked_over_http() {
     let app = TestApp::spawn().await;
     let k = &app.admin_key;
@@ -302,7 +297,6 @@ async fn api_keys_can_be_created_listed_and_revoked_over_http() {
     assert_eq!(&actions[..2], &["key.revoked", "key.created"]);
 }
 
-#[tokio::test]
 async fn every_error_is_json_with_a_sentence() {
     let app = TestApp::spawn_with(devid_server::Limits { max_json_body: 1024, ..Default::default() }).await;
     let k = &app.admin_key;
@@ -338,7 +332,6 @@ async fn every_error_is_json_with_a_sentence() {
     assert_eq!(body["errors"][0]["fieldName"], "pageSize");
 }
 
-#[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
     let app = TestApp::spawn().await;
     let r = app.client.get(app.url("/healthz")).header("x-request-id", "my-req-42").send().await.expect("send");
@@ -360,13 +353,12 @@ async fn request_ids_are_echoed_or_generated() {
     assert_eq!(audit["records"][0]["requestId"], "upload-7");
 }
 
-#[tokio::test]
 async fn operations_endpoints_answer_without_a_key() {
     let app = TestApp::spawn().await;
     let health = expect_status(app.client.get(app.url("/healthz")).send().await.expect("send"), 200).await;
     assert_eq!(health["status"], "ok");
     let ready = expect_status(app.client.get(app.url("/readyz")).send().await.expect("send"), 200).await;
-    assert_eq!(ready["database"], "sqlite");
+    assert_eq!(ready["database"], app.store.backend());
     expect_status(app.get("/v2/integrations", &app.admin_key).send().await.expect("send"), 200).await;
     let metrics = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
     assert!(metrics.contains("devid_http_requests_total"), "{metrics}");
@@ -379,11 +371,11 @@ async fn operations_endpoints_answer_without_a_key() {
     assert!(!docs.contains("https://"), "the docs page loads nothing from the network");
 }
 
-#[tokio::test]
 async fn every_harness_prefix_serves_the_api() {
     let app = TestApp::spawn().await;
     for prefix in devid_server::API_PREFIXES {
         let r = app.get(&format!("{prefix}/integrations"), &app.admin_key).send().await.expect("send");
         expect_status(r, 200).await;
     }
+}
 }

@@ -1,6 +1,7 @@
 //! Identity uploads through the real server: the documented examples, every error
 //! type from JSON and from CSV, hostile files, atomicity, dry runs, audit.
 
+#[macro_use]
 mod common;
 
 use common::{TestApp, error_types, expect_error, expect_status};
@@ -22,7 +23,54 @@ fn multipart(field: &str, csv: impl Into<Vec<u8>>) -> reqwest::multipart::Form {
     reqwest::multipart::Form::new().part(field.to_string(), part)
 }
 
+/// Sends a JSON body to the current endpoint and returns the 4xx body.
+async fn json_error(app: &TestApp, body: &str, status: u16) -> Value {
+    let r = app
+        .client
+        .patch(app.url("/v2/developers/identities"))
+        .header("x-api-key", &app.admin_key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, status).await
+}
+
+async fn csv_error(app: &TestApp, csv: impl Into<Vec<u8>>, status: u16) -> Value {
+    let r = app.upload_csv("/v2/developers/identities", &app.admin_key, csv).send().await.expect("send");
+    expect_error(r, status).await
+}
+
+fn group<'a>(body: &'a Value, error_type: &str) -> &'a Value {
+    body["errors"]
+        .as_array()
+        .and_then(|a| a.iter().find(|g| g["errorType"] == error_type))
+        .unwrap_or_else(|| panic!("no {error_type} in {body}"))
+}
+
 #[tokio::test]
+async fn a_failure_mid_upload_leaves_nothing_behind() {
+    let app = app_with_integrations().await;
+    let rows: Vec<Value> = (0..200)
+        .map(|i| json!({"email": format!("d{i}@x.com"), "integrationId": 1, "identity": format!("u{i}")}))
+        .collect();
+    let sqlite = app.sqlite.clone().expect("SQLite backend");
+    sqlite.inject_failure_after_rows(100);
+    let r = app
+        .patch_json("/v2/developers/identities", &app.admin_key, &Value::Array(rows.clone()))
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 500).await;
+    assert!(app.dump().await.is_empty());
+    sqlite.inject_failure_after_rows(0);
+    let r =
+        app.patch_json("/v2/developers/identities", &app.admin_key, &Value::Array(rows)).send().await.expect("send");
+    assert_eq!(expect_status(r, 200).await["summary"]["created"], 200);
+}
+
+both_backends! {
 async fn the_seed_pages_examples_work_as_written() {
     let app = app_with_integrations().await;
     let key = &app.admin_key;
@@ -118,33 +166,6 @@ async fn the_seed_pages_examples_work_as_written() {
     assert_eq!(dump.len(), 6);
 }
 
-/// Sends a JSON body to the current endpoint and returns the 4xx body.
-async fn json_error(app: &TestApp, body: &str, status: u16) -> Value {
-    let r = app
-        .client
-        .patch(app.url("/v2/developers/identities"))
-        .header("x-api-key", &app.admin_key)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send");
-    expect_error(r, status).await
-}
-
-async fn csv_error(app: &TestApp, csv: impl Into<Vec<u8>>, status: u16) -> Value {
-    let r = app.upload_csv("/v2/developers/identities", &app.admin_key, csv).send().await.expect("send");
-    expect_error(r, status).await
-}
-
-fn group<'a>(body: &'a Value, error_type: &str) -> &'a Value {
-    body["errors"]
-        .as_array()
-        .and_then(|a| a.iter().find(|g| g["errorType"] == error_type))
-        .unwrap_or_else(|| panic!("no {error_type} in {body}"))
-}
-
-#[tokio::test]
 async fn every_error_type_from_json_names_the_row() {
     let app = app_with_integrations().await;
     app.integration("default", 4, ApplicationType::Github).await;
@@ -236,7 +257,6 @@ async fn every_error_type_from_json_names_the_row() {
     assert!(app.dump().await.is_empty(), "nothing of any rejected upload was applied");
 }
 
-#[tokio::test]
 async fn every_error_type_from_csv_names_the_line() {
     let app = app_with_integrations().await;
     app.integration("default", 4, ApplicationType::Github).await;
@@ -279,7 +299,6 @@ async fn every_error_type_from_csv_names_the_line() {
     assert!(app.dump().await.is_empty());
 }
 
-#[tokio::test]
 async fn too_many_rows_is_413_from_json_and_csv() {
     let app = TestApp::spawn_with(Limits { max_upload_rows: 3, ..Default::default() }).await;
     app.integration("default", 1, ApplicationType::Github).await;
@@ -299,7 +318,6 @@ async fn too_many_rows_is_413_from_json_and_csv() {
     assert!(app.dump().await.is_empty());
 }
 
-#[tokio::test]
 async fn hostile_csv_files_get_clear_errors_and_change_nothing() {
     let app = app_with_integrations().await;
     let seed = "email,integrationId,identity\nkeep@x.com,1,keeper\n";
@@ -327,7 +345,6 @@ async fn hostile_csv_files_get_clear_errors_and_change_nothing() {
     assert_eq!(app.dump().await, before);
 }
 
-#[tokio::test]
 async fn multipart_needs_exactly_one_file_field() {
     let app = app_with_integrations().await;
     let r = app
@@ -377,7 +394,6 @@ async fn multipart_needs_exactly_one_file_field() {
     assert_eq!(expect_status(r, 200).await["summary"]["created"], 1);
 }
 
-#[tokio::test]
 async fn csv_headers_are_flexible_and_formula_guards_are_stripped() {
     let app = app_with_integrations().await;
     let csv =
@@ -396,7 +412,6 @@ async fn csv_headers_are_flexible_and_formula_guards_are_stripped() {
     expect_status(r, 200).await;
 }
 
-#[tokio::test]
 async fn uploads_are_idempotent_and_reassign_mismatches() {
     let app = app_with_integrations().await;
     let k = &app.admin_key;
@@ -438,7 +453,6 @@ async fn uploads_are_idempotent_and_reassign_mismatches() {
     assert_eq!(audit["records"][0]["newEmail"], "john@x.com");
 }
 
-#[tokio::test]
 async fn dry_runs_answer_exactly_and_change_nothing() {
     let app = app_with_integrations().await;
     let k = &app.admin_key;
@@ -467,27 +481,6 @@ async fn dry_runs_answer_exactly_and_change_nothing() {
     expect_error(r, 400).await;
 }
 
-#[tokio::test]
-async fn a_failure_mid_upload_leaves_nothing_behind() {
-    let app = app_with_integrations().await;
-    let rows: Vec<Value> = (0..200)
-        .map(|i| json!({"email": format!("d{i}@x.com"), "integrationId": 1, "identity": format!("u{i}")}))
-        .collect();
-    app.store.inject_failure_after_rows(100);
-    let r = app
-        .patch_json("/v2/developers/identities", &app.admin_key, &Value::Array(rows.clone()))
-        .send()
-        .await
-        .expect("send");
-    expect_error(r, 500).await;
-    assert!(app.dump().await.is_empty());
-    app.store.inject_failure_after_rows(0);
-    let r =
-        app.patch_json("/v2/developers/identities", &app.admin_key, &Value::Array(rows)).send().await.expect("send");
-    assert_eq!(expect_status(r, 200).await["summary"]["created"], 200);
-}
-
-#[tokio::test]
 async fn concurrent_uploads_end_in_some_serial_order() {
     let app = app_with_integrations().await;
     let make = |email: &str| -> Value {
@@ -511,7 +504,6 @@ async fn concurrent_uploads_end_in_some_serial_order() {
     }
 }
 
-#[tokio::test]
 async fn audit_records_exactly_the_changes() {
     let app = app_with_integrations().await;
     let k = &app.admin_key;
@@ -564,7 +556,6 @@ async fn audit_records_exactly_the_changes() {
     expect_error(app.get("/v2/audit?from=yesterday", k).send().await.expect("send"), 400).await;
 }
 
-#[tokio::test]
 async fn deletes_validate_everything_first() {
     let app = app_with_integrations().await;
     let k = &app.admin_key;
@@ -587,7 +578,6 @@ async fn deletes_validate_everything_first() {
     assert_eq!(app.dump().await.len(), 1);
 }
 
-#[tokio::test]
 async fn a_downloaded_csv_uploads_back_unchanged() {
     let app = app_with_integrations().await;
     let k = &app.admin_key;
@@ -614,4 +604,5 @@ async fn a_downloaded_csv_uploads_back_unchanged() {
     let again =
         app.get("/v2/developers/identities?format=csv", k).send().await.expect("send").text().await.expect("text");
     assert_eq!(again, csv, "download → upload → download is byte-identical");
+}
 }

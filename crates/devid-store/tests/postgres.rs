@@ -23,3 +23,14 @@ async fn migrations_run_twice_are_a_no_op() {
     assert!(store.bootstrap().await.expect("bootstrap").is_some());
     assert!(second.bootstrap().await.expect("bootstrap").is_none(), "only one replica bootstraps");
 }
+
+/// CI must not pass by skipping: there the variable is always set.
+#[test]
+fn postgres_tests_are_not_skipped_in_ci() {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        assert!(
+            std::env::var(devid_store::contract::POSTGRES_URL_VAR).is_ok(),
+            "CI is set but DEVID_TEST_POSTGRES_URL is not: the PostgreSQL tests would be skipped"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use devid_core::types::{ApplicationType, Scope};
 use devid_server::{AppState, Limits};
-use devid_store::{ChangeContext, NewIntegration, NewKey, SqliteStore, Store};
+use devid_store::{ChangeContext, NewIntegration, NewKey, PostgresStore, SqliteStore, Store};
 
 /// devid keeps which account IDs (GitHub usernames, Jira account IDs, Bitbucket UUIDs,
 /// ...) belong to which developer, and serves them over the Harness SEI developer
@@ -150,13 +150,30 @@ fn parse_lifetime(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-fn open_store(database: &str) -> Result<Arc<dyn Store>> {
+async fn open_store(database: &str) -> Result<Arc<dyn Store>> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this build yet; use a SQLite file path for --database");
+        let store = PostgresStore::connect(database)
+            .await
+            .with_context(|| format!("cannot use the PostgreSQL database at {}", redact_url(database)))?;
+        return Ok(Arc::new(store));
     }
     let path = PathBuf::from(database);
     let store = SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The URL without its password, for messages and logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 fn cli_context(account: devid_store::AccountId) -> ChangeContext {
@@ -173,7 +190,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(&args.log_format);
-    let store = open_store(&args.db.database)?;
+    let store = open_store(&args.db.database).await?;
     if let Some(key) = store.bootstrap().await.context("cannot prepare the empty database")? {
         eprintln!();
         eprintln!(
@@ -189,7 +206,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         format!("cannot listen on {}; is another process using it? Choose another with --listen", args.listen)
     })?;
     let local = listener.local_addr().context("cannot read the listening address")?;
-    tracing::info!(address = %local, backend = store.backend(), database = %args.db.database, "devid listening");
+    tracing::info!(address = %local, backend = store.backend(), database = %redact_url(&args.db.database), "devid listening");
     let limits = Limits {
         max_json_body: args.max_json_body,
         max_multipart_body: args.max_multipart_body,
@@ -243,7 +260,7 @@ async fn shutdown_signal() {
 async fn keys(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Create { account, scopes, label, expires_in, db } => {
-            let store = open_store(&db.database)?;
+            let store = open_store(&db.database).await?;
             let account =
                 store.ensure_account(&account).await.with_context(|| format!("cannot use account `{account}`"))?;
             let expires_at = expires_in.map(|d| devid_store::now_micros() + d.as_micros() as i64);
@@ -259,7 +276,7 @@ async fn keys(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::List { account, db } => {
-            let store = open_store(&db.database)?;
+            let store = open_store(&db.database).await?;
             let account_id = match account {
                 Some(name) => Some(
                     store.account_by_name(&name).await?.with_context(|| format!("there is no account `{name}`"))?.id,
@@ -293,7 +310,7 @@ async fn keys(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::Revoke { id, db } => {
-            let store = open_store(&db.database)?;
+            let store = open_store(&db.database).await?;
             let ctx = cli_context(devid_store::AccountId(0));
             let info = store.revoke_key(&ctx, &id, true).await.with_context(|| format!("cannot revoke key `{id}`"))?;
             eprintln!("Revoked key {} of account `{}`.", info.id, info.account);
@@ -308,7 +325,7 @@ async fn integrations(cmd: IntegrationsCommand) -> Result<()> {
             if id.is_some_and(|id| id <= 0) {
                 bail!("--id must be a positive whole number");
             }
-            let store = open_store(&db.database)?;
+            let store = open_store(&db.database).await?;
             let account = store.ensure_account(&account).await?;
             let created = store
                 .create_integration(&cli_context(account.id), NewIntegration { id, application_type, name })
@@ -321,7 +338,7 @@ async fn integrations(cmd: IntegrationsCommand) -> Result<()> {
             Ok(())
         }
         IntegrationsCommand::List { account, db } => {
-            let store = open_store(&db.database)?;
+            let store = open_store(&db.database).await?;
             let account =
                 store.account_by_name(&account).await?.with_context(|| format!("there is no account `{account}`"))?;
             println!("{:<6} {:<18} {:>10}  NAME", "ID", "TYPE", "IDENTITIES");
@@ -345,6 +362,13 @@ mod tests {
         assert!(parse_lifetime("0d").is_err());
         assert!(parse_lifetime("5y").is_err());
         assert!(parse_lifetime("d").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://devid:s3cret@db:5432/devid"), "postgres://devid:***@db:5432/devid");
+        assert_eq!(redact_url("postgres://devid@db/devid"), "postgres://devid@db/devid");
+        assert_eq!(redact_url("./devid.db"), "./devid.db");
     }
 
     #[test]

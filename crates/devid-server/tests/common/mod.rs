@@ -5,19 +5,74 @@ use std::sync::Arc;
 
 use devid_core::types::{ApplicationType, Scope};
 use devid_server::{AppState, Limits};
-use devid_store::{ChangeContext, NewIntegration, NewKey, SqliteStore, Store};
+use devid_store::contract::PgTestSchema;
+use devid_store::{ChangeContext, NewIntegration, NewKey, PostgresStore, SqliteStore, Store};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    /// The backend the running test was generated for by `both_backends!`.
+    pub static BACKEND: Backend;
+}
+
+pub fn postgres_configured() -> bool {
+    let set = std::env::var(devid_store::contract::POSTGRES_URL_VAR).is_ok();
+    if !set {
+        eprintln!("SKIPPED: PostgreSQL API test not run because DEVID_TEST_POSTGRES_URL is not set");
+    }
+    set
+}
+
+/// Generates each test twice, `sqlite::name` and `postgres::name`; the PostgreSQL copy
+/// is skipped with a message when DEVID_TEST_POSTGRES_URL is not set.
+macro_rules! both_backends {
+    ($( $(#[$meta:meta])* async fn $name:ident() $body:block )*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    common::BACKEND.scope(common::Backend::Sqlite, async move $body).await
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if !common::postgres_configured() {
+                        return;
+                    }
+                    common::BACKEND.scope(common::Backend::Postgres, async move $body).await
+                }
+            )*
+        }
+    };
+}
 
 pub struct TestApp {
     pub base: String,
     pub client: Client,
     /// Admin key of account `default`.
     pub admin_key: String,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
+    /// The SQLite store itself, for SQLite-only hooks.
+    pub sqlite: Option<Arc<SqliteStore>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
+    _schema: Option<PgTestSchema>,
 }
 
 impl TestApp {
@@ -27,7 +82,18 @@ impl TestApp {
 
     pub async fn spawn_with(limits: Limits) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(SqliteStore::open(dir.path().join("devid.db")).expect("open store"));
+        let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
+        let (store, sqlite, schema): (Arc<dyn Store>, _, _) = match backend {
+            Backend::Sqlite => {
+                let sqlite = Arc::new(SqliteStore::open(dir.path().join("devid.db")).expect("open store"));
+                (sqlite.clone(), Some(sqlite), None)
+            }
+            Backend::Postgres => {
+                let (url, schema) = PgTestSchema::create().await.expect("DEVID_TEST_POSTGRES_URL is set");
+                let store = PostgresStore::connect(&url).await.expect("connect to PostgreSQL");
+                (Arc::new(store), None, Some(schema))
+            }
+        };
         let admin_key = store.bootstrap().await.expect("bootstrap").expect("fresh database gives a key").key;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -36,7 +102,17 @@ impl TestApp {
         let server = tokio::spawn(devid_server::serve(listener, state, async move {
             let _ = rx.await;
         }));
-        TestApp { base, client: Client::new(), admin_key, store, shutdown: Some(tx), server: Some(server), _dir: dir }
+        TestApp {
+            base,
+            client: Client::new(),
+            admin_key,
+            store,
+            sqlite,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+            _schema: schema,
+        }
     }
 
     /// Stops accepting and waits for in-flight requests to finish.

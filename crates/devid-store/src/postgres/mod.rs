@@ -349,13 +349,15 @@ async fn stage_rows(
     new_ids: &[(ApplicationType, IntegrationId)],
 ) -> PgResult<()> {
     tx.batch_execute(
-        "CREATE TEMP TABLE upload_rows (email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DROP",
+        "CREATE TEMP TABLE upload_rows (ord BIGINT, email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DROP",
     )
     .await?;
-    let sink = tx.copy_in("COPY upload_rows (email, integration_id, identity_key, identity) FROM STDIN BINARY").await?;
-    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT]);
+    let sink =
+        tx.copy_in("COPY upload_rows (ord, email, integration_id, identity_key, identity) FROM STDIN BINARY").await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT]);
     pin_mut!(writer);
-    for row in &plan.rows {
+    for (ord, row) in plan.rows.iter().enumerate() {
+        let ord = ord as i64;
         let integration_id = match row.integration {
             IntegrationRef::Existing(id) => id,
             IntegrationRef::New(t) => new_ids
@@ -364,7 +366,7 @@ async fn stage_rows(
                 .map(|(_, id)| *id)
                 .ok_or_else(|| StoreError::Internal(format!("no integration was made for {t}")))?,
         };
-        writer.as_mut().write(&[&row.email, &integration_id, &row.key(), &row.identity]).await?;
+        writer.as_mut().write(&[&ord, &row.email, &integration_id, &row.key(), &row.identity]).await?;
     }
     writer.finish().await?;
     tx.batch_execute("ANALYZE upload_rows").await?;
@@ -372,7 +374,7 @@ async fn stage_rows(
 }
 
 const UPLOAD_SOURCE: &str = "WITH src AS (
-    SELECT u.email, u.integration_id, u.identity_key, u.identity, d.id AS developer_id
+    SELECT u.ord, u.email, u.integration_id, u.identity_key, u.identity, d.id AS developer_id
     FROM upload_rows u JOIN developers d ON d.account_id = $1 AND d.email = u.email)";
 
 async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &UploadPlan) -> PgResult<UploadSummary> {
@@ -426,10 +428,10 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
                     FROM src, identities old
                     WHERE old.id = i.id AND i.account_id = $1 AND i.integration_id = src.integration_id
                       AND i.identity_key = src.identity_key AND i.developer_id <> src.developer_id
-                    RETURNING i.integration_id, src.identity, old.email AS old_email, src.email AS new_email),
+                    RETURNING src.ord, i.integration_id, src.identity, old.email AS old_email, src.email AS new_email),
                  aud AS (
                     INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email)
-                    SELECT $1, $2, 'identity.reassigned', $3, $4, integration_id, identity, old_email, new_email FROM upd RETURNING 1)
+                    SELECT $1, $2, 'identity.reassigned', $3, $4, integration_id, identity, old_email, new_email FROM upd ORDER BY ord RETURNING 1)
                  SELECT COUNT(*) FROM upd"
             ),
             &audit_args,
@@ -444,11 +446,11 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
                 FROM src, identities old
                 WHERE old.id = i.id AND i.account_id = $1 AND i.integration_id = src.integration_id
                   AND i.identity_key = src.identity_key AND i.developer_id = src.developer_id AND i.identity <> src.identity
-                RETURNING i.integration_id, src.identity, src.email, old.identity AS before),
+                RETURNING src.ord, i.integration_id, src.identity, src.email, old.identity AS before),
              aud AS (
                 INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
                 SELECT $1, $2, 'identity.updated', $3, $4, integration_id, identity, email, email, json_build_object('before', before)::TEXT
-                FROM upd RETURNING 1)
+                FROM upd ORDER BY ord RETURNING 1)
              SELECT COUNT(*) FROM upd"
         ),
         &audit_args,
@@ -460,12 +462,14 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
                 "{UPLOAD_SOURCE},
                  ins AS (
                     INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at)
-                    SELECT $1, integration_id, identity_key, identity, developer_id, email, $2, $2 FROM src
+                    SELECT $1, integration_id, identity_key, identity, developer_id, email, $2, $2 FROM src ORDER BY ord
                     ON CONFLICT (account_id, integration_id, identity_key) DO NOTHING
-                    RETURNING integration_id, identity, email),
+                    RETURNING integration_id, identity_key, identity, email),
                  aud AS (
                     INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, new_email)
-                    SELECT $1, $2, 'identity.created', $3, $4, integration_id, identity, email FROM ins RETURNING 1)
+                    SELECT $1, $2, 'identity.created', $3, $4, ins.integration_id, ins.identity, ins.email
+                    FROM ins JOIN upload_rows u ON u.integration_id = ins.integration_id AND u.identity_key = ins.identity_key
+                    ORDER BY u.ord RETURNING 1)
                  SELECT COUNT(*) FROM ins"
             ),
             &audit_args,
