@@ -50,8 +50,12 @@ pub struct IdentitySql {
     pub limit: Option<u64>,
 }
 
-pub const IDENTITY_COLUMNS: &str =
-    "d.email, d.integration_id, i.application_type, d.identity, d.created_at, d.updated_at, d.identity_key";
+/// The application type comes from a correlated lookup rather than a join, so the
+/// planner only ever chooses among the identities indexes (a join let SQLite start
+/// from the few integrations and sort every identity in memory).
+pub const IDENTITY_COLUMNS: &str = "d.email, d.integration_id,
+    (SELECT i.application_type FROM integrations i WHERE i.account_id = d.account_id AND i.id = d.integration_id),
+    d.identity, d.created_at, d.updated_at, d.identity_key";
 
 fn identity_filters(sql: &mut Sql, account: AccountId, q: &IdentityQuery) -> String {
     let mut filters = vec![format!("d.account_id = {}", sql.arg(Arg::Int(account.0)))];
@@ -78,7 +82,10 @@ fn identity_filters(sql: &mut Sql, account: AccountId, q: &IdentityQuery) -> Str
             Dialect::Sqlite => "LIKE",
             Dialect::Postgres => "ILIKE",
         };
-        filters.push(format!("(d.email {like} {a} ESCAPE '\\' OR d.identity {like} {b} ESCAPE '\\')"));
+        // identity_key is the identity folded as its system folds it, so matching it
+        // case-insensitively equals matching the displayed identity, and it sits in the
+        // email index beside the email: the search reads one index, not the table.
+        filters.push(format!("(d.email {like} {a} ESCAPE '\\' OR d.identity_key {like} {b} ESCAPE '\\')"));
     }
     if let Some(after) = q.updated_after {
         filters.push(format!("d.updated_at > {}", sql.arg(Arg::Int(after))));
@@ -86,12 +93,15 @@ fn identity_filters(sql: &mut Sql, account: AccountId, q: &IdentityQuery) -> Str
     filters.join(" AND ")
 }
 
-fn sort_column(key: SortKey) -> Option<&'static str> {
+/// The columns a listing is ordered by: the sort key, then enough of
+/// (integration_id, identity_key) — unique in an account — to make the order total.
+/// Each tuple is exactly the tail of one index, so no sort ever runs in memory.
+fn sort_columns(key: SortKey) -> Vec<&'static str> {
     match key {
-        SortKey::Email => Some("d.email"),
-        SortKey::IntegrationId => None,
-        SortKey::Identity => Some("d.identity_key"),
-        SortKey::UpdatedAt => Some("d.updated_at"),
+        SortKey::Email => vec!["d.email", "d.integration_id", "d.identity_key"],
+        SortKey::IntegrationId => vec!["d.integration_id", "d.identity_key"],
+        SortKey::Identity => vec!["d.identity_key", "d.integration_id"],
+        SortKey::UpdatedAt => vec!["d.updated_at", "d.integration_id", "d.identity_key"],
     }
 }
 
@@ -109,36 +119,30 @@ pub fn identity_sql(dialect: Dialect, account: AccountId, q: &IdentityQuery) -> 
         SortOrder::Asc => "ASC",
         SortOrder::Desc => "DESC",
     };
-    let primary = sort_column(q.sort);
-    let order = match primary {
-        Some(col) => format!("{col} {dir}, d.integration_id {dir}, d.identity_key {dir}"),
-        None => format!("d.integration_id {dir}, d.identity_key {dir}"),
-    };
+    let columns = sort_columns(q.sort);
+    let order = columns.iter().map(|c| format!("{c} {dir}")).collect::<Vec<_>>().join(", ");
     let (limit, offset) = match &q.paging {
         Paging::Offset { page_index, page_size } => (Some(*page_size), page_index.saturating_mul(*page_size)),
         Paging::After { cursor, page_size } => {
             let cmp = if q.order == SortOrder::Asc { ">" } else { "<" };
-            let position = match (primary, &cursor.value) {
-                (Some(col), Some(value)) => {
-                    let v = if q.sort == SortKey::UpdatedAt {
-                        Arg::Int(value.parse().map_err(|_| "the cursor is not valid".to_string())?)
-                    } else {
-                        Arg::Text(value.clone())
-                    };
-                    let v = sql.arg(v);
-                    let i = sql.arg(Arg::Int(cursor.integration_id));
-                    let k = sql.arg(Arg::Text(cursor.identity_key.clone()));
-                    format!("({col}, d.integration_id, d.identity_key) {cmp} ({v}, {i}, {k})")
-                }
-                (None, _) => {
-                    let i = sql.arg(Arg::Int(cursor.integration_id));
-                    let k = sql.arg(Arg::Text(cursor.identity_key.clone()));
-                    format!("(d.integration_id, d.identity_key) {cmp} ({i}, {k})")
-                }
-                (Some(_), None) => return Err("the cursor does not match the sort key".into()),
+            let value = |sql: &mut Sql| -> Result<String, String> {
+                let raw = cursor.value.as_ref().ok_or("the cursor does not match the sort key")?;
+                let v = if q.sort == SortKey::UpdatedAt {
+                    Arg::Int(raw.parse().map_err(|_| "the cursor is not valid".to_string())?)
+                } else {
+                    Arg::Text(raw.clone())
+                };
+                Ok(sql.arg(v))
             };
-            filters.push_str(" AND ");
-            filters.push_str(&position);
+            let mut position = Vec::with_capacity(3);
+            for column in &columns {
+                position.push(match *column {
+                    "d.integration_id" => sql.arg(Arg::Int(cursor.integration_id)),
+                    "d.identity_key" if q.sort != SortKey::Identity => sql.arg(Arg::Text(cursor.identity_key.clone())),
+                    _ => value(&mut sql)?,
+                });
+            }
+            filters.push_str(&format!(" AND ({}) {cmp} ({})", columns.join(", "), position.join(", ")));
             (Some(*page_size), 0)
         }
         Paging::All => (None, 0),
@@ -147,10 +151,7 @@ pub fn identity_sql(dialect: Dialect, account: AccountId, q: &IdentityQuery) -> 
         Some(size) => format!(" LIMIT {} OFFSET {offset}", size + 1),
         None => String::new(),
     };
-    sql.text = format!(
-        "SELECT {IDENTITY_COLUMNS} FROM identities d JOIN integrations i ON i.account_id = d.account_id AND i.id = d.integration_id
-         WHERE {filters} ORDER BY {order}{limit_sql}"
-    );
+    sql.text = format!("SELECT {IDENTITY_COLUMNS} FROM identities d WHERE {filters} ORDER BY {order}{limit_sql}");
     Ok(IdentitySql { count, page: sql, limit })
 }
 

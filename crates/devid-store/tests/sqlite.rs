@@ -54,3 +54,110 @@ async fn a_failure_half_way_through_an_upload_leaves_nothing() {
     let done = devid_store::contract::upload(&store, &ctx, &rows, false).await.expect("upload");
     assert_eq!(done.created, 100);
 }
+
+/// Every filter and sort of the listing is served by an index: no query plan reads the
+/// identities table from end to end, and a plain sort never sorts in a temporary tree.
+#[tokio::test]
+async fn listing_queries_use_indexes() {
+    use devid_store::query::{CursorKey, IdentityQuery, Paging, SortKey, SortOrder};
+    use devid_store::sql::{Arg, Dialect, identity_sql};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let account = store.ensure_account("acme").await.expect("account");
+    let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
+    let types = [
+        ApplicationType::Github,
+        ApplicationType::Jira,
+        ApplicationType::BitbucketCloud,
+        ApplicationType::GitlabCloud,
+        ApplicationType::Custom,
+    ];
+    for (i, t) in types.into_iter().enumerate() {
+        store
+            .create_integration(
+                &ctx,
+                NewIntegration { id: Some(i as i64 + 1), application_type: t, name: t.to_string() },
+            )
+            .await
+            .expect("integration");
+    }
+    let data: Vec<(String, i64, String)> =
+        (0..20_000).map(|i| (format!("dev{}@x.com", i / 5), 1 + (i % 5) as i64, format!("user-{i}"))).collect();
+    let rows: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+    devid_store::contract::upload(&store, &ctx, &rows, false).await.expect("seed");
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    // Real statistics, so the planner decides as it would on a large table.
+    conn.execute_batch("ANALYZE").expect("analyze");
+
+    let page = Paging::Offset { page_index: 5000, page_size: 100 };
+    let cursor = |value: Option<&str>| Paging::After {
+        cursor: CursorKey { value: value.map(str::to_string), integration_id: 1, identity_key: "k".into() },
+        page_size: 100,
+    };
+    let mut cases: Vec<(String, IdentityQuery, bool)> = Vec::new();
+    for (sort, name) in SortKey::ALL {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let value = match sort {
+                SortKey::IntegrationId => None,
+                SortKey::UpdatedAt => Some("1"),
+                _ => Some("x"),
+            };
+            for (label, paging) in [("offset", page.clone()), ("cursor", cursor(value)), ("all", Paging::All)] {
+                cases.push((
+                    format!("sort {name} {order:?} {label}"),
+                    IdentityQuery { sort, order, paging, ..Default::default() },
+                    true,
+                ));
+            }
+        }
+    }
+    let filtered = |f: fn(&mut IdentityQuery)| {
+        let mut q = IdentityQuery { paging: page.clone(), ..Default::default() };
+        f(&mut q);
+        q
+    };
+    cases.push(("emails".into(), filtered(|q| q.emails = vec!["a@x.com".into(), "b@x.com".into()]), false));
+    cases.push(("integrationIds".into(), filtered(|q| q.integration_ids = vec![1, 2]), false));
+    cases.push(("applicationTypes".into(), filtered(|q| q.application_types = vec![ApplicationType::Jira]), false));
+    cases.push(("updatedAfter".into(), filtered(|q| q.updated_after = Some(1)), false));
+    cases.push(("searchValue".into(), filtered(|q| q.search = Some("doe".into())), false));
+    cases.push((
+        "emails sorted by updatedAt".into(),
+        filtered(|q| {
+            q.emails = vec!["a@x.com".into()];
+            q.sort = SortKey::UpdatedAt;
+        }),
+        false,
+    ));
+
+    for (label, query, plain_sort) in cases {
+        let built = identity_sql(Dialect::Sqlite, account.id, &query).expect("sql");
+        let mut statements = vec![built.page];
+        statements.extend(built.count);
+        for sql in statements {
+            let args: Vec<rusqlite::types::Value> = sql
+                .args
+                .iter()
+                .map(|a| match a {
+                    Arg::Int(i) => rusqlite::types::Value::Integer(*i),
+                    Arg::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                })
+                .collect();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text)).expect("explain");
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            for step in &plan {
+                let full_scan = step.starts_with("SCAN") && !step.contains("INDEX");
+                assert!(!full_scan, "{label}: full table scan in {plan:?}\n{}", sql.text);
+                if plain_sort && !sql.text.starts_with("SELECT COUNT") {
+                    assert!(!step.contains("TEMP B-TREE"), "{label}: sorts in a temporary tree: {plan:?}");
+                }
+            }
+        }
+    }
+}
