@@ -325,6 +325,12 @@ impl PgTestSchema {
             eprintln!("SKIPPED: PostgreSQL test not run because {POSTGRES_URL_VAR} is not set");
             return None;
         };
+        Some(Self::create_in(&base_url).await)
+    }
+
+    /// Creates the schema in the database at `base_url`.
+    pub async fn create_in(base_url: &str) -> (String, PgTestSchema) {
+        let base_url = base_url.to_string();
         let schema = format!("devid_test_{}", crate::keys::new_key_id());
         let (client, connection) =
             ok(tokio_postgres::connect(&base_url, tokio_postgres::NoTls).await, "connect to PostgreSQL");
@@ -332,7 +338,7 @@ impl PgTestSchema {
         ok(client.batch_execute(&format!("CREATE SCHEMA {schema}")).await, "create schema");
         let separator = if base_url.contains('?') { '&' } else { '?' };
         let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
-        Some((url, PgTestSchema { base_url, schema }))
+        (url, PgTestSchema { base_url, schema })
     }
 }
 

@@ -1,0 +1,372 @@
+//! devid's benchmark harness. It starts the real `devid` binary on a fresh database,
+//! drives it over HTTP with deterministic data, and prints per scenario the throughput,
+//! latency percentiles, the server's peak memory, and a ratio to a floor measured in the
+//! same run: the same work done straight through the database library, no HTTP, no
+//! validation. Results also go to a JSON file.
+//!
+//!     cargo run --release -p devid-bench -- --backend sqlite --rows 1000000
+
+mod data;
+mod floor;
+mod server;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::server::Server;
+
+#[derive(Debug, Parser)]
+#[command(name = "devid-bench", about = "Benchmarks devid end to end against raw database floors")]
+struct Args {
+    /// sqlite or postgres.
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    backend: String,
+    /// Identities in the upload scenarios.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: usize,
+    /// PostgreSQL database for --backend postgres; the harness works in a schema of its own.
+    #[arg(long, env = "DEVID_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
+    /// The devid binary; built with `cargo build --release -p devid` when left out.
+    #[arg(long)]
+    devid_bin: Option<PathBuf>,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "bench-results.json")]
+    out: PathBuf,
+    /// Requests per listing query in S4.
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// Seconds of the concurrent small-upload scenario S6.
+    #[arg(long, default_value_t = 10)]
+    s6_seconds: u64,
+    /// Concurrent clients in S6.
+    #[arg(long, default_value_t = 32)]
+    s6_clients: usize,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Outcome {
+    pub scenario: String,
+    pub work: String,
+    pub seconds: f64,
+    /// Rows or requests per second.
+    pub throughput: f64,
+    pub unit: &'static str,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub rss_growth_mib: Option<f64>,
+    pub floor_throughput: Option<f64>,
+    /// throughput / floor.
+    pub ratio_to_floor: Option<f64>,
+    pub target: String,
+    pub met: Option<bool>,
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_ms.len() as f64).ceil() as usize;
+    sorted_ms[rank.clamp(1, sorted_ms.len()) - 1]
+}
+
+fn check(condition: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if !condition {
+        bail!("wrong answer: {}", what());
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = match &args.devid_bin {
+        Some(bin) => bin.clone(),
+        None => server::build_release_binary()?,
+    };
+    let postgres = args.backend == "postgres";
+    eprintln!("devid-bench: {} identities on {}, seed {}", args.rows, args.backend, args.seed);
+
+    let dataset = data::Dataset::generate(args.rows, args.seed);
+    let csv = dataset.csv(&dataset.rows);
+    let reassigned = dataset.with_reassignments(10);
+    let reassigned_csv = dataset.csv(&reassigned);
+    eprintln!("  generated {} rows, CSV {:.1} MiB", dataset.rows.len(), csv.len() as f64 / 1048576.0);
+
+    let workdir = tempfile::tempdir().context("temp dir")?;
+    let floor = if postgres {
+        floor::postgres_insert(&args.postgres_url, &dataset).await?
+    } else {
+        floor::sqlite_insert(&workdir.path().join("floor.db"), &dataset)?
+    };
+    eprintln!("  floor: raw bulk insert {:.0} rows/s", floor);
+
+    let (database, _schema) = if postgres {
+        let (url, schema) = floor::postgres_schema(&args.postgres_url).await?;
+        (url, Some(schema))
+    } else {
+        (workdir.path().join("devid.db").to_string_lossy().into_owned(), None)
+    };
+    let server = Server::start(&bin, &database)?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    server.create_integrations(&client).await?;
+    let mut results = Vec::new();
+
+    // S1: 1M-row CSV into an empty database.
+    server.reset_peak_rss();
+    let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
+    check(summary["created"] == json!(dataset.rows.len()), || format!("S1 summary {summary}"))?;
+    let throughput = dataset.rows.len() as f64 / seconds;
+    let peak = server.peak_rss_mib();
+    let ratio = throughput / floor;
+    let (s1_target, s1_met) = if postgres {
+        ("≥ 100k rows/s".to_string(), throughput >= 100_000.0)
+    } else {
+        (
+            "≥ 250k rows/s, ≥ 50 % of floor, peak RSS ≤ 300 MiB".to_string(),
+            throughput >= 250_000.0 && ratio >= 0.5 && peak.is_some_and(|p| p <= 300.0),
+        )
+    };
+    results.push(Outcome {
+        scenario: "S1 CSV upload, empty database".into(),
+        work: format!("{} rows", dataset.rows.len()),
+        seconds,
+        throughput,
+        unit: "rows/s",
+        peak_rss_mib: peak,
+        floor_throughput: Some(floor),
+        ratio_to_floor: Some(ratio),
+        target: s1_target,
+        met: Some(s1_met),
+        ..Default::default()
+    });
+    print_last(&results);
+
+    // S2: the same file again: everything unchanged.
+    server.reset_peak_rss();
+    let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
+    check(summary["unchanged"] == json!(dataset.rows.len()), || format!("S2 summary {summary}"))?;
+    let throughput = dataset.rows.len() as f64 / seconds;
+    results.push(Outcome {
+        scenario: "S2 same CSV again (all unchanged)".into(),
+        work: format!("{} rows", dataset.rows.len()),
+        seconds,
+        throughput,
+        unit: "rows/s",
+        peak_rss_mib: server.peak_rss_mib(),
+        floor_throughput: Some(floor),
+        ratio_to_floor: Some(throughput / floor),
+        target: if postgres { "—".into() } else { "≥ 400k rows/s".into() },
+        met: (!postgres).then_some(throughput >= 400_000.0),
+        ..Default::default()
+    });
+    print_last(&results);
+
+    // S3: 10 % of the identities move to another developer.
+    server.reset_peak_rss();
+    let (seconds, summary) = server.upload_csv(&client, reassigned_csv).await?;
+    let expected = dataset.rows.len() / 10;
+    check(summary["reassigned"] == json!(expected), || {
+        format!("S3 summary {summary}, expected {expected} reassigned")
+    })?;
+    let throughput = dataset.rows.len() as f64 / seconds;
+    results.push(Outcome {
+        scenario: "S3 CSV with 10 % reassigned".into(),
+        work: format!("{} rows", dataset.rows.len()),
+        seconds,
+        throughput,
+        unit: "rows/s",
+        peak_rss_mib: server.peak_rss_mib(),
+        floor_throughput: Some(floor),
+        ratio_to_floor: Some(throughput / floor),
+        target: if postgres { "—".into() } else { "≥ 200k rows/s".into() },
+        met: (!postgres).then_some(throughput >= 200_000.0),
+        ..Default::default()
+    });
+    print_last(&results);
+
+    // S4: listing at full size.
+    let p99_target = if postgres { 20.0 } else { 10.0 };
+    let deep_offset = (dataset.rows.len() / 100).min(5000).saturating_sub(1);
+    let deep_page = server.get_json(&client, &format!("pageSize=100&pageIndex={deep_offset}")).await?;
+    let cursor = deep_page["_metadata"]["next_cursor"].as_str().map(str::to_string);
+    let some_email = dataset.rows[dataset.rows.len() / 2].email.clone();
+    let mut queries: Vec<(String, String, usize)> = vec![
+        ("first page".into(), "pageSize=100".into(), 100),
+        (format!("page {} by offset", deep_offset + 1), format!("pageSize=100&pageIndex={}", deep_offset + 1), 100),
+        ("filter by email".into(), format!("pageSize=100&emails={some_email}"), 5),
+        ("filter by integrationIds".into(), "pageSize=100&integrationIds=2,3".into(), 100),
+        ("sort updatedAt desc".into(), "pageSize=100&sortKey=updatedAt&sortOrder=desc".into(), 100),
+    ];
+    if let Some(cursor) = &cursor {
+        queries
+            .insert(2, (format!("page {} by cursor", deep_offset + 2), format!("pageSize=100&cursor={cursor}"), 100));
+    }
+    let mut first_page_p50 = None;
+    for (label, query, expect_records) in queries {
+        let mut latencies = Vec::with_capacity(args.requests);
+        let started = Instant::now();
+        for _ in 0..args.requests {
+            let t = Instant::now();
+            let page = server.get_json(&client, &query).await?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            check(page["count"] == json!(expect_records.min(dataset.rows.len())), || {
+                format!("S4 {label}: {}", page["count"])
+            })?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+        if label == "first page" {
+            first_page_p50 = Some(p50);
+        }
+        let mut target = format!("p99 ≤ {p99_target} ms");
+        let mut met = p99 <= p99_target;
+        if label.contains("cursor")
+            && let Some(first) = first_page_p50
+        {
+            target.push_str(", within 1.5× of page 1");
+            met &= p50 <= first * 1.5;
+        }
+        results.push(Outcome {
+            scenario: format!("S4 list: {label}"),
+            work: format!("{} requests", args.requests),
+            seconds,
+            throughput: args.requests as f64 / seconds,
+            unit: "req/s",
+            p50_ms: Some(p50),
+            p99_ms: Some(p99),
+            target,
+            met: Some(met),
+            ..Default::default()
+        });
+        print_last(&results);
+    }
+
+    // S5: the whole CSV export.
+    let scan_floor = if postgres {
+        floor::postgres_scan(&database).await?
+    } else {
+        floor::sqlite_scan(std::path::Path::new(&database))?
+    };
+    server.reset_peak_rss();
+    let rss_before = server.rss_mib();
+    let (seconds, lines) = server.download_csv(&client).await?;
+    check(lines == dataset.rows.len() + 1, || format!("S5 exported {lines} lines"))?;
+    let throughput = dataset.rows.len() as f64 / seconds;
+    let growth = match (server.peak_rss_mib(), rss_before) {
+        (Some(peak), Some(before)) => Some(peak - before),
+        _ => None,
+    };
+    results.push(Outcome {
+        scenario: "S5 full CSV export".into(),
+        work: format!("{} rows", dataset.rows.len()),
+        seconds,
+        throughput,
+        unit: "rows/s",
+        peak_rss_mib: server.peak_rss_mib(),
+        rss_growth_mib: growth,
+        floor_throughput: Some(scan_floor),
+        ratio_to_floor: Some(throughput / scan_floor),
+        target: "≥ 1M rows/s, RSS grows ≤ 50 MiB".into(),
+        met: Some(throughput >= 1_000_000.0 && growth.is_some_and(|g| g <= 50.0)),
+        ..Default::default()
+    });
+    print_last(&results);
+
+    // S6: many small uploads at once.
+    let (requests, errors, seconds, mut latencies) =
+        server.small_uploads(&client, args.s6_clients, Duration::from_secs(args.s6_seconds)).await?;
+    check(errors == 0, || format!("S6: {errors} requests failed"))?;
+    latencies.sort_by(f64::total_cmp);
+    let throughput = requests as f64 / seconds;
+    let p99 = percentile(&latencies, 99.0);
+    results.push(Outcome {
+        scenario: format!("S6 JSON PATCH of 10 rows, {} clients", args.s6_clients),
+        work: format!("{requests} requests"),
+        seconds,
+        throughput,
+        unit: "req/s",
+        p50_ms: Some(percentile(&latencies, 50.0)),
+        p99_ms: Some(p99),
+        peak_rss_mib: server.peak_rss_mib(),
+        target: "≥ 3,000 req/s, p99 ≤ 50 ms".into(),
+        met: Some(throughput >= 3000.0 && p99 <= 50.0),
+        ..Default::default()
+    });
+    print_last(&results);
+
+    server.stop();
+    print_table(&results);
+    let report = json!({
+        "backend": args.backend,
+        "rows": dataset.rows.len(),
+        "seed": args.seed,
+        "machine": machine(),
+        "results": results,
+    });
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("results written to {}", args.out.display());
+    Ok(())
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    let memory = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| s.lines().next().map(str::to_string));
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "memory": memory,
+    })
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".into(), |v| format!("{v:.digits$}"))
+}
+
+fn row(o: &Outcome) -> String {
+    format!(
+        "| {} | {} | {:.2} | {:.0} {} | {} | {} | {} | {} | {} | {} |",
+        o.scenario,
+        o.work,
+        o.seconds,
+        o.throughput,
+        o.unit,
+        fmt_opt(o.p50_ms, 2),
+        fmt_opt(o.p99_ms, 2),
+        fmt_opt(o.peak_rss_mib, 0),
+        fmt_opt(o.ratio_to_floor, 2),
+        o.target,
+        match o.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "—",
+        }
+    )
+}
+
+fn print_last(results: &[Outcome]) {
+    if let Some(o) = results.last() {
+        eprintln!("  {}", row(o));
+    }
+}
+
+fn print_table(results: &[Outcome]) {
+    println!("| scenario | work | s | throughput | p50 ms | p99 ms | peak RSS MiB | × floor | target | met |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for o in results {
+        println!("{}", row(o));
+    }
+}

@@ -1,0 +1,211 @@
+//! The devid server under test: the real release binary, started on a free port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::data::INTEGRATIONS;
+
+pub fn build_release_binary() -> Result<PathBuf> {
+    eprintln!("  building the release binary (cargo build --release -p devid)…");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "devid", "--bin", "devid"])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p devid failed");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    Ok(Path::new(&target).join("release").join("devid"))
+}
+
+pub struct Server {
+    child: Child,
+    base: String,
+    key: String,
+}
+
+impl Server {
+    pub fn start(bin: &Path, database: &str) -> Result<Server> {
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(["--max-multipart-body", "4294967296", "--max-upload-rows", "20000000"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps draining the server's log so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut key = None;
+        let mut server = Server { child, base: String::new(), key: String::new() };
+        while server.base.is_empty() {
+            let line = rx.recv_timeout(Duration::from_secs(60)).context("devid did not start in time")?;
+            if line.trim_start().starts_with("pat.") {
+                key = Some(line.trim().to_string());
+            }
+            if let Some(rest) = line.split("address=").nth(1) {
+                server.base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
+            }
+        }
+        server.key = key.context("devid printed no admin key: the database was not empty")?;
+        Ok(server)
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    fn status_value(&self, field: &str) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    pub fn rss_mib(&self) -> Option<f64> {
+        self.status_value("VmRSS:")
+    }
+
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.status_value("VmHWM:")
+    }
+
+    /// Starts a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM).
+    pub fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
+    pub async fn create_integrations(&self, client: &reqwest::Client) -> Result<()> {
+        for (id, t) in INTEGRATIONS {
+            let r = client
+                .post(format!("{}/v2/integrations", self.base))
+                .header("x-api-key", &self.key)
+                .json(&json!({"id": id, "applicationType": t, "name": t}))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("creating integration {id}: {}", r.text().await.unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads a CSV as multipart; returns the seconds it took and the summary.
+    pub async fn upload_csv(&self, client: &reqwest::Client, csv: Vec<u8>) -> Result<(f64, Value)> {
+        let part = reqwest::multipart::Part::bytes(csv).file_name("identities.csv");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let started = Instant::now();
+        let r = client
+            .patch(format!("{}/v2/developers/identities", self.base))
+            .header("x-api-key", &self.key)
+            .multipart(form)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !status.is_success() {
+            bail!("upload answered {status}: {body}");
+        }
+        Ok((seconds, body["summary"].clone()))
+    }
+
+    pub async fn get_json(&self, client: &reqwest::Client, query: &str) -> Result<Value> {
+        let r = client
+            .get(format!("{}/v2/developers/identities?{query}", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("GET ?{query} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Downloads the whole CSV, counting lines as they stream in.
+    pub async fn download_csv(&self, client: &reqwest::Client) -> Result<(f64, usize)> {
+        let started = Instant::now();
+        let mut r = client
+            .get(format!("{}/v2/developers/identities", self.base))
+            .header("x-api-key", &self.key)
+            .header("accept", "text/csv")
+            .send()
+            .await?;
+        let mut lines = 0;
+        while let Some(chunk) = r.chunk().await? {
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+        }
+        Ok((started.elapsed().as_secs_f64(), lines))
+    }
+
+    /// `clients` tasks each sending 10-row JSON uploads that reassign their own
+    /// identities back and forth, for `length`. Returns requests, errors, seconds and
+    /// latencies in milliseconds.
+    pub async fn small_uploads(
+        &self,
+        client: &reqwest::Client,
+        clients: usize,
+        length: Duration,
+    ) -> Result<(usize, usize, f64, Vec<f64>)> {
+        let errors = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let client = client.clone();
+            let url = format!("{}/v2/developers/identities", self.base);
+            let key = self.key.clone();
+            let errors = errors.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut round = 0usize;
+                while started.elapsed() < length {
+                    let rows: Vec<Value> = (0..10)
+                        .map(|k| json!({"email": format!("s6-{c}-{}@company.com", round % 2), "integrationId": 1 + k % 5, "identity": format!("s6-{c}-{k}")}))
+                        .collect();
+                    let t = Instant::now();
+                    match client.patch(&url).header("x-api-key", &key).json(&rows).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    round += 1;
+                }
+                latencies
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await?);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok((all.len(), errors.load(Ordering::Relaxed), seconds, all))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
