@@ -100,6 +100,7 @@ async fn main() -> Result<()> {
     let csv = dataset.csv(&dataset.rows);
     let reassigned = dataset.with_reassignments(10);
     let reassigned_csv = dataset.csv(&reassigned);
+    // S4 runs on the state S3 leaves: the reassigned rows.
     eprintln!("  generated {} rows, CSV {:.1} MiB", dataset.rows.len(), csv.len() as f64 / 1048576.0);
 
     let workdir = tempfile::tempdir().context("temp dir")?;
@@ -196,20 +197,25 @@ async fn main() -> Result<()> {
 
     // S4: listing at full size.
     let p99_target = if postgres { 20.0 } else { 10.0 };
-    let deep_offset = (dataset.rows.len() / 100).min(5000).saturating_sub(1);
-    let deep_page = server.get_json(&client, &format!("pageSize=100&pageIndex={deep_offset}")).await?;
+    // Page 5000 (0-based) of 100 rows, or the last full page of a smaller run; its
+    // cursor comes from the page before it.
+    let deep_index = (dataset.rows.len() / 100).saturating_sub(1).clamp(1, 5000);
+    let deep_page = server.get_json(&client, &format!("pageSize=100&pageIndex={}", deep_index - 1)).await?;
     let cursor = deep_page["_metadata"]["next_cursor"].as_str().map(str::to_string);
     let some_email = dataset.rows[dataset.rows.len() / 2].email.clone();
     let mut queries: Vec<(String, String, usize)> = vec![
         ("first page".into(), "pageSize=100".into(), 100),
-        (format!("page {} by offset", deep_offset + 1), format!("pageSize=100&pageIndex={}", deep_offset + 1), 100),
-        ("filter by email".into(), format!("pageSize=100&emails={some_email}"), 5),
+        (format!("page {deep_index} by offset"), format!("pageSize=100&pageIndex={deep_index}"), 100),
+        (
+            "filter by email".into(),
+            format!("pageSize=100&emails={some_email}"),
+            reassigned.iter().filter(|r| r.email == some_email).count(),
+        ),
         ("filter by integrationIds".into(), "pageSize=100&integrationIds=2,3".into(), 100),
         ("sort updatedAt desc".into(), "pageSize=100&sortKey=updatedAt&sortOrder=desc".into(), 100),
     ];
     if let Some(cursor) = &cursor {
-        queries
-            .insert(2, (format!("page {} by cursor", deep_offset + 2), format!("pageSize=100&cursor={cursor}"), 100));
+        queries.insert(2, (format!("page {deep_index} by cursor"), format!("pageSize=100&cursor={cursor}"), 100));
     }
     let mut first_page_p50 = None;
     for (label, query, expect_records) in queries {
