@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod body;
+mod counts;
 pub mod error;
 mod middleware;
 pub mod openapi;
@@ -48,11 +49,12 @@ impl Default for Limits {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Arc<Limits>,
+    counts: Arc<counts::CountCache>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
-        Self { store, limits: Arc::new(limits) }
+        Self { store, limits: Arc::new(limits), counts: Arc::default() }
     }
 }
 

@@ -277,6 +277,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_identities(&self, account: AccountId, query: IdentityQuery) -> StoreResult<IdentityPage>;
 
+    /// A number that changes whenever the account's identities change (in any process
+    /// sharing the database): what is derived from them may be cached until it moves.
+    async fn identities_version(&self, account: AccountId) -> StoreResult<i64>;
+
     async fn list_audit(&self, account: AccountId, query: AuditQuery) -> StoreResult<AuditPage>;
 }
 

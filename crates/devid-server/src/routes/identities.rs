@@ -320,7 +320,14 @@ pub async fn list_identities(
             Some(page_index)
         }
     };
-    let page = state.store.list_identities(account, q).await?;
+    let version = state.store.identities_version(account).await?;
+    let cached_total = state.counts.get(account.0, fingerprint, version);
+    q.count_total = cached_total.is_none();
+    let mut page = state.store.list_identities(account, q).await?;
+    match cached_total {
+        Some(total) => page.total_count = total,
+        None => state.counts.put(account.0, fingerprint, version, page.total_count),
+    }
     let next_cursor = page.next_cursor.as_ref().map(|k| encode_cursor(k, account, fingerprint));
     Ok(Json(ListResponse {
         count: page.records.len(),

@@ -7,9 +7,10 @@ use tokio_postgres::Client;
 pub const LOCK_CLASS: i32 = 0x6465_7669; // "devi"
 pub const MIGRATION_LOCK: i32 = 0;
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE accounts (
     id          BIGSERIAL PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -85,7 +86,15 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_by_account ON audit_events(account_id, id);
 CREATE INDEX audit_by_time ON audit_events(account_id, at);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+ALTER TABLE accounts ADD COLUMN identities_version BIGINT NOT NULL DEFAULT 0;
+DROP INDEX identities_by_developer;
+"#,
+    ),
+];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
     client.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &MIGRATION_LOCK]).await?;

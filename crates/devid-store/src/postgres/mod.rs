@@ -161,6 +161,11 @@ async fn lock_account(tx: &impl GenericClient, account: AccountId) -> PgResult<(
     Ok(())
 }
 
+async fn bump_version(tx: &impl GenericClient, account: AccountId) -> PgResult<()> {
+    tx.execute("UPDATE accounts SET identities_version = identities_version + 1 WHERE id = $1", &[&account.0]).await?;
+    Ok(())
+}
+
 fn parse_type(s: &str) -> PgResult<ApplicationType> {
     s.parse().map_err(|_| PgError::Store(StoreError::Internal(format!("stored application type `{s}` is unknown"))))
 }
@@ -476,6 +481,7 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
         )
         .await?
         .try_get(0)?;
+    bump_version(tx, ctx.account).await?;
     summary.developers_created = developers_created.max(0) as u64;
     summary.reassigned = reassigned.max(0) as u64;
     summary.created = created.max(0) as u64;
@@ -527,6 +533,7 @@ impl PostgresStore {
             )
             .await?
             .try_get(0)?;
+        bump_version(&tx, ctx.account).await?;
         if dry_run {
             tx.rollback().await?;
         } else {
@@ -856,6 +863,7 @@ impl Store for PostgresStore {
             let deleted =
                 tx.execute("DELETE FROM identities WHERE account_id = $1 AND integration_id = $2", &[&ctx.account.0, &id]).await?;
             tx.execute("DELETE FROM integrations WHERE account_id = $1 AND id = $2", &[&ctx.account.0, &id]).await?;
+            bump_version(&tx, ctx.account).await?;
             let detail = serde_json::json!({
                 "applicationType": before.application_type, "name": before.name, "identitiesDeleted": deleted,
             })
@@ -927,6 +935,19 @@ impl Store for PostgresStore {
                 next_cursor = None;
             }
             Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn identities_version(&self, account: AccountId) -> StoreResult<i64> {
+        async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached("SELECT identities_version FROM accounts WHERE id = $1").await?;
+            Ok(match client.query_opt(&statement, &[&account.0]).await? {
+                Some(row) => row.try_get(0)?,
+                None => 0,
+            })
         }
         .await
         .map_err(PgError::into_store)

@@ -3,9 +3,10 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE accounts (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -82,7 +83,18 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_by_account ON audit_events(account_id, id);
 CREATE INDEX audit_by_time ON audit_events(account_id, at);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Bumped by every transaction that changes an account's identities, so readers can
+-- cache what they derive (listing totals) until it moves.
+ALTER TABLE accounts ADD COLUMN identities_version INTEGER NOT NULL DEFAULT 0;
+-- Nothing looks identities up by developer; the index only slowed every insert.
+DROP INDEX identities_by_developer;
+"#,
+    ),
+];
 
 /// Applies what is missing, inside one immediate transaction so that two processes
 /// starting on the same file cannot both migrate. Returns how many were applied.
