@@ -47,7 +47,10 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
         .from_reader(&mut tracked);
     let mut record = csv::ByteRecord::new();
 
-    let has_header = csv.read_byte_record(&mut record).map_err(csv_error)?;
+    let has_header = match csv.read_byte_record(&mut record) {
+        Ok(has) => has,
+        Err(e) => return Err(read_failure(e, csv.get_ref())),
+    };
     if !has_header {
         return Err(fatal(
             ErrorType::EmptyCsv,
@@ -61,7 +64,12 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
 
     let mut rows = Vec::new();
     let mut problems = Problems::new();
-    while csv.read_byte_record(&mut record).map_err(csv_error)? {
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(read_failure(e, csv.get_ref())),
+        }
         let line = record.position().map_or(0, |p| p.line());
         let position = Position::Line(line);
         if rows.len() as u64 >= max_rows {
@@ -131,6 +139,24 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
         ));
     }
     Ok(ParsedUpload { addressing, rows, problems })
+}
+
+/// A read that failed: an oversized row is the file's fault, anything else the
+/// transport's.
+fn read_failure<R>(e: csv::Error, tracked: &&mut QuoteTracker<R>) -> CsvReadError {
+    match tracked.oversized {
+        Some(line) => fatal(
+            ErrorType::InvalidCsv,
+            "file",
+            Position::Line(line),
+            "",
+            format!(
+                "the row starting on line {line} is longer than {} KiB; a row holds one email, integration and identity. Check for an unclosed quote.",
+                MAX_RECORD_BYTES / 1024
+            ),
+        ),
+        None => csv_error(e),
+    }
 }
 
 fn csv_error(e: csv::Error) -> CsvReadError {
@@ -235,21 +261,49 @@ struct QuoteTracker<R> {
     quote_opened_on: u64,
     at_start: bool,
     error: Option<io::Error>,
+    record_bytes: usize,
+    record_line: u64,
+    /// The line where a record passed [`MAX_RECORD_BYTES`].
+    oversized: Option<u64>,
 }
+
+/// Longest row accepted. Real rows are a few hundred bytes; without a bound, one
+/// unterminated quote or a hostile 100 MB field would be buffered whole.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 impl<R: Read> QuoteTracker<R> {
     fn new(inner: R) -> Self {
-        Self { inner, state: QuoteState::FieldStart, line: 1, quote_opened_on: 0, at_start: true, error: None }
+        Self {
+            inner,
+            state: QuoteState::FieldStart,
+            line: 1,
+            quote_opened_on: 0,
+            at_start: true,
+            error: None,
+            record_bytes: 0,
+            record_line: 1,
+            oversized: None,
+        }
     }
 
     fn unterminated_quote_line(&self) -> Option<u64> {
         (self.state == QuoteState::Quoted).then_some(self.quote_opened_on)
     }
 
-    fn track(&mut self, bytes: &[u8]) {
+    /// Follows `bytes`; false once a record grows past [`MAX_RECORD_BYTES`].
+    fn track(&mut self, bytes: &[u8]) -> bool {
         for &b in bytes {
+            self.record_bytes += 1;
             if b == b'\n' {
                 self.line += 1;
+                if self.state != QuoteState::Quoted {
+                    self.record_bytes = 0;
+                    self.record_line = self.line;
+                }
+            }
+            if self.record_bytes > MAX_RECORD_BYTES {
+                self.oversized = Some(self.record_line);
+                return false;
             }
             self.state = match (self.state, b) {
                 (QuoteState::FieldStart, b'"') => {
@@ -263,6 +317,7 @@ impl<R: Read> QuoteTracker<R> {
                 _ => QuoteState::Unquoted,
             };
         }
+        true
     }
 }
 
@@ -287,7 +342,9 @@ impl<R: Read> Read for QuoteTracker<R> {
             }
         }
         let n = n - start;
-        self.track(&buf[..n]);
+        if !self.track(&buf[..n]) {
+            return Err(io::Error::other("row too long"));
+        }
         Ok(n)
     }
 }
@@ -377,6 +434,20 @@ mod tests {
         assert_eq!(groups[0].error_type, ErrorType::InvalidCsv);
         let lines: Vec<Option<u64>> = groups.iter().map(|g| g.samples[0].line).collect();
         assert_eq!(lines, vec![Some(2), Some(3)]);
+    }
+
+    #[test]
+    fn an_oversized_row_is_refused_without_buffering_it() {
+        let mut body = b"email,integrationId,identity\na@b.com,1,ok\na@b.com,1,".to_vec();
+        body.extend(std::iter::repeat_n(b'x', MAX_RECORD_BYTES + 10));
+        match parse(&body) {
+            Err(CsvReadError::Invalid(p)) => {
+                let g = p.into_groups();
+                assert_eq!(g[0].error_type, ErrorType::InvalidCsv);
+                assert_eq!(g[0].samples[0].line, Some(3));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

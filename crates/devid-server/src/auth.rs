@@ -79,6 +79,9 @@ impl FromRequestParts<AppState> for Authenticated {
             )));
         }
         tracing::Span::current().record("key_id", principal.key_id.as_str());
+        if let Err(retry_after) = state.rate.check(&principal.key_id) {
+            return Err(ApiError::rate_limited(retry_after));
+        }
         let request_id = header("x-request-id").map(str::to_string);
         Ok(Authenticated { principal, request_id })
     }

@@ -27,6 +27,14 @@ pub enum ContentKind {
 }
 
 pub fn content_kind(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
+    // Decompressing on request would let a small body expand without bound.
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok())
+        && !encoding.trim().eq_ignore_ascii_case("identity")
+    {
+        return Err(ApiError::unsupported_media_type(format!(
+            "Content-Encoding `{encoding}` is not accepted; send the body uncompressed."
+        )));
+    }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
@@ -172,7 +180,16 @@ where
             break;
         }
         if tx.send(Ok(chunk)).await.is_err() {
-            // The parser stopped early (too many rows, a fatal error): its answer decides.
+            // The parser stopped early (too many rows, a fatal error): its answer
+            // decides. The rest of the body is read and dropped, within the size limit
+            // and the request timeout, so the client, still sending, gets that answer
+            // instead of a reset connection.
+            while let Some(Ok(chunk)) = stream.next().await {
+                received += chunk.len();
+                if byte_limit.is_some_and(|limit| received > limit) {
+                    break;
+                }
+            }
             break;
         }
     }

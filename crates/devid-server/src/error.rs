@@ -25,11 +25,25 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub errors: Vec<ErrorGroup>,
+    /// Seconds for `Retry-After` when it differs from the default.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), errors: Vec::new() }
+        Self { status, message: message.into(), errors: Vec::new(), retry_after: None }
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "This API key sent more requests than its limit per minute; retry in {retry_after} s (see Retry-After)."
+                ),
+            )
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -75,14 +89,14 @@ impl ApiError {
             value,
             Some(message.clone()),
         );
-        Self { status: StatusCode::BAD_REQUEST, message, errors: problems.into_groups() }
+        Self { status: StatusCode::BAD_REQUEST, message, errors: problems.into_groups(), retry_after: None }
     }
 
     /// An upload that failed parsing or validation: nothing was applied.
     pub fn upload(problems: Problems) -> Self {
         let status =
             if problems.has(ErrorType::TooManyRows) { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
-        Self { status, message: problems.summary_sentence(), errors: problems.into_groups() }
+        Self { status, message: problems.summary_sentence(), errors: problems.into_groups(), retry_after: None }
     }
 }
 
@@ -114,7 +128,8 @@ impl IntoResponse for ApiError {
         let body = ErrorBody { status: "error", message: self.message, errors: self.errors };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            let seconds = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECONDS));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

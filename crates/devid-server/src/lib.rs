@@ -5,6 +5,7 @@ pub mod auth;
 mod body;
 mod counts;
 pub mod error;
+mod guard;
 mod middleware;
 pub mod openapi;
 mod routes;
@@ -32,6 +33,11 @@ pub struct Limits {
     pub max_upload_rows: u64,
     /// Longest a request may take, body included, before it is answered 408.
     pub request_timeout: Duration,
+    /// Uploads and deletes applied at once; more wait `upload_queue_wait`, then get 503.
+    pub max_concurrent_uploads: usize,
+    pub upload_queue_wait: Duration,
+    /// Requests per minute per API key (0: no limit); over it, 429.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -41,6 +47,9 @@ impl Default for Limits {
             max_multipart_body: 512 * 1024 * 1024,
             max_upload_rows: 5_000_000,
             request_timeout: Duration::from_secs(600),
+            max_concurrent_uploads: 4,
+            upload_queue_wait: Duration::from_secs(10),
+            rate_limit_per_minute: 1000,
         }
     }
 }
@@ -50,11 +59,15 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Arc<Limits>,
     counts: Arc<counts::CountCache>,
+    uploads: Arc<guard::UploadGate>,
+    rate: Arc<guard::RateLimiter>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
-        Self { store, limits: Arc::new(limits), counts: Arc::default() }
+        let uploads = Arc::new(guard::UploadGate::new(limits.max_concurrent_uploads, limits.upload_queue_wait));
+        let rate = Arc::new(guard::RateLimiter::new(limits.rate_limit_per_minute));
+        Self { store, limits: Arc::new(limits), counts: Arc::default(), uploads, rate }
     }
 }
 
@@ -72,16 +85,17 @@ pub fn router(state: AppState) -> Router {
     app.merge(routes::ops_routes())
         .fallback(middleware::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Inside the JSON error layer, so a timeout is answered like every other error.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.limits.request_timeout,
+        ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
         .layer(middleware::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.limits.request_timeout,
-        ))
         .with_state(state)
 }
 

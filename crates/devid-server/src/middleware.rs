@@ -45,7 +45,24 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("devid_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
+    if let Some(reason) = rejection_reason(response.status()) {
+        metrics::counter!("devid_rejected_requests_total", "reason" => reason).increment(1);
+    }
     response
+}
+
+/// Why a request was turned away, for `devid_rejected_requests_total`.
+fn rejection_reason(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Some("auth"),
+        StatusCode::TOO_MANY_REQUESTS => Some("rate"),
+        StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::REQUEST_TIMEOUT
+        | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        | StatusCode::SERVICE_UNAVAILABLE => Some("limit"),
+        s if s.is_client_error() => Some("validation"),
+        _ => None,
+    }
 }
 
 type MakeSpan = fn(&Request<Body>) -> Span;

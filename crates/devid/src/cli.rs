@@ -58,6 +58,15 @@ struct ServeArgs {
     /// Seconds a request may take, body included, before it is answered 408.
     #[arg(long, env = "DEVID_REQUEST_TIMEOUT", default_value_t = 600)]
     request_timeout: u64,
+    /// Uploads and deletes applied at once; further ones wait, then get 503.
+    #[arg(long, env = "DEVID_MAX_CONCURRENT_UPLOADS", default_value_t = 4)]
+    max_concurrent_uploads: usize,
+    /// Seconds an upload waits for its turn before it is answered 503.
+    #[arg(long, env = "DEVID_UPLOAD_QUEUE_WAIT", default_value_t = 10)]
+    upload_queue_wait: u64,
+    /// Requests per minute per API key, per process (0: no limit); over it, 429.
+    #[arg(long, env = "DEVID_RATE_LIMIT", default_value_t = 1000)]
+    rate_limit: u32,
     /// Log format on stderr.
     #[arg(long, env = "DEVID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -212,6 +221,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_multipart_body: args.max_multipart_body,
         max_upload_rows: args.max_upload_rows,
         request_timeout: Duration::from_secs(args.request_timeout),
+        max_concurrent_uploads: args.max_concurrent_uploads,
+        upload_queue_wait: Duration::from_secs(args.upload_queue_wait),
+        rate_limit_per_minute: args.rate_limit,
     };
     devid_server::serve(listener, AppState::new(store, limits), shutdown_signal())
         .await

@@ -165,6 +165,7 @@ async fn upload(
     auth.require(Scope::DeveloperRecordsWrite)?;
     let params = QueryParams::parse(request.uri().query(), &["dryRun"])?;
     let dry_run = params.flag("dryRun")?;
+    let _permit = state.uploads.enter().await?;
     let (parsed, from_csv) = read_upload(request, &state, json_kind, csv_native).await?;
     let integrations = state.store.integration_infos(auth.principal.account).await?;
     let plan = tokio::task::spawn_blocking(move || plan_upload(parsed, &integrations))
@@ -214,6 +215,7 @@ pub async fn delete_identities(
             "Deletes take a JSON body `[{\"integrationId\":1,\"identity\":\"dev-123\"}]` with `Content-Type: application/json`.",
         ));
     }
+    let _permit = state.uploads.enter().await?;
     let (parsed, _) = read_upload(request, &state, JsonBody::Delete, Addressing::IntegrationId).await?;
     let integrations = state.store.integration_infos(auth.principal.account).await?;
     let plan = plan_delete(parsed, &integrations).map_err(ApiError::upload)?;
@@ -552,7 +554,12 @@ fn decode_cursor(raw: &str, account: AccountId, fingerprint: u64) -> Result<Curs
             raw,
             Some(message.clone()),
         );
-        ApiError { status: axum::http::StatusCode::BAD_REQUEST, message, errors: problems.into_groups() }
+        ApiError {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message,
+            errors: problems.into_groups(),
+            retry_after: None,
+        }
     };
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid("is not one devid issued"))?;
     let token: CursorToken = serde_json::from_slice(&bytes).map_err(|_| invalid("is not one devid issued"))?;

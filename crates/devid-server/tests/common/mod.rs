@@ -31,6 +31,7 @@ pub fn postgres_configured() -> bool {
 
 /// Generates each test twice, `sqlite::name` and `postgres::name`; the PostgreSQL copy
 /// is skipped with a message when DEVID_TEST_POSTGRES_URL is not set.
+#[allow(unused_macros)]
 macro_rules! both_backends {
     ($( $(#[$meta:meta])* async fn $name:ident() $body:block )*) => {
         mod sqlite {

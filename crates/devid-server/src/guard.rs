@@ -1,0 +1,92 @@
+//! Protection of the service from its clients: a cap on uploads running at once and a
+//! per-key request rate.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// Admits at most `capacity` uploads at once; the next ones wait up to `wait`, then are
+/// told to come back (503 with Retry-After) instead of piling up in memory.
+#[derive(Debug)]
+pub struct UploadGate {
+    permits: std::sync::Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl UploadGate {
+    pub fn new(capacity: usize, wait: Duration) -> Self {
+        Self { permits: std::sync::Arc::new(Semaphore::new(capacity.max(1))), wait }
+    }
+
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::unavailable(
+                "The server is busy with other uploads; nothing was changed. Retry after the time in the Retry-After header, or raise --max-concurrent-uploads.",
+            )),
+        }
+    }
+}
+
+/// A token bucket per API key: `per_minute` requests a minute, refilled continuously,
+/// with a burst of the same size. Kept per process: with several replicas the limit
+/// applies at each.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Keys tracked before idle buckets are dropped.
+const MAX_BUCKETS: usize = 100_000;
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self { per_minute, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one request from `key_id`'s bucket, or says how many seconds until one is
+    /// available.
+    pub fn check(&self, key_id: &str) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(self.per_minute);
+        let per_second = capacity / 60.0;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key_id) {
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let (tokens, at) = buckets.entry(key_id.to_string()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / per_second).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gets_its_burst_then_waits() {
+        let limiter = RateLimiter::new(3);
+        assert!(limiter.check("a").is_ok());
+        assert!(limiter.check("a").is_ok());
+        assert!(limiter.check("a").is_ok());
+        let wait = limiter.check("a").expect_err("limited");
+        assert!((1..=20).contains(&wait), "{wait}");
+        assert!(limiter.check("b").is_ok(), "keys have their own buckets");
+        assert!(RateLimiter::new(0).check("a").is_ok(), "0 disables the limit");
+    }
+}
