@@ -220,3 +220,145 @@ fn serve_prints_a_key_once_keeps_data_and_stops_cleanly_on_sigterm() {
     assert!(body.contains("\"id\":3"), "data survived the restart: {body}");
     assert!(terminate(&mut second).success());
 }
+
+fn request(
+    method: reqwest::Method,
+    url: String,
+    headers: &[(&str, String)],
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut r = reqwest::Client::new().request(method, url);
+        for (name, value) in headers {
+            r = r.header(*name, value);
+        }
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        let r = r.send().await.expect("send");
+        (r.status().as_u16(), r.text().await.expect("text"))
+    })
+}
+
+/// A whole session — every header form, wrong and revoked keys, keys created over the
+/// API, uploads, failures — with debug logging: no secret reaches the log, and the
+/// database holds none in plain text.
+#[test]
+fn no_secret_is_logged_or_stored_in_plain_text() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("devid.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_devid"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .env("RUST_LOG", "trace")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let (tx, lines) = mpsc::channel();
+    let mut server = Server { child, lines, address: String::new(), printed: Vec::new() };
+    let stderr = server.child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while server.address.is_empty() {
+        let line = server.lines.recv_timeout(Duration::from_secs(20)).expect("started");
+        if let Some(rest) = line.split("address=").nth(1) {
+            server.address = rest.split_whitespace().next().unwrap_or_default().to_string();
+        }
+        server.printed.push(line);
+    }
+    let admin = server.printed.iter().find(|l| l.trim_start().starts_with("pat.")).expect("key").trim().to_string();
+    let base = format!("http://{}", server.address);
+    let mut secrets = vec![admin.rsplit('.').next().unwrap_or_default().to_string()];
+
+    let forms = [
+        ("x-api-key", admin.clone()),
+        ("authorization", format!("ApiKey {admin}")),
+        ("authorization", format!("Bearer {admin}")),
+        ("authorization", admin.clone()),
+    ];
+    for (name, value) in &forms {
+        assert_eq!(
+            request(reqwest::Method::GET, format!("{base}/v2/integrations"), &[(name, value.clone())], None).0,
+            200
+        );
+    }
+    let wrong = format!("{}WRONGSECRET", &admin[..admin.len() - 11]);
+    secrets.push("WRONGSECRET".into());
+    assert_eq!(request(reqwest::Method::GET, format!("{base}/v2/integrations"), &[("x-api-key", wrong)], None).0, 401);
+    let (status, created) = request(
+        reqwest::Method::POST,
+        format!("{base}/v2/api-keys"),
+        &[("x-api-key", admin.clone())],
+        Some(serde_json::json!({"scopes": ["developer_records:write"], "label": "sync"})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).expect("json");
+    let writer = created["key"].as_str().expect("key").to_string();
+    secrets.push(writer.rsplit('.').next().unwrap_or_default().to_string());
+    let id = created["apiKey"]["id"].as_str().expect("id").to_string();
+    request(
+        reqwest::Method::POST,
+        format!("{base}/v2/integrations"),
+        &[("x-api-key", admin.clone())],
+        Some(serde_json::json!({"id": 1, "applicationType": "GITHUB", "name": "gh"})),
+    );
+    let rows = serde_json::json!([{"email": "a@x.com", "integrationId": 1, "identity": "a"}]);
+    assert_eq!(
+        request(
+            reqwest::Method::PATCH,
+            format!("{base}/v2/developers/identities"),
+            &[("authorization", format!("Bearer {writer}"))],
+            Some(rows.clone())
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        request(
+            reqwest::Method::PATCH,
+            format!("{base}/v2/developers/identities"),
+            &[("authorization", writer.clone())],
+            Some(serde_json::json!([{"email": "bad"}]))
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        request(reqwest::Method::DELETE, format!("{base}/v2/api-keys/{id}"), &[("x-api-key", admin.clone())], None).0,
+        200
+    );
+    assert_eq!(
+        request(
+            reqwest::Method::PATCH,
+            format!("{base}/v2/developers/identities"),
+            &[("x-api-key", writer.clone())],
+            Some(rows)
+        )
+        .0,
+        401
+    );
+    assert!(terminate(&mut server).success());
+
+    let log: Vec<String> = server.printed.iter().cloned().chain(server.lines.try_iter()).collect();
+    assert!(log.iter().any(|l| l.contains("request")), "requests were logged");
+    for secret in &secrets {
+        let leaks: Vec<&String> = log
+            .iter()
+            .filter(|l| l.contains(secret.as_str()) && !l.trim_start().starts_with("pat.") && !l.starts_with("Try it:"))
+            .collect();
+        assert!(leaks.is_empty(), "secret in the log: {leaks:?}");
+    }
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        for secret in &secrets {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "a secret is stored in plain text");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Crash safety with the real binary: an upload killed with SIGKILL at any point leaves
+//! all of it or none of it, and an intact database; SIGTERM lets it finish.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROWS: usize = 500_000;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn start(db: &Path) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_devid"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(db)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn devid");
+    let mut server = Server { child, base: String::new() };
+    let stderr = server.child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    while server.base.is_empty() {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("devid started");
+        if let Some(rest) = line.split("address=").nth(1) {
+            server.base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
+        }
+    }
+    server
+}
+
+fn signal(server: &Server, name: &str) {
+    let status =
+        Command::new("kill").args([&format!("-{name}"), &server.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+}
+
+fn csv(tag: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(ROWS * 40);
+    out.push_str("email,integrationId,identity\n");
+    for i in 0..ROWS {
+        out.push_str(&format!("{tag}{}@x.com,1,{tag}-user-{i}\n", i / 5));
+    }
+    out.into_bytes()
+}
+
+fn count(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity check");
+    assert_eq!(check, "ok", "the database is intact");
+    conn.query_row("SELECT COUNT(*) FROM identities", [], |r| r.get(0)).expect("count")
+}
+
+async fn upload(base: &str, key: &str, body: Vec<u8>) -> Result<reqwest::Response, reqwest::Error> {
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(body).file_name("x.csv"));
+    reqwest::Client::new()
+        .patch(format!("{base}/v2/developers/identities"))
+        .header("x-api-key", key)
+        .multipart(form)
+        .send()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_leaves_all_or_nothing_and_sigterm_finishes_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("devid.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_devid"))
+        .args(["keys", "create", "--scope", "admin", "--database"])
+        .arg(&db)
+        .output()
+        .expect("create key");
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let added = Command::new(env!("CARGO_BIN_EXE_devid"))
+        .args(["integrations", "add", "--id", "1", "--type", "GITHUB", "--name", "gh", "--database"])
+        .arg(&db)
+        .status()
+        .expect("integration");
+    assert!(added.success());
+
+    // A full upload first: the baseline, and how long one takes here.
+    let server = start(&db);
+    let started = Instant::now();
+    let r = upload(&server.base, &key, csv("base")).await.expect("upload");
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    let full = started.elapsed();
+    drop(server);
+    let mut expected = ROWS as i64;
+    assert_eq!(count(&db), expected);
+
+    for (attempt, fraction) in [0.2, 0.5, 0.8, 0.95].into_iter().enumerate() {
+        let server = start(&db);
+        let tag = format!("k{attempt}");
+        let upload = tokio::spawn({
+            let (base, key) = (server.base.clone(), key.clone());
+            async move { upload(&base, &key, csv(&tag)).await }
+        });
+        tokio::time::sleep(full.mul_f64(fraction)).await;
+        signal(&server, "KILL");
+        let answered = upload.await.expect("task");
+        drop(server);
+        let after = count(&db);
+        assert!(
+            after == expected || after == expected + ROWS as i64,
+            "killed at {:.0} % of an upload: {after} identities, expected {expected} or {}",
+            fraction * 100.0,
+            expected + ROWS as i64
+        );
+        if let Ok(r) = answered
+            && r.status().is_success()
+        {
+            assert_eq!(after, expected + ROWS as i64, "a 200 means it was committed");
+        }
+        expected = after;
+        eprintln!("killed at {:.0} %: {after} identities", fraction * 100.0);
+    }
+
+    let server = start(&db);
+    let upload = tokio::spawn({
+        let (base, key) = (server.base.clone(), key.clone());
+        async move { upload(&base, &key, csv("term")).await }
+    });
+    tokio::time::sleep(full.mul_f64(0.5)).await;
+    signal(&server, "TERM");
+    let r = upload.await.expect("task").expect("the in-flight upload is answered");
+    assert_eq!(r.status().as_u16(), 200, "SIGTERM lets the upload finish");
+    let mut server = server;
+    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.expect("join").expect("wait");
+    assert!(status.success(), "exit {status:?}");
+    assert_eq!(count(&db), expected + ROWS as i64);
+}
