@@ -161,3 +161,55 @@ async fn listing_queries_use_indexes() {
         }
     }
 }
+
+/// A large first upload loads without secondary indexes and rebuilds them: afterwards
+/// they exist exactly as the migrations made them, and a failed or dry-run bulk load
+/// leaves them in place.
+#[tokio::test]
+async fn bulk_loads_rebuild_the_indexes_they_drop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let indexes = || -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(&path).expect("connect");
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'identities' ORDER BY name",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let before = indexes();
+    assert!(before.len() >= 4, "{before:?}");
+    let account = store.ensure_account("acme").await.expect("account");
+    let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
+    store
+        .create_integration(
+            &ctx,
+            NewIntegration { id: Some(1), application_type: ApplicationType::Github, name: "gh".into() },
+        )
+        .await
+        .expect("integration");
+    let data: Vec<(String, i64, String)> =
+        (0..60_000).map(|i| (format!("d{}@x.com", i / 5), 1, format!("user-{i}"))).collect();
+    let rows: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+
+    store.inject_failure_after_rows(30_000);
+    assert!(devid_store::contract::upload(&store, &ctx, &rows, false).await.is_err());
+    store.inject_failure_after_rows(0);
+    assert_eq!(indexes(), before, "a failed bulk load leaves the indexes");
+    let dry = devid_store::contract::upload(&store, &ctx, &rows, true).await.expect("dry run");
+    assert_eq!(dry.created, 60_000);
+    assert_eq!(indexes(), before);
+    let done = devid_store::contract::upload(&store, &ctx, &rows, false).await.expect("upload");
+    assert_eq!(done.created, 60_000);
+    assert_eq!(indexes(), before, "the indexes are rebuilt as they were");
+    let again = devid_store::contract::upload(&store, &ctx, &rows, false).await.expect("again");
+    assert_eq!(again.unchanged, 60_000);
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok");
+}

@@ -262,7 +262,8 @@ const LIST_PARAMS: [&str; 11] = [
     "format",
 ];
 pub const MAX_PAGE_SIZE: u64 = 1000;
-const EXPORT_BATCH: u64 = 5000;
+const EXPORT_BATCH: u64 = 10_000;
+const EXPORT_BATCHES_IN_FLIGHT: usize = 2;
 
 /// List identities (JSON page), or download them all as CSV.
 #[utoipa::path(
@@ -446,60 +447,35 @@ fn wants_csv(params: &QueryParams, headers: &HeaderMap) -> Result<bool, ApiError
 
 pub const CSV_HEADER: [&str; 5] = ["email", "integrationId", "identity", "applicationType", "updatedAt"];
 
-/// Streams every matching row, a batch at a time by keyset, so the server holds one
-/// batch at most whatever the row count.
+/// Streams every matching row, a batch at a time by keyset, so the server holds a few
+/// batches at most whatever the row count. A producer task reads and encodes the next
+/// batches while the client receives the previous ones.
 fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -> Response {
-    struct Walk {
-        state: AppState,
-        account: AccountId,
-        query: IdentityQuery,
-        next: Option<Paging>,
-        header_sent: bool,
-    }
-    let walk = Walk {
-        state,
-        account,
-        next: Some(Paging::Offset { page_index: 0, page_size: EXPORT_BATCH }),
-        query,
-        header_sent: false,
-    };
-    let stream = futures_util::stream::unfold(walk, |mut walk| async move {
-        let paging = walk.next.take()?;
-        let mut out =
-            csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::with_capacity(1 << 16));
-        if !walk.header_sent {
-            walk.header_sent = true;
-            if let Err(e) = out.write_record(CSV_HEADER) {
-                return Some((Err(std::io::Error::other(e)), walk));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(EXPORT_BATCHES_IN_FLIGHT);
+    tokio::spawn(async move {
+        let mut paging = Some(Paging::Offset { page_index: 0, page_size: EXPORT_BATCH });
+        let mut header = true;
+        while let Some(page_request) = paging.take() {
+            let page = match state
+                .store
+                .list_identities(account, IdentityQuery { paging: page_request, ..query.clone() })
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "CSV download aborted");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let chunk = encode_csv(&page.records, std::mem::take(&mut header));
+            paging = page.next_cursor.map(|cursor| Paging::After { cursor, page_size: EXPORT_BATCH });
+            if tx.send(chunk).await.is_err() {
+                return; // the client went away
             }
-        }
-        let query = IdentityQuery { paging, ..walk.query.clone() };
-        let page = match walk.state.store.list_identities(walk.account, query).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::error!(error = %e, "CSV download aborted");
-                return Some((Err(std::io::Error::other(e.to_string())), walk));
-            }
-        };
-        for r in &page.records {
-            let id = r.integration_id.to_string();
-            let row = [
-                guard_formula(&r.email),
-                guard_formula(&id),
-                guard_formula(&r.identity),
-                guard_formula(r.application_type.as_str()),
-                guard_formula(&r.updated_at),
-            ];
-            if let Err(e) = out.write_record(row.iter().map(|c| c.as_bytes())) {
-                return Some((Err(std::io::Error::other(e)), walk));
-            }
-        }
-        walk.next = page.next_cursor.map(|cursor| Paging::After { cursor, page_size: EXPORT_BATCH });
-        match out.into_inner() {
-            Ok(bytes) => Some((Ok(bytes::Bytes::from(bytes)), walk)),
-            Err(e) => Some((Err(std::io::Error::other(e.to_string())), walk)),
         }
     });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
@@ -508,6 +484,27 @@ fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -> Re
         HeaderValue::from_static("attachment; filename=\"developer-identities.csv\""),
     );
     response
+}
+
+fn encode_csv(records: &[IdentityRecord], with_header: bool) -> Result<bytes::Bytes, std::io::Error> {
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(records.len() * 96 + 64));
+    if with_header {
+        out.write_record(CSV_HEADER).map_err(std::io::Error::other)?;
+    }
+    for r in records {
+        let id = r.integration_id.to_string();
+        let row = [
+            guard_formula(&r.email),
+            guard_formula(&id),
+            guard_formula(&r.identity),
+            guard_formula(r.application_type.as_str()),
+            guard_formula(&r.updated_at),
+        ];
+        out.write_record(row.iter().map(|c| c.as_bytes())).map_err(std::io::Error::other)?;
+    }
+    out.into_inner().map(bytes::Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Binds a cursor to the filters and sort it was issued for: FNV-1a over their debug
