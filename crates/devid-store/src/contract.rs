@@ -277,6 +277,45 @@ pub async fn paging_walks_every_row_once(store: &dyn Store) {
     }
 }
 
+/// Large uploads take other paths in a backend (ordered index walks, bulk loads): every
+/// row is still classified exactly.
+pub async fn large_uploads_classify_every_row(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Jira).await;
+    let n = 12_000;
+    let first: Vec<(String, i64, String)> =
+        (0..n).map(|i| (format!("dev{}@x.com", i / 4), 1 + (i % 2) as i64, format!("User-{i:05}"))).collect();
+    fn refs(d: &[(String, i64, String)]) -> Vec<(&str, i64, &str)> {
+        d.iter().map(|(e, i, k)| (e.as_str(), *i, k.as_str())).collect()
+    }
+    let created = ok(upload(store, &ctx, &refs(&first), false).await, "first");
+    assert_eq!((created.created, created.developers_created), (n as u64, (n / 4) as u64));
+
+    // 10 % move to another developer, 5 % change spelling (case) on GitHub, 5 % are new.
+    let mut second = first.clone();
+    for (i, row) in second.iter_mut().enumerate() {
+        if i % 10 == 0 {
+            row.0 = format!("moved{}@x.com", i / 4);
+        } else if i % 20 == 2 && row.1 == 1 {
+            row.2 = row.2.to_uppercase();
+        }
+    }
+    second.extend((0..n / 20).map(|i| (format!("new{i}@x.com"), 2, format!("New-{i:05}"))));
+    let summary = ok(upload(store, &ctx, &refs(&second), false).await, "second");
+    assert_eq!(summary.reassigned, (n / 10) as u64, "{summary:?}");
+    assert_eq!(summary.created, (n / 20) as u64, "{summary:?}");
+    assert_eq!(summary.unchanged, (n - n / 10) as u64, "{summary:?}");
+    let records = dump(store, &ctx).await;
+    assert_eq!(records.len(), n + n / 20);
+    let moved = records.iter().filter(|r| r.email.starts_with("moved")).count();
+    assert_eq!(moved, n / 10);
+    let respelled = records.iter().filter(|r| r.identity.starts_with("USER-")).count();
+    assert!(respelled > 0, "the last spelling is kept");
+    let again = ok(upload(store, &ctx, &refs(&second), false).await, "third");
+    assert_eq!(again.unchanged, (n + n / 20) as u64);
+}
+
 /// Runs every check above, each on a store from `fresh`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -290,6 +329,7 @@ macro_rules! contract_tests {
             deletes_are_counted_and_audited,
             accounts_never_see_each_other,
             paging_walks_every_row_once,
+            large_uploads_classify_every_row,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {

@@ -772,6 +772,7 @@ pub(crate) fn integration_infos_in(conn: &Connection, account: AccountId) -> Sto
     rows.into_iter().map(|(id, t)| Ok(IntegrationInfo { id, application_type: parse_type(&t)? })).collect()
 }
 
+#[allow(unused_assignments)] // see `walk = None` below
 fn apply_upload_in(
     tx: &Transaction<'_>,
     ctx: &ChangeContext,
@@ -863,18 +864,74 @@ fn apply_upload_in(
 
     let rebuild = drop_secondary_indexes_for_bulk_load(tx, plan.rows.len())?;
 
+    // Rows of one integration arrive sorted by identity key. For many of them, one
+    // ordered walk of the unique index beside the rows beats a point lookup per row.
+    let mut rows_in_integration: HashMap<IntegrationId, usize> = HashMap::new();
+    for row in &plan.rows {
+        *rows_in_integration.entry(integration_of(row)).or_default() += 1;
+    }
+    let mut scan = tx
+        .prepare(
+            "SELECT identity_key, id, developer_id, email, identity FROM identities
+             WHERE account_id = ?1 AND integration_id = ?2 AND identity_key >= ?3 ORDER BY identity_key",
+        )
+        .map_err(map_err)?;
+    let mut walking: Option<IntegrationId> = None;
+    let mut walk: Option<rusqlite::Rows<'_>> = None;
+    let mut ahead: Option<(String, i64, i64, String, String)> = None;
+
     for (written, row) in order.into_iter().map(|i| &plan.rows[i]).enumerate() {
         if fail_after > 0 && written as u64 >= fail_after {
             return Err(StoreError::Internal(format!("injected failure after {written} rows")));
         }
         let integration_id = integration_of(row);
         let developer_id = developers.get(row.email.as_str()).copied().unwrap_or_default();
-        let existing: Option<(i64, i64, String, String)> = find_identity
-            .query_row(params![ctx.account.0, integration_id, row.key()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()
-            .map_err(map_err)?;
+        let sequential = rows_in_integration.get(&integration_id).copied().unwrap_or(0) >= MERGE_MIN_ROWS;
+        let existing: Option<(i64, i64, String, String)> = if sequential {
+            if walking != Some(integration_id) {
+                // Assigning (not `take()`) ends the previous walk's borrow of `scan`.
+                walk = None;
+                walk = Some(scan.query(params![ctx.account.0, integration_id, row.key()]).map_err(map_err)?);
+                walking = Some(integration_id);
+                ahead = None;
+            }
+            // Rows this upload inserted may show up in the walk; they sort before the
+            // current key and are passed over like any other smaller key.
+            while ahead.as_ref().is_none_or(|a| a.0.as_str() < row.key()) {
+                let next = match walk.as_mut() {
+                    Some(rows) => rows.next().map_err(map_err)?,
+                    None => None,
+                };
+                match next {
+                    Some(r) => {
+                        ahead = Some((
+                            r.get(0).map_err(map_err)?,
+                            r.get(1).map_err(map_err)?,
+                            r.get(2).map_err(map_err)?,
+                            r.get(3).map_err(map_err)?,
+                            r.get(4).map_err(map_err)?,
+                        ))
+                    }
+                    None => {
+                        ahead = None;
+                        break;
+                    }
+                }
+            }
+            match &ahead {
+                Some((key, id, developer, email, shown)) if key == row.key() => {
+                    Some((*id, *developer, email.clone(), shown.clone()))
+                }
+                _ => None,
+            }
+        } else {
+            find_identity
+                .query_row(params![ctx.account.0, integration_id, row.key()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+                .map_err(map_err)?
+        };
         match existing {
             None => {
                 insert_identity
@@ -949,11 +1006,17 @@ fn apply_upload_in(
             }
         }
     }
+    drop(walk);
+    drop(scan);
     for sql in rebuild {
         tx.execute_batch(&sql).map_err(map_err)?;
     }
     Ok(summary)
 }
+
+/// Rows of one integration from which an upload walks the unique index instead of
+/// looking each identity up.
+const MERGE_MIN_ROWS: usize = 5_000;
 
 /// Uploads at least this large may load without secondary indexes.
 const BULK_MIN_ROWS: usize = 50_000;
