@@ -133,6 +133,16 @@ pub async fn integrations_are_managed_and_guarded(store: &dyn Store) {
     let listed = ok(store.list_integrations(ctx.account).await, "list");
     assert_eq!(listed.iter().map(|i| (i.id, i.identity_count)).collect::<Vec<_>>(), vec![(7, 1), (8, 0)]);
 
+    let to_jira = crate::IntegrationPatch { application_type: Some(ApplicationType::Jira), name: None };
+    let refused = store.update_integration(&ctx, 7, to_jira.clone()).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "case rules cannot change under stored identities");
+    let to_gitlab =
+        crate::IntegrationPatch { application_type: Some(ApplicationType::GitlabCloud), name: Some("GL".into()) };
+    let changed = ok(store.update_integration(&ctx, 7, to_gitlab).await, "same case rules").expect("exists");
+    assert_eq!((changed.application_type, changed.name.as_str()), (ApplicationType::GitlabCloud, "GL"));
+    assert!(ok(store.update_integration(&ctx, 8, to_jira.clone()).await, "empty integration").is_some());
+    assert!(ok(store.update_integration(&ctx, 99, to_jira).await, "missing").is_none());
+
     let refused = ok(store.delete_integration(&ctx, 7, false).await, "delete");
     assert_eq!(refused, DeleteIntegrationOutcome::HasIdentities(1));
     let deleted = ok(store.delete_integration(&ctx, 7, true).await, "force delete");

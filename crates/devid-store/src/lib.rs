@@ -312,6 +312,25 @@ pub fn now_micros() -> Micros {
     devid_core::time::micros_from(time::OffsetDateTime::now_utc())
 }
 
+/// An integration's type may change only where that keeps how its identities compare:
+/// otherwise stored identity keys would no longer match what uploads compute.
+pub(crate) fn check_type_change(before: &Integration, new: Option<ApplicationType>) -> StoreResult<()> {
+    match new {
+        Some(t)
+            if t.identity_is_case_insensitive() != before.application_type.identity_is_case_insensitive()
+                && before.identity_count > 0 =>
+        {
+            Err(StoreError::Conflict(format!(
+                "integration {} holds {} identities compared {}; changing its type to {t} would change how they are matched. Create a new integration instead.",
+                before.id,
+                before.identity_count,
+                if before.application_type.identity_is_case_insensitive() { "case-insensitively" } else { "exactly" },
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn default_integration_name(t: ApplicationType) -> String {
     format!("{t} (default)")
 }

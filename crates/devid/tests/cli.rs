@@ -110,10 +110,14 @@ struct Server {
 
 /// Starts `devid serve` on a free port and waits until it listens.
 fn start(db: &Path) -> Server {
+    start_logging(db, "info")
+}
+
+fn start_logging(db: &Path, log_level: &str) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_devid"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database"])
         .arg(db)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_level)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -248,31 +252,7 @@ fn request(
 fn no_secret_is_logged_or_stored_in_plain_text() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("devid.db");
-    let child = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(&db)
-        .env("RUST_LOG", "trace")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let (tx, lines) = mpsc::channel();
-    let mut server = Server { child, lines, address: String::new(), printed: Vec::new() };
-    let stderr = server.child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    while server.address.is_empty() {
-        let line = server.lines.recv_timeout(Duration::from_secs(20)).expect("started");
-        if let Some(rest) = line.split("address=").nth(1) {
-            server.address = rest.split_whitespace().next().unwrap_or_default().to_string();
-        }
-        server.printed.push(line);
-    }
+    let mut server = start_logging(&db, "trace");
     let admin = server.printed.iter().find(|l| l.trim_start().starts_with("pat.")).expect("key").trim().to_string();
     let base = format!("http://{}", server.address);
     let mut secrets = vec![admin.rsplit('.').next().unwrap_or_default().to_string()];

@@ -94,6 +94,14 @@ ALTER TABLE accounts ADD COLUMN identities_version BIGINT NOT NULL DEFAULT 0;
 DROP INDEX identities_by_developer;
 "#,
     ),
+    (
+        3,
+        r#"
+DROP INDEX identities_by_email;
+CREATE INDEX identities_by_email ON identities(account_id, email, integration_id, identity_key)
+    INCLUDE (identity, created_at, updated_at);
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

@@ -94,6 +94,15 @@ ALTER TABLE accounts ADD COLUMN identities_version INTEGER NOT NULL DEFAULT 0;
 DROP INDEX identities_by_developer;
 "#,
     ),
+    (
+        3,
+        r#"
+-- The email index carries every listed column, so listings and exports in the default
+-- order read the index alone instead of fetching each row from wherever it was written.
+DROP INDEX identities_by_email;
+CREATE INDEX identities_by_email ON identities(account_id, email, integration_id, identity_key, identity, created_at, updated_at);
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -585,16 +585,7 @@ impl Store for SqliteStore {
             let Some(before) = get_integration_in(&tx, ctx.account, id)? else {
                 return Ok(None);
             };
-            if let Some(t) = patch.application_type
-                && t.identity_is_case_insensitive() != before.application_type.identity_is_case_insensitive()
-                && before.identity_count > 0
-            {
-                return Err(StoreError::Conflict(format!(
-                    "integration {id} holds {} identities compared {}; changing its type to {t} would change how they are matched. Create a new integration instead.",
-                    before.identity_count,
-                    if before.application_type.identity_is_case_insensitive() { "case-insensitively" } else { "exactly" },
-                )));
-            }
+            crate::check_type_change(&before, patch.application_type)?;
             let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
             let application_type = patch.application_type.unwrap_or(before.application_type);
             let now = now_micros();
