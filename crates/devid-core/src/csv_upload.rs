@@ -36,9 +36,26 @@ struct Columns {
     count: usize,
 }
 
-/// Reads a CSV upload. `native` is the header set the endpoint documents; it only
-/// decides which columns an error names when neither set is complete.
+/// Reads a CSV upload into memory. `native` is the header set the endpoint documents;
+/// it only decides which columns an error names when neither set is complete.
 pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -> Result<ParsedUpload, CsvReadError> {
+    let mut rows = Vec::new();
+    let mut addressing = native;
+    let problems = parse_csv_into(reader, native, max_rows, &mut |a, row| {
+        addressing = a;
+        rows.push(row);
+    })?;
+    Ok(ParsedUpload { addressing, rows, problems })
+}
+
+/// Reads a CSV upload and hands each row to `sink` as it is read; returns the problems
+/// found in the file itself (ragged rows, bad text).
+pub fn parse_csv_into<R: Read>(
+    reader: R,
+    native: Addressing,
+    max_rows: u64,
+    sink: &mut dyn FnMut(Addressing, RawRow),
+) -> Result<Problems, CsvReadError> {
     let mut tracked = QuoteTracker::new(reader);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -62,7 +79,7 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
     }
     let (addressing, columns) = read_header(&record, native)?;
 
-    let mut rows = Vec::new();
+    let mut rows: u64 = 0;
     let mut problems = Problems::new();
     loop {
         match csv.read_byte_record(&mut record) {
@@ -72,7 +89,7 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
         }
         let line = record.position().map_or(0, |p| p.line());
         let position = Position::Line(line);
-        if rows.len() as u64 >= max_rows {
+        if rows >= max_rows {
             return Err(fatal(
                 ErrorType::TooManyRows,
                 "file",
@@ -112,8 +129,9 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
         let email = cell(columns.email, "email");
         let integration = cell(columns.integration, addressing.integration_field());
         let identity = cell(columns.identity, addressing.identity_field());
+        rows += 1;
         if let (Some(email), Some(integration), Some(identity)) = (email, integration, identity) {
-            rows.push(RawRow { position, email, integration, identity });
+            sink(addressing, RawRow { position, email, integration, identity });
         }
     }
     drop(csv);
@@ -129,7 +147,7 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
     if let Some(e) = tracked.error.take() {
         return Err(CsvReadError::Io(e));
     }
-    if rows.is_empty() && problems.is_empty() {
+    if rows == 0 && problems.is_empty() {
         return Err(fatal(
             ErrorType::EmptyCsv,
             "file",
@@ -138,7 +156,7 @@ pub fn parse_csv_upload<R: Read>(reader: R, native: Addressing, max_rows: u64) -
             "the CSV file has a header but no data rows.".into(),
         ));
     }
-    Ok(ParsedUpload { addressing, rows, problems })
+    Ok(problems)
 }
 
 /// A read that failed: an oversized row is the file's fault, anything else the

@@ -127,50 +127,89 @@ pub struct UploadPlan {
 
 /// Validates every row and builds the plan, or returns every problem found.
 pub fn plan_upload(parsed: ParsedUpload, integrations: &[IntegrationInfo]) -> Result<UploadPlan, Problems> {
-    let mut problems = parsed.problems;
-    let received = parsed.rows.len() as u64;
-    if received == 0 {
-        problems.add_with_reason(
-            ErrorType::EmptyPayload,
-            "body",
-            Position::Whole,
-            "",
-            Some("the upload contains no rows.".into()),
-        );
-        return Err(problems);
-    }
-    let addressing = parsed.addressing;
-    let by_id: HashMap<IntegrationId, ApplicationType> =
-        integrations.iter().map(|i| (i.id, i.application_type)).collect();
-    let mut new_integrations = Vec::new();
-    let mut rows = Vec::with_capacity(parsed.rows.len());
-    let mut positions = Vec::with_capacity(parsed.rows.len());
-
+    let mut planner = Planner::new(integrations);
     for raw in parsed.rows {
-        let position = raw.position;
-        let email = check_email(&raw.email, position, &mut problems);
-        let integration = match addressing {
-            Addressing::IntegrationId => check_integration_id(&raw.integration, position, &by_id, &mut problems),
-            Addressing::ApplicationType => {
-                check_application_type(&raw.integration, position, integrations, &mut new_integrations, &mut problems)
-            }
-        };
-        let identity = check_identity(raw.identity, addressing.identity_field(), position, &mut problems);
-        if let (Some(email), Some((integration, application_type)), Some(identity)) = (email, integration, identity) {
-            let identity_key = identity_key(application_type, &identity);
-            rows.push(PlannedRow { email, integration, application_type, identity, identity_key });
-            positions.push(position);
+        planner.push(parsed.addressing, raw);
+    }
+    planner.finish(parsed.problems)
+}
+
+/// Validates rows one at a time as a parser produces them, so a large upload is never
+/// held twice, raw and validated, in memory.
+pub struct Planner<'a> {
+    integrations: &'a [IntegrationInfo],
+    by_id: HashMap<IntegrationId, ApplicationType>,
+    problems: Problems,
+    rows: Vec<PlannedRow>,
+    positions: Vec<Position>,
+    new_integrations: Vec<ApplicationType>,
+    received: u64,
+    addressing: Addressing,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(integrations: &'a [IntegrationInfo]) -> Self {
+        Self {
+            integrations,
+            by_id: integrations.iter().map(|i| (i.id, i.application_type)).collect(),
+            problems: Problems::new(),
+            rows: Vec::new(),
+            positions: Vec::new(),
+            new_integrations: Vec::new(),
+            received: 0,
+            addressing: Addressing::IntegrationId,
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
+
+    pub fn push(&mut self, addressing: Addressing, raw: RawRow) {
+        self.received += 1;
+        self.addressing = addressing;
+        let problems = &mut self.problems;
+        let position = raw.position;
+        let email = check_email(&raw.email, position, problems);
+        let integration = match addressing {
+            Addressing::IntegrationId => check_integration_id(&raw.integration, position, &self.by_id, problems),
+            Addressing::ApplicationType => check_application_type(
+                &raw.integration,
+                position,
+                self.integrations,
+                &mut self.new_integrations,
+                problems,
+            ),
+        };
+        let identity = check_identity(raw.identity, addressing.identity_field(), position, problems);
+        // Once a row is wrong nothing will be applied: stop keeping rows, keep checking.
+        if let (Some(email), Some((integration, application_type)), Some(identity), true) =
+            (email, integration, identity, problems.is_empty())
+        {
+            let identity_key = identity_key(application_type, &identity);
+            self.rows.push(PlannedRow { email, integration, application_type, identity, identity_key });
+            self.positions.push(position);
+        }
     }
 
-    let (rows, duplicates) = fold_repeats(rows, &positions, addressing, &mut problems);
-    if !problems.is_empty() {
-        return Err(problems);
+    /// The plan, or every problem: those the parser found and those of the rows.
+    pub fn finish(self, mut parse_problems: Problems) -> Result<UploadPlan, Problems> {
+        parse_problems.merge(self.problems);
+        let mut problems = parse_problems;
+        if self.received == 0 {
+            problems.add_with_reason(
+                ErrorType::EmptyPayload,
+                "body",
+                Position::Whole,
+                "",
+                Some("the upload contains no rows.".into()),
+            );
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let (rows, duplicates) = fold_repeats(self.rows, &self.positions, self.addressing, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(UploadPlan { rows, received: self.received, duplicates, new_integrations: self.new_integrations })
     }
-    Ok(UploadPlan { rows, received, duplicates, new_integrations })
 }
 
 /// Folds identical rows into one (the last spelling wins for display) and reports the

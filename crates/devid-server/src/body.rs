@@ -7,9 +7,9 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, header};
 use bytes::{Buf, Bytes};
-use devid_core::csv_upload::{CsvReadError, parse_csv_upload};
+use devid_core::csv_upload::{CsvReadError, parse_csv_into};
 use devid_core::json_upload::{JsonBody, parse_json_upload};
-use devid_core::plan::{Addressing, ParsedUpload};
+use devid_core::plan::{Addressing, IntegrationInfo, ParsedUpload, Planner, UploadPlan, plan_upload};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
@@ -75,57 +75,70 @@ pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize, what: &
     Ok(Bytes::from(buf))
 }
 
-/// Reads an upload in whichever form the request carries: JSON of the endpoint's
-/// shape, a multipart CSV file, or a bare `text/csv` body. Returns the rows and whether
-/// they came from CSV (the answer's wording differs).
-pub async fn read_upload(
+/// Reads a JSON body of the endpoint's shape into rows.
+pub async fn read_json(request: Request, state: &AppState, kind: JsonBody) -> Result<ParsedUpload, ApiError> {
+    let (max_body, max_rows) = (state.limits.max_json_body, state.limits.max_upload_rows);
+    let (parts, body) = request.into_parts();
+    let bytes = read_limited(body, &parts.headers, max_body, "JSON body").await?;
+    tokio::task::spawn_blocking(move || parse_json_upload(&bytes, kind, max_rows))
+        .await
+        .map_err(|e| ApiError::from(devid_store::StoreError::Internal(e.to_string())))?
+        .map_err(ApiError::upload)
+}
+
+/// Reads and validates an upload in whichever form the request carries: JSON of the
+/// endpoint's shape, a multipart CSV file, or a bare `text/csv` body. CSV rows are
+/// validated as they are read. Returns the plan and whether it came from CSV (the
+/// answer's wording differs).
+pub async fn read_and_plan(
     request: Request,
     state: &AppState,
     json_kind: JsonBody,
     csv_native: Addressing,
-) -> Result<(ParsedUpload, bool), ApiError> {
+    integrations: Vec<IntegrationInfo>,
+) -> Result<(UploadPlan, bool), ApiError> {
     let limits = state.limits.clone();
     match content_kind(request.headers())? {
         ContentKind::Json => {
-            let (parts, body) = request.into_parts();
-            let bytes = read_limited(body, &parts.headers, limits.max_json_body, "JSON body").await?;
-            let max_rows = limits.max_upload_rows;
-            let parsed = tokio::task::spawn_blocking(move || parse_json_upload(&bytes, json_kind, max_rows))
+            let parsed = read_json(request, state, json_kind).await?;
+            let plan = tokio::task::spawn_blocking(move || plan_upload(parsed, &integrations))
                 .await
                 .map_err(|e| ApiError::from(devid_store::StoreError::Internal(e.to_string())))?
                 .map_err(ApiError::upload)?;
-            Ok((parsed, false))
+            Ok((plan, false))
         }
         ContentKind::Csv => {
             let limit = limits.max_multipart_body;
             let stream = request.into_body().into_data_stream();
-            let parsed = parse_csv_stream(stream, csv_native, limits.max_upload_rows, Some(limit), |e: axum::Error| {
-                ApiError::bad_request(format!("The upload could not be read: {e}."))
-            })
-            .await?;
-            Ok((parsed, true))
+            let read_error = |e: axum::Error| ApiError::bad_request(format!("The upload could not be read: {e}."));
+            let plan =
+                parse_csv_stream(stream, csv_native, limits.max_upload_rows, Some(limit), read_error, integrations)
+                    .await?;
+            Ok((plan, true))
         }
         ContentKind::Multipart => {
             let mut multipart = Multipart::from_request(request, state).await.map_err(|rejection| {
                 ApiError::bad_request(format!("The multipart body is not valid: {}.", rejection.body_text()))
             })?;
-            let mut parsed = None;
+            let mut plan = None;
+            let mut integrations = Some(integrations);
             while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
                 if field.name() == Some("file") {
-                    if parsed.is_some() {
+                    let Some(integrations) = integrations.take() else {
                         return Err(ApiError::bad_request(
                             "The multipart body has more than one `file` field; send exactly one CSV file per upload.",
                         ));
-                    }
-                    parsed =
-                        Some(parse_csv_stream(field, csv_native, limits.max_upload_rows, None, multipart_error).await?);
+                    };
+                    let max_rows = limits.max_upload_rows;
+                    plan =
+                        Some(parse_csv_stream(field, csv_native, max_rows, None, multipart_error, integrations).await?);
                 } else {
                     let mut field = field;
                     while field.chunk().await.map_err(multipart_error)?.is_some() {}
                 }
             }
-            match parsed {
-                Some(parsed) => Ok((parsed, true)),
+            match plan {
+                Some(plan) => Ok((plan, true)),
                 None => Err(ApiError::bad_request(
                     "The multipart body has no `file` field; send the CSV as the field `file` (curl -F 'file=@identities.csv').",
                 )),
@@ -144,20 +157,26 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
-/// Feeds a stream of body chunks to the CSV parser running on a blocking thread.
+/// Feeds a stream of body chunks to the CSV parser and validator running on a blocking
+/// thread.
 async fn parse_csv_stream<S, E>(
     stream: S,
     native: Addressing,
     max_rows: u64,
     byte_limit: Option<usize>,
     map_err: impl Fn(E) -> ApiError,
-) -> Result<ParsedUpload, ApiError>
+    integrations: Vec<IntegrationInfo>,
+) -> Result<UploadPlan, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>>,
 {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let parser = tokio::task::spawn_blocking(move || {
-        parse_csv_upload(ChannelReader { rx, current: Bytes::new() }, native, max_rows)
+        let mut planner = Planner::new(&integrations);
+        let reader = ChannelReader { rx, current: Bytes::new() };
+        let file_problems =
+            parse_csv_into(reader, native, max_rows, &mut |addressing, row| planner.push(addressing, row))?;
+        planner.finish(file_problems).map_err(CsvReadError::Invalid)
     });
     let mut stream = std::pin::pin!(stream);
     let mut failure = None;
@@ -202,7 +221,7 @@ where
         return Err(failure);
     }
     match outcome {
-        Ok(parsed) => Ok(parsed),
+        Ok(plan) => Ok(plan),
         Err(CsvReadError::Invalid(problems)) => Err(ApiError::upload(problems)),
         Err(CsvReadError::Io(e)) => Err(ApiError::bad_request(format!("The upload could not be read: {e}."))),
     }

@@ -10,19 +10,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use devid_core::json_upload::JsonBody;
 use devid_core::normalize::guard_formula;
-use devid_core::plan::{Addressing, plan_delete, plan_upload};
+use devid_core::plan::{Addressing, plan_delete};
 use devid_core::time::parse_rfc3339;
 use devid_core::types::{ApplicationType, Scope};
 use devid_store::query::CursorKey;
-use devid_store::{
-    AccountId, DeleteSummary, IdentityQuery, IdentityRecord, Paging, SortKey, SortOrder, StoreError, UploadSummary,
-};
+use devid_store::{AccountId, DeleteSummary, IdentityQuery, IdentityRecord, Paging, SortKey, SortOrder, UploadSummary};
 use serde::{Deserialize, Serialize};
 
 use super::QueryParams;
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::body::read_upload;
+use crate::body::{read_and_plan, read_json};
 use crate::error::{ApiError, ErrorBody};
 
 pub const JSON_SUCCESS: &str = "Developer identities updated successfully.";
@@ -167,13 +165,8 @@ async fn upload(
     let dry_run = params.flag("dryRun")?;
     let _permit = state.uploads.enter().await?;
     let started = std::time::Instant::now();
-    let (parsed, from_csv) = read_upload(request, &state, json_kind, csv_native).await?;
-    let parsed_at = started.elapsed();
     let integrations = state.store.integration_infos(auth.principal.account).await?;
-    let plan = tokio::task::spawn_blocking(move || plan_upload(parsed, &integrations))
-        .await
-        .map_err(|e| ApiError::from(StoreError::Internal(e.to_string())))?
-        .map_err(ApiError::upload)?;
+    let (plan, from_csv) = read_and_plan(request, &state, json_kind, csv_native, integrations).await?;
     let planned_at = started.elapsed();
     let summary = state.store.apply_upload(&auth.change_context(), plan, dry_run).await?;
     // Where an upload's time goes, for operators and for the benchmark notes.
@@ -183,8 +176,7 @@ async fn upload(
         reassigned = summary.reassigned,
         unchanged = summary.unchanged,
         dry_run,
-        read_ms = parsed_at.as_millis() as u64,
-        validate_ms = (planned_at - parsed_at).as_millis() as u64,
+        read_and_validate_ms = planned_at.as_millis() as u64,
         apply_ms = (started.elapsed() - planned_at).as_millis() as u64,
         "upload applied"
     );
@@ -223,7 +215,7 @@ pub async fn delete_identities(
         ));
     }
     let _permit = state.uploads.enter().await?;
-    let (parsed, _) = read_upload(request, &state, JsonBody::Delete, Addressing::IntegrationId).await?;
+    let parsed = read_json(request, &state, JsonBody::Delete).await?;
     let integrations = state.store.integration_infos(auth.principal.account).await?;
     let plan = plan_delete(parsed, &integrations).map_err(ApiError::upload)?;
     let summary = state.store.delete_identities(&auth.change_context(), plan, dry_run).await?;

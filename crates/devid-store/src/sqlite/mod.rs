@@ -143,7 +143,7 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 
 /// Page cache per connection, in KiB: the writer holds the indexes a large upload
 /// walks; readers need far less, and there may be several of them.
-const WRITER_CACHE_KIB: i64 = 96 * 1024;
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
 const READER_CACHE_KIB: i64 = 16 * 1024;
 
 fn set_cache(conn: &Connection, kib: i64) -> StoreResult<()> {
