@@ -371,7 +371,8 @@ async fn stage_rows(
                 .map(|(_, id)| *id)
                 .ok_or_else(|| StoreError::Internal(format!("no integration was made for {t}")))?,
         };
-        writer.as_mut().write(&[&ord, &row.email, &integration_id, &row.key(), &row.identity]).await?;
+        let (email, key, identity): (&str, &str, &str) = (&row.email, row.key(), &row.identity);
+        writer.as_mut().write(&[&ord, &email, &integration_id, &key, &identity]).await?;
     }
     writer.finish().await?;
     tx.batch_execute("ANALYZE upload_rows").await?;

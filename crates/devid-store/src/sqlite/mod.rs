@@ -828,7 +828,7 @@ fn apply_upload_in(
     // Developers first, in email order, and rows in (integration, identity) order: the
     // B-tree pages touched then follow one another instead of jumping across a
     // million-row index, which is most of the cost of a large upload.
-    let mut emails: Vec<&str> = plan.rows.iter().map(|r| r.email.as_str()).collect();
+    let mut emails: Vec<&str> = plan.rows.iter().map(|r| &*r.email).collect();
     emails.sort_unstable();
     emails.dedup();
     let mut developers: HashMap<&str, i64> = HashMap::with_capacity(emails.len());
@@ -876,7 +876,7 @@ fn apply_upload_in(
             return Err(StoreError::Internal(format!("injected failure after {written} rows")));
         }
         let integration_id = integration_of(row);
-        let developer_id = developers.get(row.email.as_str()).copied().unwrap_or_default();
+        let developer_id = developers.get(&*row.email).copied().unwrap_or_default();
         let sequential = rows_in_integration.get(&integration_id).copied().unwrap_or(0) >= MERGE_MIN_ROWS;
         let existing: Option<(i64, i64, String, String)> = if sequential {
             if walking != Some(integration_id) {
@@ -930,9 +930,9 @@ fn apply_upload_in(
                         ctx.account.0,
                         integration_id,
                         row.key(),
-                        row.identity,
+                        &*row.identity,
                         developer_id,
-                        row.email,
+                        &*row.email,
                         now
                     ])
                     .map_err(|e| match map_err(e) {
@@ -948,8 +948,8 @@ fn apply_upload_in(
                     Audit {
                         action: "identity.created",
                         integration_id: Some(integration_id),
-                        identity: Some(&row.identity),
-                        new_email: Some(&row.email),
+                        identity: Some(&*row.identity),
+                        new_email: Some(&*row.email),
                         ..Default::default()
                     },
                 )
@@ -957,7 +957,7 @@ fn apply_upload_in(
                 summary.created += 1;
             }
             Some((id, current_developer, old_email, _)) if current_developer != developer_id => {
-                reassign.execute(params![developer_id, row.email, row.identity, now, id]).map_err(map_err)?;
+                reassign.execute(params![developer_id, &*row.email, &*row.identity, now, id]).map_err(map_err)?;
                 insert_audit(
                     tx,
                     ctx,
@@ -965,9 +965,9 @@ fn apply_upload_in(
                     Audit {
                         action: "identity.reassigned",
                         integration_id: Some(integration_id),
-                        identity: Some(&row.identity),
+                        identity: Some(&*row.identity),
                         old_email: Some(&old_email),
-                        new_email: Some(&row.email),
+                        new_email: Some(&*row.email),
                         ..Default::default()
                     },
                 )
@@ -975,8 +975,8 @@ fn apply_upload_in(
                 summary.reassigned += 1;
             }
             Some((id, _, email, shown)) => {
-                if shown != row.identity {
-                    respell.execute(params![row.identity, now, id]).map_err(map_err)?;
+                if *shown != *row.identity {
+                    respell.execute(params![&*row.identity, now, id]).map_err(map_err)?;
                     let detail = serde_json::json!({"before": shown}).to_string();
                     insert_audit(
                         tx,
@@ -985,7 +985,7 @@ fn apply_upload_in(
                         Audit {
                             action: "identity.updated",
                             integration_id: Some(integration_id),
-                            identity: Some(&row.identity),
+                            identity: Some(&*row.identity),
                             old_email: Some(&email),
                             new_email: Some(&email),
                             detail: Some(&detail),
