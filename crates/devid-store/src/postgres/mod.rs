@@ -37,6 +37,8 @@ use migrations::LOCK_CLASS;
 /// Attempts for a transaction that failed on a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 4;
 const POOL_SIZE: usize = 16;
+/// Rows an upload must create or move before the table's statistics are refreshed.
+const ANALYZE_AFTER_ROWS: u64 = 50_000;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -873,7 +875,24 @@ impl Store for PostgresStore {
     }
 
     async fn apply_upload(&self, ctx: &ChangeContext, plan: UploadPlan, dry_run: bool) -> StoreResult<UploadSummary> {
-        self.retrying(|| self.apply_upload_once(ctx, &plan, dry_run)).await
+        let summary = self.retrying(|| self.apply_upload_once(ctx, &plan, dry_run)).await?;
+        if !dry_run && summary.created + summary.reassigned >= ANALYZE_AFTER_ROWS {
+            // A bulk load changes the table faster than autovacuum notices; without
+            // fresh statistics the planner sorts whole integrations for a 100-row page.
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let client = pool.get().await?;
+                    client.batch_execute("ANALYZE identities").await?;
+                    Ok::<_, PgError>(())
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e.into_store(), "could not refresh statistics after a large upload");
+                }
+            });
+        }
+        Ok(summary)
     }
 
     async fn delete_identities(
