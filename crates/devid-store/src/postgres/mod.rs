@@ -37,6 +37,8 @@ use migrations::LOCK_CLASS;
 /// Attempts for a transaction that failed on a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 4;
 const POOL_SIZE: usize = 16;
+/// Staged rows from which the planner is given statistics on them.
+const ANALYZE_STAGED_ROWS: usize = 1_000;
 /// Rows an upload must create or move before the table's statistics are refreshed.
 const ANALYZE_AFTER_ROWS: u64 = 50_000;
 
@@ -355,8 +357,10 @@ async fn stage_rows(
     plan: &UploadPlan,
     new_ids: &[(ApplicationType, IntegrationId)],
 ) -> PgResult<()> {
+    // Created once per connection and emptied by every commit or rollback: creating and
+    // dropping a table per upload would churn the catalog on every small request.
     tx.batch_execute(
-        "CREATE TEMP TABLE upload_rows (ord BIGINT, email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DROP",
+        "CREATE TEMP TABLE IF NOT EXISTS upload_rows (ord BIGINT, email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DELETE ROWS",
     )
     .await?;
     let sink =
@@ -377,7 +381,9 @@ async fn stage_rows(
         writer.as_mut().write(&[&ord, &email, &integration_id, &key, &identity]).await?;
     }
     writer.finish().await?;
-    tx.batch_execute("ANALYZE upload_rows").await?;
+    if plan.rows.len() >= ANALYZE_STAGED_ROWS {
+        tx.batch_execute("ANALYZE upload_rows").await?;
+    }
     Ok(())
 }
 
