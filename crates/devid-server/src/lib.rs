@@ -6,6 +6,7 @@ mod body;
 mod counts;
 pub mod error;
 mod guard;
+mod memory;
 mod middleware;
 pub mod openapi;
 mod routes;

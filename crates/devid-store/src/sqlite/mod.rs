@@ -143,7 +143,7 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 
 /// Page cache per connection, in KiB: the writer holds the indexes a large upload
 /// walks; readers need far less, and there may be several of them.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const WRITER_CACHE_KIB: i64 = 48 * 1024;
 const READER_CACHE_KIB: i64 = 16 * 1024;
 
 fn set_cache(conn: &Connection, kib: i64) -> StoreResult<()> {
@@ -999,6 +999,10 @@ fn apply_upload_in(
     }
     drop(walk);
     drop(scan);
+    // The rows are written: free them before the index builds claim their own memory,
+    // so the two never add up.
+    drop(developers);
+    drop(plan);
     for sql in rebuild {
         tx.execute_batch(&sql).map_err(map_err)?;
     }
