@@ -74,6 +74,31 @@ pub struct Outcome {
     pub met: Option<bool>,
 }
 
+/// An upload scenario's outcome; `target` is the rows/s goal where there is one.
+fn upload_outcome(
+    scenario: &str,
+    rows: usize,
+    seconds: f64,
+    peak_rss_mib: Option<f64>,
+    floor: f64,
+    target: Option<f64>,
+) -> Outcome {
+    let throughput = rows as f64 / seconds;
+    Outcome {
+        scenario: scenario.into(),
+        work: format!("{rows} rows"),
+        seconds,
+        throughput,
+        unit: "rows/s",
+        peak_rss_mib,
+        floor_throughput: Some(floor),
+        ratio_to_floor: Some(throughput / floor),
+        target: target.map_or_else(|| "—".into(), |t| format!("≥ {}k rows/s", t / 1000.0)),
+        met: target.map(|t| throughput >= t),
+        ..Default::default()
+    }
+}
+
 fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     if sorted_ms.is_empty() {
         return 0.0;
@@ -129,50 +154,36 @@ async fn main() -> Result<()> {
     server.reset_peak_rss();
     let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
     check(summary["created"] == json!(dataset.rows.len()), || format!("S1 summary {summary}"))?;
-    let throughput = dataset.rows.len() as f64 / seconds;
-    let peak = server.peak_rss_mib();
-    let ratio = throughput / floor;
-    let (s1_target, s1_met) = if postgres {
-        ("≥ 100k rows/s".to_string(), throughput >= 100_000.0)
+    let mut s1 = upload_outcome(
+        "S1 CSV upload, empty database",
+        dataset.rows.len(),
+        seconds,
+        server.peak_rss_mib(),
+        floor,
+        None,
+    );
+    (s1.target, s1.met) = if postgres {
+        ("≥ 100k rows/s".to_string(), Some(s1.throughput >= 100_000.0))
     } else {
         (
             "≥ 250k rows/s, ≥ 50 % of floor, peak RSS ≤ 300 MiB".to_string(),
-            throughput >= 250_000.0 && ratio >= 0.5 && peak.is_some_and(|p| p <= 300.0),
+            Some(
+                s1.throughput >= 250_000.0
+                    && s1.ratio_to_floor.is_some_and(|r| r >= 0.5)
+                    && s1.peak_rss_mib.is_some_and(|p| p <= 300.0),
+            ),
         )
     };
-    results.push(Outcome {
-        scenario: "S1 CSV upload, empty database".into(),
-        work: format!("{} rows", dataset.rows.len()),
-        seconds,
-        throughput,
-        unit: "rows/s",
-        peak_rss_mib: peak,
-        floor_throughput: Some(floor),
-        ratio_to_floor: Some(ratio),
-        target: s1_target,
-        met: Some(s1_met),
-        ..Default::default()
-    });
+    results.push(s1);
     print_last(&results);
 
     // S2: the same file again: everything unchanged.
     server.reset_peak_rss();
     let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
     check(summary["unchanged"] == json!(dataset.rows.len()), || format!("S2 summary {summary}"))?;
-    let throughput = dataset.rows.len() as f64 / seconds;
-    results.push(Outcome {
-        scenario: "S2 same CSV again (all unchanged)".into(),
-        work: format!("{} rows", dataset.rows.len()),
-        seconds,
-        throughput,
-        unit: "rows/s",
-        peak_rss_mib: server.peak_rss_mib(),
-        floor_throughput: Some(floor),
-        ratio_to_floor: Some(throughput / floor),
-        target: if postgres { "—".into() } else { "≥ 400k rows/s".into() },
-        met: (!postgres).then_some(throughput >= 400_000.0),
-        ..Default::default()
-    });
+    let n = dataset.rows.len();
+    let target = (!postgres).then_some(400_000.0);
+    results.push(upload_outcome("S2 same CSV again (all unchanged)", n, seconds, server.peak_rss_mib(), floor, target));
     print_last(&results);
 
     // S3: 10 % of the identities move to another developer.
@@ -182,20 +193,8 @@ async fn main() -> Result<()> {
     check(summary["reassigned"] == json!(expected), || {
         format!("S3 summary {summary}, expected {expected} reassigned")
     })?;
-    let throughput = dataset.rows.len() as f64 / seconds;
-    results.push(Outcome {
-        scenario: "S3 CSV with 10 % reassigned".into(),
-        work: format!("{} rows", dataset.rows.len()),
-        seconds,
-        throughput,
-        unit: "rows/s",
-        peak_rss_mib: server.peak_rss_mib(),
-        floor_throughput: Some(floor),
-        ratio_to_floor: Some(throughput / floor),
-        target: if postgres { "—".into() } else { "≥ 200k rows/s".into() },
-        met: (!postgres).then_some(throughput >= 200_000.0),
-        ..Default::default()
-    });
+    let target = (!postgres).then_some(200_000.0);
+    results.push(upload_outcome("S3 CSV with 10 % reassigned", n, seconds, server.peak_rss_mib(), floor, target));
     print_last(&results);
 
     // S4: listing at full size.
