@@ -49,6 +49,11 @@ fn rows(rows: &[(&str, i64, &str)]) -> ParsedUpload {
     )
 }
 
+/// Generated rows, as `upload` takes them.
+pub fn refs(rows: &[(String, i64, String)]) -> Vec<(&str, i64, &str)> {
+    rows.iter().map(|(e, i, k)| (e.as_str(), *i, k.as_str())).collect()
+}
+
 pub async fn upload(
     store: &dyn Store,
     ctx: &ChangeContext,
@@ -232,7 +237,7 @@ pub async fn paging_walks_every_row_once(store: &dyn Store) {
     for i in 0..23 {
         data.push((format!("dev{}@x.com", i % 7), 1 + (i % 2), format!("id-{:02}", 23 - i)));
     }
-    let borrowed: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+    let borrowed = refs(&data);
     ok(upload(store, &ctx, &borrowed, false).await, "seed");
     for (sort, _) in SortKey::ALL {
         for order in [SortOrder::Asc, SortOrder::Desc] {
@@ -296,9 +301,6 @@ pub async fn large_uploads_classify_every_row(store: &dyn Store) {
     let n = 12_000;
     let first: Vec<(String, i64, String)> =
         (0..n).map(|i| (format!("dev{}@x.com", i / 4), 1 + (i % 2) as i64, format!("User-{i:05}"))).collect();
-    fn refs(d: &[(String, i64, String)]) -> Vec<(&str, i64, &str)> {
-        d.iter().map(|(e, i, k)| (e.as_str(), *i, k.as_str())).collect()
-    }
     let created = ok(upload(store, &ctx, &refs(&first), false).await, "first");
     assert_eq!((created.created, created.developers_created), (n as u64, (n / 4) as u64));
 

@@ -13,6 +13,20 @@ async fn fresh() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
 
 devid_store::contract_tests!(|| fresh());
 
+/// Account `acme` with GitHub as integration 1.
+async fn acme_with_github(store: &SqliteStore) -> ChangeContext {
+    let account = store.ensure_account("acme").await.expect("account");
+    let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
+    store
+        .create_integration(
+            &ctx,
+            NewIntegration { id: Some(1), application_type: ApplicationType::Github, name: "gh".into() },
+        )
+        .await
+        .expect("integration");
+    ctx
+}
+
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op_and_data_survives_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -30,17 +44,9 @@ async fn migrations_run_twice_are_a_no_op_and_data_survives_reopening() {
 async fn a_failure_half_way_through_an_upload_leaves_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("devid.db")).expect("open");
-    let account = store.ensure_account("acme").await.expect("account");
-    let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
-    store
-        .create_integration(
-            &ctx,
-            NewIntegration { id: Some(1), application_type: ApplicationType::Github, name: "gh".into() },
-        )
-        .await
-        .expect("integration");
+    let ctx = acme_with_github(&store).await;
     let data: Vec<(String, i64, String)> = (0..100).map(|i| (format!("d{i}@x.com"), 1, format!("u{i}"))).collect();
-    let rows: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+    let rows = devid_store::contract::refs(&data);
     store.inject_failure_after_rows(50);
     let failed = devid_store::contract::upload(&store, &ctx, &rows, false).await;
     assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
@@ -87,7 +93,7 @@ async fn listing_queries_use_indexes() {
     }
     let data: Vec<(String, i64, String)> =
         (0..20_000).map(|i| (format!("dev{}@x.com", i / 5), 1 + (i % 5) as i64, format!("user-{i}"))).collect();
-    let rows: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+    let rows = devid_store::contract::refs(&data);
     devid_store::contract::upload(&store, &ctx, &rows, false).await.expect("seed");
     let conn = rusqlite::Connection::open(&path).expect("connect");
     // Real statistics, so the planner decides as it would on a large table.
@@ -185,18 +191,10 @@ async fn bulk_loads_rebuild_the_indexes_they_drop() {
     };
     let before = indexes();
     assert!(before.len() >= 4, "{before:?}");
-    let account = store.ensure_account("acme").await.expect("account");
-    let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
-    store
-        .create_integration(
-            &ctx,
-            NewIntegration { id: Some(1), application_type: ApplicationType::Github, name: "gh".into() },
-        )
-        .await
-        .expect("integration");
+    let ctx = acme_with_github(&store).await;
     let data: Vec<(String, i64, String)> =
         (0..60_000).map(|i| (format!("d{}@x.com", i / 5), 1, format!("user-{i}"))).collect();
-    let rows: Vec<(&str, i64, &str)> = data.iter().map(|(e, i, d)| (e.as_str(), *i, d.as_str())).collect();
+    let rows = devid_store::contract::refs(&data);
 
     store.inject_failure_after_rows(30_000);
     assert!(devid_store::contract::upload(&store, &ctx, &rows, false).await.is_err());
