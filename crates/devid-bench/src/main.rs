@@ -50,6 +50,19 @@ struct Args {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S6 work on the data
+    /// S1 uploads, so S1 always runs.
+    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6"])]
+    scenarios: Vec<String>,
+    /// Append the server's log to this file (set RUST_LOG for more than warnings).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
+}
+
+impl Args {
+    fn runs(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == scenario)
+    }
 }
 
 /// Longest one listing query of S4 is repeated.
@@ -145,7 +158,7 @@ async fn main() -> Result<()> {
     } else {
         (workdir.path().join("devid.db").to_string_lossy().into_owned(), None)
     };
-    let server = Server::start(&bin, &database)?;
+    let server = Server::start(&bin, &database, args.server_log.as_deref())?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     server.create_integrations(&client).await?;
     let mut results = Vec::new();
@@ -177,142 +190,170 @@ async fn main() -> Result<()> {
     results.push(s1);
     print_last(&results);
 
-    // S2: the same file again: everything unchanged.
-    server.reset_peak_rss();
-    let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
-    check(summary["unchanged"] == json!(dataset.rows.len()), || format!("S2 summary {summary}"))?;
-    let n = dataset.rows.len();
-    let target = (!postgres).then_some(400_000.0);
-    results.push(upload_outcome("S2 same CSV again (all unchanged)", n, seconds, server.peak_rss_mib(), floor, target));
-    print_last(&results);
-
-    // S3: 10 % of the identities move to another developer.
-    server.reset_peak_rss();
-    let (seconds, summary) = server.upload_csv(&client, reassigned_csv).await?;
-    let expected = dataset.rows.len() / 10;
-    check(summary["reassigned"] == json!(expected), || {
-        format!("S3 summary {summary}, expected {expected} reassigned")
-    })?;
-    let target = (!postgres).then_some(200_000.0);
-    results.push(upload_outcome("S3 CSV with 10 % reassigned", n, seconds, server.peak_rss_mib(), floor, target));
-    print_last(&results);
-
-    // S4: listing at full size.
-    let p99_target = if postgres { 20.0 } else { 10.0 };
-    // Page 5000 (0-based) of 100 rows, or the last full page of a smaller run; its
-    // cursor comes from the page before it.
-    let deep_index = (dataset.rows.len() / 100).saturating_sub(1).clamp(1, 5000);
-    let deep_page = server.get_json(&client, &format!("pageSize=100&pageIndex={}", deep_index - 1)).await?;
-    let cursor = deep_page["_metadata"]["next_cursor"].as_str().map(str::to_string);
-    let some_email = dataset.rows[dataset.rows.len() / 2].email.clone();
-    let mut queries: Vec<(String, String, usize)> = vec![
-        ("first page".into(), "pageSize=100".into(), 100),
-        (format!("page {deep_index} by offset"), format!("pageSize=100&pageIndex={deep_index}"), 100),
-        (
-            "filter by email".into(),
-            format!("pageSize=100&emails={some_email}"),
-            reassigned.iter().filter(|r| r.email == some_email).count(),
-        ),
-        ("filter by integrationIds".into(), "pageSize=100&integrationIds=2,3".into(), 100),
-        ("sort updatedAt desc".into(), "pageSize=100&sortKey=updatedAt&sortOrder=desc".into(), 100),
-    ];
-    if let Some(cursor) = &cursor {
-        queries.insert(2, (format!("page {deep_index} by cursor"), format!("pageSize=100&cursor={cursor}"), 100));
-    }
-    let mut first_page_p50 = None;
-    for (label, query, expect_records) in queries {
-        let mut latencies = Vec::with_capacity(args.requests);
-        let started = Instant::now();
-        // A slow query (a deep offset on PostgreSQL) stops after its time budget.
-        while latencies.len() < args.requests && started.elapsed() < S4_BUDGET {
-            let t = Instant::now();
-            let page = server.get_json(&client, &query).await?;
-            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            check(page["count"] == json!(expect_records.min(dataset.rows.len())), || {
-                format!("S4 {label}: {}", page["count"])
-            })?;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        latencies.sort_by(f64::total_cmp);
-        let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
-        if label == "first page" {
-            first_page_p50 = Some(p50);
-        }
-        let mut target = format!("p99 ≤ {p99_target} ms");
-        let mut met = p99 <= p99_target;
-        if label.contains("cursor")
-            && let Some(first) = first_page_p50
-        {
-            target.push_str(", within 1.5× of page 1");
-            met &= p50 <= first * 1.5;
-        }
-        results.push(Outcome {
-            scenario: format!("S4 list: {label}"),
-            work: format!("{} requests", latencies.len()),
+    if args.runs("s2") {
+        // S2: the same file again: everything unchanged.
+        server.reset_peak_rss();
+        let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
+        check(summary["unchanged"] == json!(dataset.rows.len()), || format!("S2 summary {summary}"))?;
+        let n = dataset.rows.len();
+        let target = (!postgres).then_some(400_000.0);
+        results.push(upload_outcome(
+            "S2 same CSV again (all unchanged)",
+            n,
             seconds,
-            throughput: latencies.len() as f64 / seconds,
-            unit: "req/s",
-            p50_ms: Some(p50),
-            p99_ms: Some(p99),
+            server.peak_rss_mib(),
+            floor,
             target,
-            met: Some(met),
+        ));
+        print_last(&results);
+    }
+
+    // S4 lists the state S3 leaves, or S1's when S3 does not run.
+    let listed = if args.runs("s3") {
+        // S3: 10 % of the identities move to another developer.
+        server.reset_peak_rss();
+        let (seconds, summary) = server.upload_csv(&client, reassigned_csv).await?;
+        let expected = dataset.rows.len() / 10;
+        check(summary["reassigned"] == json!(expected), || {
+            format!("S3 summary {summary}, expected {expected} reassigned")
+        })?;
+        let target = (!postgres).then_some(200_000.0);
+        results.push(upload_outcome(
+            "S3 CSV with 10 % reassigned",
+            dataset.rows.len(),
+            seconds,
+            server.peak_rss_mib(),
+            floor,
+            target,
+        ));
+        print_last(&results);
+        &reassigned
+    } else {
+        &dataset.rows
+    };
+
+    if args.runs("s4") {
+        // S4: listing at full size.
+        let p99_target = if postgres { 20.0 } else { 10.0 };
+        // Page 5000 (0-based) of 100 rows, or the last full page of a smaller run; its
+        // cursor comes from the page before it.
+        let deep_index = (dataset.rows.len() / 100).saturating_sub(1).clamp(1, 5000);
+        let deep_page = server.get_json(&client, &format!("pageSize=100&pageIndex={}", deep_index - 1)).await?;
+        let cursor = deep_page["_metadata"]["next_cursor"].as_str().map(str::to_string);
+        let some_email = dataset.rows[dataset.rows.len() / 2].email.clone();
+        let mut queries: Vec<(String, String, usize)> = vec![
+            ("first page".into(), "pageSize=100".into(), 100),
+            (format!("page {deep_index} by offset"), format!("pageSize=100&pageIndex={deep_index}"), 100),
+            (
+                "filter by email".into(),
+                format!("pageSize=100&emails={some_email}"),
+                listed.iter().filter(|r| r.email == some_email).count(),
+            ),
+            ("filter by integrationIds".into(), "pageSize=100&integrationIds=2,3".into(), 100),
+            ("sort updatedAt desc".into(), "pageSize=100&sortKey=updatedAt&sortOrder=desc".into(), 100),
+        ];
+        if let Some(cursor) = &cursor {
+            queries.insert(2, (format!("page {deep_index} by cursor"), format!("pageSize=100&cursor={cursor}"), 100));
+        }
+        let mut first_page_p50 = None;
+        for (label, query, expect_records) in queries {
+            let mut latencies = Vec::with_capacity(args.requests);
+            let started = Instant::now();
+            // A slow query (a deep offset on PostgreSQL) stops after its time budget.
+            while latencies.len() < args.requests && started.elapsed() < S4_BUDGET {
+                let t = Instant::now();
+                let page = server.get_json(&client, &query).await?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                check(page["count"] == json!(expect_records.min(dataset.rows.len())), || {
+                    format!("S4 {label}: {}", page["count"])
+                })?;
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            latencies.sort_by(f64::total_cmp);
+            let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+            if label == "first page" {
+                first_page_p50 = Some(p50);
+            }
+            let mut target = format!("p99 ≤ {p99_target} ms");
+            let mut met = p99 <= p99_target;
+            if label.contains("cursor")
+                && let Some(first) = first_page_p50
+            {
+                target.push_str(", within 1.5× of page 1");
+                met &= p50 <= first * 1.5;
+            }
+            results.push(Outcome {
+                scenario: format!("S4 list: {label}"),
+                work: format!("{} requests", latencies.len()),
+                seconds,
+                throughput: latencies.len() as f64 / seconds,
+                unit: "req/s",
+                p50_ms: Some(p50),
+                p99_ms: Some(p99),
+                target,
+                met: Some(met),
+                ..Default::default()
+            });
+            print_last(&results);
+        }
+    }
+
+    if args.runs("s5") {
+        // S5: the whole CSV export.
+        let scan_floor = if postgres {
+            floor::postgres_scan(&database).await?
+        } else {
+            floor::sqlite_scan(std::path::Path::new(&database))?
+        };
+        server.reset_peak_rss();
+        let rss_before = server.rss_mib();
+        let (seconds, lines) = server.download_csv(&client).await?;
+        check(lines == dataset.rows.len() + 1, || format!("S5 exported {lines} lines"))?;
+        let throughput = dataset.rows.len() as f64 / seconds;
+        let growth = match (server.peak_rss_mib(), rss_before) {
+            (Some(peak), Some(before)) => Some(peak - before),
+            _ => None,
+        };
+        results.push(Outcome {
+            scenario: "S5 full CSV export".into(),
+            work: format!("{} rows", dataset.rows.len()),
+            seconds,
+            throughput,
+            unit: "rows/s",
+            peak_rss_mib: server.peak_rss_mib(),
+            rss_growth_mib: growth,
+            floor_throughput: Some(scan_floor),
+            ratio_to_floor: Some(throughput / scan_floor),
+            target: "≥ 1M rows/s, RSS grows ≤ 50 MiB".into(),
+            met: Some(throughput >= 1_000_000.0 && growth.is_some_and(|g| g <= 50.0)),
             ..Default::default()
         });
         print_last(&results);
     }
 
-    // S5: the whole CSV export.
-    let scan_floor = if postgres {
-        floor::postgres_scan(&database).await?
-    } else {
-        floor::sqlite_scan(std::path::Path::new(&database))?
-    };
-    server.reset_peak_rss();
-    let rss_before = server.rss_mib();
-    let (seconds, lines) = server.download_csv(&client).await?;
-    check(lines == dataset.rows.len() + 1, || format!("S5 exported {lines} lines"))?;
-    let throughput = dataset.rows.len() as f64 / seconds;
-    let growth = match (server.peak_rss_mib(), rss_before) {
-        (Some(peak), Some(before)) => Some(peak - before),
-        _ => None,
-    };
-    results.push(Outcome {
-        scenario: "S5 full CSV export".into(),
-        work: format!("{} rows", dataset.rows.len()),
-        seconds,
-        throughput,
-        unit: "rows/s",
-        peak_rss_mib: server.peak_rss_mib(),
-        rss_growth_mib: growth,
-        floor_throughput: Some(scan_floor),
-        ratio_to_floor: Some(throughput / scan_floor),
-        target: "≥ 1M rows/s, RSS grows ≤ 50 MiB".into(),
-        met: Some(throughput >= 1_000_000.0 && growth.is_some_and(|g| g <= 50.0)),
-        ..Default::default()
-    });
-    print_last(&results);
-
-    // S6: many small uploads at once.
-    let (requests, errors, seconds, mut latencies) =
-        server.small_uploads(&client, args.s6_clients, Duration::from_secs(args.s6_seconds)).await?;
-    check(errors == 0, || format!("S6: {errors} requests failed"))?;
-    latencies.sort_by(f64::total_cmp);
-    let throughput = requests as f64 / seconds;
-    let p99 = percentile(&latencies, 99.0);
-    results.push(Outcome {
-        scenario: format!("S6 JSON PATCH of 10 rows, {} clients", args.s6_clients),
-        work: format!("{requests} requests"),
-        seconds,
-        throughput,
-        unit: "req/s",
-        p50_ms: Some(percentile(&latencies, 50.0)),
-        p99_ms: Some(p99),
-        peak_rss_mib: server.peak_rss_mib(),
-        target: "≥ 3,000 req/s, p99 ≤ 50 ms".into(),
-        met: Some(throughput >= 3000.0 && p99 <= 50.0),
-        ..Default::default()
-    });
-    print_last(&results);
+    if args.runs("s6") {
+        // S6: many small uploads at once.
+        let (requests, errors, seconds, mut latencies) =
+            server.small_uploads(&client, args.s6_clients, Duration::from_secs(args.s6_seconds)).await?;
+        check(errors == 0, || format!("S6: {errors} requests failed"))?;
+        latencies.sort_by(f64::total_cmp);
+        let throughput = requests as f64 / seconds;
+        let p99 = percentile(&latencies, 99.0);
+        results.push(Outcome {
+            scenario: format!("S6 JSON PATCH of 10 rows, {} clients", args.s6_clients),
+            work: format!("{requests} requests"),
+            seconds,
+            throughput,
+            unit: "req/s",
+            p50_ms: Some(percentile(&latencies, 50.0)),
+            p99_ms: Some(p99),
+            peak_rss_mib: server.peak_rss_mib(),
+            target: "≥ 3,000 req/s, p99 ≤ 50 ms".into(),
+            met: Some(throughput >= 3000.0 && p99 <= 50.0),
+            ..Default::default()
+        });
+        print_last(&results);
+    }
 
     server.stop();
     print_table(&results);

@@ -1,6 +1,6 @@
 //! The devid server under test: the real release binary, started on a free port.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -32,7 +32,17 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(bin: &Path, database: &str) -> Result<Server> {
+    pub fn start(bin: &Path, database: &str, log: Option<&Path>) -> Result<Server> {
+        let mut log = match log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+            None => None,
+        };
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(["--max-multipart-body", "4294967296", "--max-upload-rows", "20000000"])
@@ -47,6 +57,9 @@ impl Server {
         // Keeps draining the server's log so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(log) = log.as_mut() {
+                    let _ = writeln!(log, "{line}");
+                }
                 let _ = tx.send(line);
             }
         });

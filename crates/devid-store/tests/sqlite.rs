@@ -212,3 +212,32 @@ async fn bulk_loads_rebuild_the_indexes_they_drop() {
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
 }
+
+/// Commits no longer copy pages into the main file themselves; a background thread
+/// does. Without it the main file would never receive anything a client wrote.
+#[tokio::test]
+async fn committed_writes_reach_the_main_database_file_without_further_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let ctx = acme_with_github(&store).await;
+    let data = vec![("jane.doe@company.com".to_string(), 1, "jdoe".to_string())];
+    devid_store::contract::upload(&store, &ctx, &devid_store::contract::refs(&data), false).await.expect("upload");
+
+    // The main file alone, as a copy without its WAL, must hold the identity.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let copy = dir.path().join("main-file-only.db");
+        std::fs::copy(&path, &copy).expect("copy the main file");
+        let found: Option<i64> = rusqlite::Connection::open(&copy)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM identities WHERE identity = 'jdoe'", [], |r| r.get(0)))
+            .ok();
+        std::fs::remove_file(&copy).expect("remove the copy");
+        if found == Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the upload never reached the main database file");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(store);
+}

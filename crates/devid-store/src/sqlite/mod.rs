@@ -8,6 +8,7 @@ mod migrations;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ struct Inner {
     throttle: LastUsedThrottle,
     /// Test hook: fail an upload after this many rows were written (0: never).
     fail_after_rows: AtomicU64,
+    /// Tells the checkpointer that a write transaction committed.
+    committed: SyncSender<()>,
 }
 
 impl SqliteStore {
@@ -53,6 +56,19 @@ impl SqliteStore {
         let mut writer = connect(&path)?;
         set_cache(&writer, WRITER_CACHE_KIB)?;
         migrations::run(&mut writer).map_err(map_err)?;
+        // Checkpoints run on a thread of their own (see `checkpoint_in_background`), so
+        // a commit costs the WAL append and its fsync, not also copying pages into the
+        // main file. After a checkpoint lets the WAL start over, SQLite cuts it back
+        // to this size: a million-row upload must not leave a file that big behind.
+        writer
+            .execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_SIZE_LIMIT};"))
+            .map_err(map_err)?;
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        let checkpointer = connect(&path)?;
+        std::thread::Builder::new()
+            .name("devid-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_in_background(checkpointer, commits))
+            .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -60,6 +76,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 throttle: LastUsedThrottle::default(),
                 fail_after_rows: AtomicU64::new(0),
+                committed,
             }),
         })
     }
@@ -89,7 +106,11 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn, &inner)
+            let result = f(&mut conn, &inner);
+            drop(conn);
+            // A full channel means a checkpoint is already due; nothing is lost.
+            let _ = inner.committed.try_send(());
+            result
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
@@ -120,6 +141,32 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+}
+
+/// Bytes SQLite truncates the WAL file back to once it starts over.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// Shortest pause between two background checkpoints: commits arriving meanwhile are
+/// copied into the main file together, each page once.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(250);
+
+/// Copies committed pages from the WAL into the database file after writes, off the
+/// request path. PASSIVE never blocks readers or the writer; what it cannot copy yet
+/// (a reader still needs the old page) is copied on a later round. Ends when the store
+/// is dropped.
+fn checkpoint_in_background(conn: Connection, commits: Receiver<()>) {
+    while commits.recv().is_ok() {
+        let started = std::time::Instant::now();
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((_, wal_pages, copied)) if copied > 0 => {
+                tracing::debug!(wal_pages, copied, ms = started.elapsed().as_millis() as u64, "checkpoint")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "background checkpoint failed; the next write retries it"),
+        }
+        std::thread::sleep(CHECKPOINT_PAUSE);
     }
 }
 
@@ -664,11 +711,13 @@ impl Store for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
             let summary = apply_upload_in(&tx, &ctx, plan, fail_after)?;
             bump_version(&tx, ctx.account)?;
+            let committing = std::time::Instant::now();
             if dry_run {
                 tx.rollback().map_err(map_err)?;
             } else {
                 tx.commit().map_err(map_err)?;
             }
+            tracing::debug!(commit_ms = committing.elapsed().as_millis() as u64, "upload committed");
             Ok(summary)
         })
         .await
@@ -770,6 +819,7 @@ fn apply_upload_in(
     plan: UploadPlan,
     fail_after: u64,
 ) -> StoreResult<UploadSummary> {
+    let started = std::time::Instant::now();
     let now = now_micros();
     let mut summary = UploadSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
 
@@ -847,6 +897,7 @@ fn apply_upload_in(
         };
         developers.insert(email, id);
     }
+    let developers_done = std::time::Instant::now();
     let mut order: Vec<usize> = (0..plan.rows.len()).collect();
     order.sort_unstable_by(|a, b| {
         let (a, b) = (&plan.rows[*a], &plan.rows[*b]);
@@ -999,6 +1050,7 @@ fn apply_upload_in(
     }
     drop(walk);
     drop(scan);
+    let rows_done = std::time::Instant::now();
     // The rows are written: free them before the index builds claim their own memory,
     // so the two never add up.
     drop(developers);
@@ -1006,6 +1058,12 @@ fn apply_upload_in(
     for sql in rebuild {
         tx.execute_batch(&sql).map_err(map_err)?;
     }
+    tracing::debug!(
+        developers_ms = (developers_done - started).as_millis() as u64,
+        rows_ms = (rows_done - developers_done).as_millis() as u64,
+        index_rebuild_ms = rows_done.elapsed().as_millis() as u64,
+        "upload written"
+    );
     Ok(summary)
 }
 
