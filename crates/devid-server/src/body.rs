@@ -51,6 +51,11 @@ pub fn content_kind(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
     }
 }
 
+/// The body size the client announced. hyper ends the body there, so it is a bound.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reads a whole body, refusing it as soon as it passes `limit` bytes.
 pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize, what: &str) -> Result<Bytes, ApiError> {
     let too_large = || {
@@ -58,8 +63,7 @@ pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize, what: &
             "The {what} is larger than {limit} bytes, this server's limit. Split it, or raise the limit with --max-json-body / DEVID_MAX_JSON_BODY."
         ))
     };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }

@@ -10,20 +10,41 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 
 /// Admits at most `capacity` uploads at once; the next ones wait up to `wait`, then are
-/// told to come back (503 with Retry-After) instead of piling up in memory.
+/// told to come back (503 with Retry-After) instead of piling up in memory. Uploads that
+/// declare a small body (`Content-Length` ≤ [`SMALL_UPLOAD_BYTES`]) have lanes of their
+/// own, [`SMALL_LANES_PER_SLOT`] per slot: a sync job's ten-row PATCH then neither
+/// waits behind a million-row file nor is limited to a handful at a time, while the
+/// memory they can hold together stays small.
 #[derive(Debug)]
 pub struct UploadGate {
-    permits: std::sync::Arc<Semaphore>,
+    large: std::sync::Arc<Semaphore>,
+    small: std::sync::Arc<Semaphore>,
     wait: Duration,
 }
 
+/// A body this size or smaller counts as a small upload (a few thousand rows).
+pub const SMALL_UPLOAD_BYTES: u64 = 256 * 1024;
+/// Small uploads admitted at once per configured upload slot.
+pub const SMALL_LANES_PER_SLOT: usize = 16;
+
 impl UploadGate {
     pub fn new(capacity: usize, wait: Duration) -> Self {
-        Self { permits: std::sync::Arc::new(Semaphore::new(capacity.max(1))), wait }
+        let capacity = capacity.max(1);
+        Self {
+            large: std::sync::Arc::new(Semaphore::new(capacity)),
+            small: std::sync::Arc::new(Semaphore::new(capacity * SMALL_LANES_PER_SLOT)),
+            wait,
+        }
     }
 
-    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+    /// `declared_bytes`: the request's Content-Length, if it sent one. A body without
+    /// one (chunked) may be of any size and takes a regular slot.
+    pub async fn enter(&self, declared_bytes: Option<u64>) -> Result<OwnedSemaphorePermit, ApiError> {
+        let lane = match declared_bytes {
+            Some(n) if n <= SMALL_UPLOAD_BYTES => &self.small,
+            _ => &self.large,
+        };
+        match tokio::time::timeout(self.wait, lane.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ApiError::unavailable(
                 "The server is busy with other uploads; nothing was changed. Retry after the time in the Retry-After header, or raise --max-concurrent-uploads.",
@@ -88,5 +109,21 @@ mod tests {
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limiter.check("b").is_ok(), "keys have their own buckets");
         assert!(RateLimiter::new(0).check("a").is_ok(), "0 disables the limit");
+    }
+
+    #[tokio::test]
+    async fn small_uploads_have_their_own_bounded_lanes() {
+        let gate = UploadGate::new(1, Duration::from_millis(20));
+        let small = Some(SMALL_UPLOAD_BYTES);
+        let mut held = Vec::new();
+        for _ in 0..SMALL_LANES_PER_SLOT {
+            held.push(gate.enter(small).await.expect("a small lane"));
+        }
+        assert!(gate.enter(small).await.is_err(), "the small lanes are bounded");
+        let large = gate.enter(Some(SMALL_UPLOAD_BYTES + 1)).await.expect("the regular slot is still free");
+        assert!(gate.enter(None).await.is_err(), "a body of unknown size takes a regular slot");
+        drop(large);
+        drop(held.pop());
+        assert!(gate.enter(small).await.is_ok());
     }
 }

@@ -43,7 +43,7 @@ pub struct ChangeContext {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
     NotFound(String),

@@ -241,3 +241,48 @@ async fn committed_writes_reach_the_main_database_file_without_further_writes() 
     }
     drop(store);
 }
+
+/// Small uploads arriving together share a transaction (group commit); each must still
+/// succeed or fail on its own, and a failed one must leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_committed_together_succeed_or_fail_each_on_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path().join("devid.db")).expect("open"));
+    let ctx = acme_with_github(&store).await;
+    // Uploads of 3 rows pass; uploads of 10 rows fail after their 5th row is written.
+    store.inject_failure_after_rows(5);
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (store, ctx) = (Arc::clone(&store), ctx.clone());
+            tokio::spawn(async move {
+                let rows = if i % 2 == 0 { 3 } else { 10 };
+                let data: Vec<(String, i64, String)> =
+                    (0..rows).map(|k| (format!("d{i}@x.com"), 1, format!("u{i}-{k}"))).collect();
+                (i, devid_store::contract::upload(&*store, &ctx, &devid_store::contract::refs(&data), false).await)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, outcome) = task.await.expect("task");
+        if i % 2 == 0 {
+            assert_eq!(outcome.expect("a 3-row upload succeeds").created, 3);
+        } else {
+            assert!(matches!(outcome, Err(StoreError::Internal(_))), "upload {i}: {outcome:?}");
+        }
+    }
+    let stored = devid_store::contract::dump(&*store, &ctx).await;
+    assert_eq!(stored.len(), 12 * 3, "exactly the rows of the successful uploads");
+    assert!(
+        stored.iter().all(|r| r
+            .identity
+            .split('-')
+            .next()
+            .and_then(|n| n[1..].parse::<u32>().ok())
+            .is_some_and(|n| n % 2 == 0))
+    );
+    let audit = store
+        .list_audit(ctx.account, devid_store::AuditQuery { page_size: 1000, ..Default::default() })
+        .await
+        .expect("audit");
+    assert_eq!(audit.events.iter().filter(|e| e.action == "identity.created").count(), 12 * 3);
+}

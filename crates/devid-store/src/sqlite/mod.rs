@@ -47,7 +47,19 @@ struct Inner {
     fail_after_rows: AtomicU64,
     /// Tells the checkpointer that a write transaction committed.
     committed: SyncSender<()>,
+    /// Small uploads waiting for the writer; whoever holds it next commits them all.
+    queued_uploads: Mutex<Vec<QueuedUpload>>,
 }
+
+struct QueuedUpload {
+    ctx: ChangeContext,
+    plan: UploadPlan,
+    answer: tokio::sync::oneshot::Sender<StoreResult<UploadSummary>>,
+}
+
+/// Uploads up to this many rows share transactions (group commit); larger ones, and
+/// dry runs, get one of their own.
+const GROUP_COMMIT_MAX_ROWS: usize = 1_000;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -77,6 +89,7 @@ impl SqliteStore {
                 throttle: LastUsedThrottle::default(),
                 fail_after_rows: AtomicU64::new(0),
                 committed,
+                queued_uploads: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -114,6 +127,31 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// Group commit. Each small upload joins a queue; the task that next gets the writer
+    /// applies everything queued, each upload inside a savepoint of one transaction,
+    /// and commits once: one fsync for many requests instead of one each. An upload
+    /// that fails rolls back to its savepoint alone; if the transaction itself fails,
+    /// every upload in it gets the error and none of them is applied. Nobody is
+    /// answered before the commit is durable.
+    async fn apply_upload_in_group(&self, ctx: ChangeContext, plan: UploadPlan) -> StoreResult<UploadSummary> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.inner.queued_uploads.lock().unwrap_or_else(|e| e.into_inner()).push(QueuedUpload { ctx, plan, answer });
+        let inner = Arc::clone(&self.inner);
+        // Not awaited: the answer comes through the channel, from this task or from
+        // the one that took the queue before it.
+        drop(tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let group = std::mem::take(&mut *inner.queued_uploads.lock().unwrap_or_else(|e| e.into_inner()));
+            if group.is_empty() {
+                return;
+            }
+            apply_upload_group(&mut conn, &inner, group);
+            drop(conn);
+            let _ = inner.committed.try_send(());
+        }));
+        answered.await.map_err(|_| StoreError::Internal("the upload's database task ended without an answer".into()))?
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -705,6 +743,9 @@ impl Store for SqliteStore {
     }
 
     async fn apply_upload(&self, ctx: &ChangeContext, plan: UploadPlan, dry_run: bool) -> StoreResult<UploadSummary> {
+        if !dry_run && plan.rows.len() <= GROUP_COMMIT_MAX_ROWS {
+            return self.apply_upload_in_group(ctx.clone(), plan).await;
+        }
         let ctx = ctx.clone();
         self.write(move |conn, inner| {
             let fail_after = inner.fail_after_rows.load(Ordering::SeqCst);
@@ -810,6 +851,57 @@ pub(crate) fn integration_infos_in(conn: &Connection, account: AccountId) -> Sto
         .collect::<Result<Vec<_>, _>>()
         .map_err(map_err)?;
     rows.into_iter().map(|(id, t)| Ok(IntegrationInfo { id, application_type: parse_type(&t)? })).collect()
+}
+
+fn apply_upload_group(conn: &mut Connection, inner: &Inner, group: Vec<QueuedUpload>) {
+    tracing::trace!(uploads = group.len(), "group commit");
+    let fail_after = inner.fail_after_rows.load(Ordering::SeqCst);
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let error = map_err(e);
+            for upload in group {
+                let _ = upload.answer.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut broken = None;
+    let mut group = group.into_iter();
+    for QueuedUpload { ctx, plan, answer } in group.by_ref() {
+        let outcome = tx.execute_batch("SAVEPOINT upload").map_err(map_err).and_then(|()| {
+            let applied = apply_upload_in(&tx, &ctx, plan, fail_after).and_then(|summary| {
+                bump_version(&tx, ctx.account)?;
+                Ok(summary)
+            });
+            let end = if applied.is_ok() { "RELEASE upload" } else { "ROLLBACK TO upload; RELEASE upload" };
+            tx.execute_batch(end).map_err(map_err)?;
+            Ok(applied)
+        });
+        match outcome {
+            Ok(applied) => outcomes.push((answer, applied)),
+            Err(e) => {
+                // The savepoint itself failed: the transaction can no longer be trusted.
+                broken = Some(e);
+                outcomes.push((answer, Err(StoreError::Internal("aborted with its group".into()))));
+                break;
+            }
+        }
+    }
+    for left in group {
+        outcomes.push((left.answer, Err(StoreError::Internal("aborted with its group".into()))));
+    }
+    let committed = match broken {
+        Some(e) => Err(e),
+        None => tx.commit().map_err(map_err),
+    };
+    for (answer, applied) in outcomes {
+        let _ = answer.send(match &committed {
+            Ok(()) => applied,
+            Err(e) => Err(e.clone()),
+        });
+    }
 }
 
 #[allow(unused_assignments)] // see `walk = None` below
