@@ -229,6 +229,56 @@ pub async fn accounts_never_see_each_other(store: &dyn Store) {
 }
 
 /// Walks every sort key and order by offset and by cursor: each row once, in order.
+/// Export batches, chained by their cursors, hold exactly the listing's rows in the
+/// listing's order, for every sort and for batch sizes that do and do not divide the
+/// row count.
+pub async fn export_batches_walk_every_row_once(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Custom).await;
+    let data: Vec<(String, i64, String)> =
+        (0..23).map(|i| (format!("dev{}@x.com", i % 7), 1 + (i % 2), format!("id-{:02}", 23 - i))).collect();
+    ok(upload(store, &ctx, &refs(&data), false).await, "seed");
+    let encode: crate::ExportEncoder = std::sync::Arc::new(|row: &crate::ExportRow<'_>, out: &mut Vec<u8>| {
+        let line = format!(
+            "{}|{}|{}|{}|{}\n",
+            row.email, row.integration_id, row.identity, row.application_type, row.updated_at
+        );
+        out.extend_from_slice(line.as_bytes());
+    });
+    for (sort, _) in SortKey::ALL {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let listed = ok(
+                store.list_identities(ctx.account, IdentityQuery { sort, order, ..Default::default() }).await,
+                "all",
+            )
+            .records;
+            let expected: Vec<String> = listed
+                .iter()
+                .map(|r| {
+                    let micros = ok(devid_core::time::parse_rfc3339(&r.updated_at), "timestamp");
+                    format!("{}|{}|{}|{}|{micros}", r.email, r.integration_id, r.identity, r.application_type.as_str())
+                })
+                .collect();
+            for batch_size in [1, 5, 23, 100] {
+                let mut exported = String::new();
+                let mut batches = 0;
+                let mut paging = Some(Paging::Offset { page_index: 0, page_size: batch_size });
+                while let Some(paging_now) = paging.take() {
+                    let query = IdentityQuery { sort, order, paging: paging_now, ..Default::default() };
+                    let batch = ok(store.export_batch(ctx.account, query, encode.clone()).await, "batch");
+                    assert!(batch.rows <= batch_size);
+                    exported.push_str(&String::from_utf8_lossy(&batch.bytes));
+                    batches += 1;
+                    paging = batch.next_cursor.map(|cursor| Paging::After { cursor, page_size: batch_size });
+                }
+                assert_eq!(exported.lines().collect::<Vec<_>>(), expected, "{sort:?} {order:?} by {batch_size}");
+                assert_eq!(batches, 23u64.div_ceil(batch_size).max(1), "no empty batch at the end");
+            }
+        }
+    }
+}
+
 pub async fn paging_walks_every_row_once(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 1, ApplicationType::Github).await;
@@ -342,6 +392,7 @@ macro_rules! contract_tests {
             accounts_never_see_each_other,
             paging_walks_every_row_once,
             large_uploads_classify_every_row,
+            export_batches_walk_every_row_once,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {

@@ -186,6 +186,28 @@ pub struct IdentityPage {
     pub next_cursor: Option<query::CursorKey>,
 }
 
+/// One identity as an export reads it, borrowed from the database's row.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportRow<'a> {
+    pub email: &'a str,
+    pub integration_id: IntegrationId,
+    pub application_type: &'a str,
+    pub identity: &'a str,
+    pub updated_at: Micros,
+}
+
+/// Appends one row, in the export's format, to the batch being built. It runs where
+/// the rows are read, so a row is encoded straight from the database's buffers.
+pub type ExportEncoder = std::sync::Arc<dyn Fn(&ExportRow<'_>, &mut Vec<u8>) + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportBatch {
+    pub bytes: Vec<u8>,
+    pub rows: u64,
+    /// Where the next batch starts, when there is one.
+    pub next_cursor: Option<query::CursorKey>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
@@ -276,6 +298,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<DeleteSummary>;
 
     async fn list_identities(&self, account: AccountId, query: IdentityQuery) -> StoreResult<IdentityPage>;
+
+    /// The page `query` selects (same filters, order and paging as `list_identities`,
+    /// never a total), each row passed through `encode` into one buffer: a whole export
+    /// is a loop over batches, following `next_cursor`, that allocates nothing per row.
+    async fn export_batch(
+        &self,
+        account: AccountId,
+        query: IdentityQuery,
+        encode: ExportEncoder,
+    ) -> StoreResult<ExportBatch>;
 
     /// A number that changes whenever the account's identities change (in any process
     /// sharing the database): what is derived from them may be cached until it moves.

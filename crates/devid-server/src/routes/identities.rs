@@ -455,28 +455,31 @@ pub const CSV_HEADER: [&str; 5] = ["email", "integrationId", "identity", "applic
 
 /// Streams every matching row, a batch at a time by keyset, so the server holds a few
 /// batches at most whatever the row count. A producer task reads and encodes the next
-/// batches while the client receives the previous ones.
+/// batches while the client receives the previous ones; rows are encoded where they
+/// are read, straight from the database's buffers.
 fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(EXPORT_BATCHES_IN_FLIGHT);
     tokio::spawn(async move {
+        let encoder: devid_store::ExportEncoder = std::sync::Arc::new(push_csv_row);
+        if tx.send(Ok(bytes::Bytes::from(csv_header()))).await.is_err() {
+            return;
+        }
         let mut paging = Some(Paging::Offset { page_index: 0, page_size: EXPORT_BATCH });
-        let mut header = true;
         while let Some(page_request) = paging.take() {
-            let page = match state
+            let batch = match state
                 .store
-                .list_identities(account, IdentityQuery { paging: page_request, ..query.clone() })
+                .export_batch(account, IdentityQuery { paging: page_request, ..query.clone() }, encoder.clone())
                 .await
             {
-                Ok(page) => page,
+                Ok(batch) => batch,
                 Err(e) => {
                     tracing::error!(error = %e, "CSV download aborted");
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
-            let chunk = encode_csv(&page.records, std::mem::take(&mut header));
-            paging = page.next_cursor.map(|cursor| Paging::After { cursor, page_size: EXPORT_BATCH });
-            if tx.send(chunk).await.is_err() {
+            paging = batch.next_cursor.map(|cursor| Paging::After { cursor, page_size: EXPORT_BATCH });
+            if tx.send(Ok(bytes::Bytes::from(batch.bytes))).await.is_err() {
                 return; // the client went away
             }
         }
@@ -492,25 +495,64 @@ fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -> Re
     response
 }
 
-fn encode_csv(records: &[IdentityRecord], with_header: bool) -> Result<bytes::Bytes, std::io::Error> {
-    let mut out = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::with_capacity(records.len() * 96 + 64));
-    if with_header {
-        out.write_record(CSV_HEADER).map_err(std::io::Error::other)?;
+fn csv_header() -> Vec<u8> {
+    let mut out = CSV_HEADER.join(",").into_bytes();
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// One export row: the upload header's columns plus the type and the last change, each
+/// cell guarded against spreadsheet formulas and quoted only where CSV needs it (the
+/// same rule as the `csv` crate's writer, whose reader takes it back).
+fn push_csv_row(row: &devid_store::ExportRow<'_>, out: &mut Vec<u8>) {
+    let mut id = [0u8; 20];
+    push_csv_cell(out, row.email);
+    out.push(b',');
+    push_csv_cell(out, format_id(row.integration_id, &mut id));
+    out.push(b',');
+    push_csv_cell(out, row.identity);
+    out.push(b',');
+    push_csv_cell(out, row.application_type);
+    out.push(b',');
+    // A timestamp starts with a digit and holds no character CSV quotes.
+    devid_core::time::push_rfc3339(row.updated_at, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_csv_cell(out: &mut Vec<u8>, cell: &str) {
+    let cell = guard_formula(cell);
+    let bytes = cell.as_bytes();
+    if !bytes.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+        out.extend_from_slice(bytes);
+        return;
     }
-    for r in records {
-        let id = r.integration_id.to_string();
-        let row = [
-            guard_formula(&r.email),
-            guard_formula(&id),
-            guard_formula(&r.identity),
-            guard_formula(r.application_type.as_str()),
-            guard_formula(&r.updated_at),
-        ];
-        out.write_record(row.iter().map(|c| c.as_bytes())).map_err(std::io::Error::other)?;
+    out.push(b'"');
+    for &b in bytes {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
     }
-    out.into_inner().map(bytes::Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
+    out.push(b'"');
+}
+
+/// `id` in decimal, in `buffer`, without allocating.
+fn format_id(id: i64, buffer: &mut [u8; 20]) -> &str {
+    let mut v = id.unsigned_abs();
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if id < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    std::str::from_utf8(&buffer[start..]).unwrap_or("0")
 }
 
 /// Binds a cursor to the filters and sort it was issued for: FNV-1a over their debug
@@ -576,4 +618,50 @@ fn decode_cursor(raw: &str, account: AccountId, fingerprint: u64) -> Result<Curs
         return Err(invalid("was issued for other filters or another sort"));
     }
     Ok(token.k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written encoder must write exactly what the `csv` crate would.
+    #[test]
+    fn export_rows_are_encoded_as_the_csv_crate_would() {
+        let cells = [
+            "plain",
+            "",
+            "with,comma",
+            "with \"quotes\"",
+            "line\nbreak",
+            "cr\rhere",
+            "=SUM(A1)",
+            "+1",
+            "-2",
+            "@x",
+            "'=already",
+            " lead",
+            "ünïcødé",
+            "\"",
+            ",",
+            "tab\tinside",
+        ];
+        for (n, cell) in cells.iter().enumerate() {
+            let row = devid_store::ExportRow {
+                email: cell,
+                integration_id: [-7, 0, 1, 42, i64::MAX, i64::MIN][n % 6],
+                application_type: "GITHUB",
+                identity: cells[(n + 3) % cells.len()],
+                updated_at: 1_764_000_000_123_456,
+            };
+            let mut ours = Vec::new();
+            push_csv_row(&row, &mut ours);
+            let mut expected = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+            let id = row.integration_id.to_string();
+            let updated = devid_core::time::to_rfc3339(row.updated_at);
+            let fields = [row.email, &id, row.identity, row.application_type, &updated];
+            expected.write_record(fields.iter().map(|f| guard_formula(f).into_owned())).expect("write");
+            let expected = expected.into_inner().expect("flush");
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&expected), "cell {cell:?}");
+        }
+    }
 }

@@ -27,9 +27,9 @@ use crate::query::{AuditQuery, IdentityQuery};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
     Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
-    DeleteIntegrationOutcome, DeleteSummary, IdentityPage, IdentityRecord, Integration, IntegrationPatch,
-    LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult, UploadSummary,
-    default_integration_name, now_micros,
+    DeleteIntegrationOutcome, DeleteSummary, ExportBatch, ExportEncoder, ExportRow, IdentityPage, IdentityRecord,
+    Integration, IntegrationPatch, LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult,
+    UploadSummary, default_integration_name, now_micros,
 };
 
 use migrations::LOCK_CLASS;
@@ -908,6 +908,49 @@ impl Store for PostgresStore {
         dry_run: bool,
     ) -> StoreResult<DeleteSummary> {
         self.retrying(|| self.delete_identities_once(ctx, &plan, dry_run)).await
+    }
+
+    async fn export_batch(
+        &self,
+        account: AccountId,
+        query: IdentityQuery,
+        encode: ExportEncoder,
+    ) -> StoreResult<ExportBatch> {
+        async {
+            let query = IdentityQuery { count_total: false, ..query };
+            let built = sql::identity_sql(Dialect::Postgres, account, &query).map_err(StoreError::Invalid)?;
+            let limit = built.limit.unwrap_or(u64::MAX);
+            let client = self.client().await?;
+            let p = params(&built.page.args);
+            let statement = client.prepare_cached(&built.page.text).await?;
+            let rows = client.query(&statement, &refs(&p)).await?;
+            let mut bytes = Vec::with_capacity(rows.len() * 96);
+            let (mut n, mut last) = (0u64, None);
+            for r in rows.iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+                let row = ExportRow {
+                    email: r.try_get(0)?,
+                    integration_id: r.try_get(1)?,
+                    application_type: r.try_get(2)?,
+                    identity: r.try_get(3)?,
+                    updated_at: r.try_get(5)?,
+                };
+                encode(&row, &mut bytes);
+                n += 1;
+                if n == limit {
+                    last = Some(sql::next_cursor(
+                        query.sort,
+                        row.email,
+                        row.integration_id,
+                        r.try_get(6)?,
+                        row.updated_at,
+                    ));
+                }
+            }
+            let has_next = rows.len() as u64 > n;
+            Ok(ExportBatch { bytes, rows: n, next_cursor: if has_next { last } else { None } })
+        }
+        .await
+        .map_err(PgError::into_store)
     }
 
     async fn list_identities(&self, account: AccountId, query: IdentityQuery) -> StoreResult<IdentityPage> {

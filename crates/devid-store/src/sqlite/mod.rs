@@ -25,9 +25,9 @@ use crate::query::{AuditQuery, IdentityQuery};
 use crate::sql::{self, Arg, Dialect};
 use crate::{
     Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
-    DeleteIntegrationOutcome, DeleteSummary, IdentityPage, IdentityRecord, Integration, IntegrationPatch,
-    LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult, UploadSummary,
-    default_integration_name, now_micros,
+    DeleteIntegrationOutcome, DeleteSummary, ExportBatch, ExportEncoder, ExportRow, IdentityPage, IdentityRecord,
+    Integration, IntegrationPatch, LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult,
+    UploadSummary, default_integration_name, now_micros,
 };
 
 /// How long a write waits for another process holding the SQLite write lock.
@@ -830,6 +830,15 @@ impl Store for SqliteStore {
         self.read(move |conn| list_audit_in(conn, account, &query)).await
     }
 
+    async fn export_batch(
+        &self,
+        account: AccountId,
+        query: IdentityQuery,
+        encode: ExportEncoder,
+    ) -> StoreResult<ExportBatch> {
+        self.read(move |conn| export_batch_in(conn, account, &query, &*encode)).await
+    }
+
     async fn identities_version(&self, account: AccountId) -> StoreResult<i64> {
         self.read(move |conn| {
             conn.prepare_cached("SELECT identities_version FROM accounts WHERE id = ?1")
@@ -1241,6 +1250,45 @@ fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) 
         next_cursor = None;
     }
     Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
+}
+
+/// A text column borrowed from the row, without copying it.
+fn text_column<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> StoreResult<&'r str> {
+    r.get_ref(i).map_err(map_err)?.as_str().map_err(|e| StoreError::Internal(format!("column {i}: {e}")))
+}
+
+fn export_batch_in(
+    conn: &Connection,
+    account: AccountId,
+    q: &IdentityQuery,
+    encode: &(dyn Fn(&ExportRow<'_>, &mut Vec<u8>) + Send + Sync),
+) -> StoreResult<ExportBatch> {
+    let q = IdentityQuery { count_total: false, ..q.clone() };
+    let built = sql::identity_sql(Dialect::Sqlite, account, &q).map_err(StoreError::Invalid)?;
+    let limit = built.limit.unwrap_or(u64::MAX);
+    let mut stmt = conn.prepare_cached(&built.page.text).map_err(map_err)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(to_values(&built.page.args))).map_err(map_err)?;
+    let mut bytes = Vec::with_capacity(limit.min(10_000) as usize * 96);
+    let (mut n, mut last, mut has_next) = (0u64, None, false);
+    while let Some(r) = rows.next().map_err(map_err)? {
+        if n >= limit {
+            has_next = true;
+            break;
+        }
+        let row = ExportRow {
+            email: text_column(r, 0)?,
+            integration_id: r.get(1).map_err(map_err)?,
+            application_type: text_column(r, 2)?,
+            identity: text_column(r, 3)?,
+            updated_at: r.get(5).map_err(map_err)?,
+        };
+        encode(&row, &mut bytes);
+        n += 1;
+        if n == limit {
+            last = Some(sql::next_cursor(q.sort, row.email, row.integration_id, text_column(r, 6)?, row.updated_at));
+        }
+    }
+    Ok(ExportBatch { bytes, rows: n, next_cursor: if has_next { last } else { None } })
 }
 
 fn list_audit_in(conn: &Connection, account: AccountId, q: &AuditQuery) -> StoreResult<AuditPage> {
