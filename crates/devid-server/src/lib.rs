@@ -1,6 +1,7 @@
 //! The devid HTTP API: the Harness SEI developer identity endpoints and devid's own
 //! admin, audit and operations endpoints, served by axum over any [`Store`].
 
+mod anchors;
 pub mod auth;
 mod body;
 mod counts;
@@ -60,6 +61,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Arc<Limits>,
     counts: Arc<counts::CountCache>,
+    anchors: Arc<anchors::OffsetAnchors>,
     uploads: Arc<guard::UploadGate>,
     rate: Arc<guard::RateLimiter>,
 }
@@ -68,7 +70,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         let uploads = Arc::new(guard::UploadGate::new(limits.max_concurrent_uploads, limits.upload_queue_wait));
         let rate = Arc::new(guard::RateLimiter::new(limits.rate_limit_per_minute));
-        Self { store, limits: Arc::new(limits), counts: Arc::default(), uploads, rate }
+        Self { store, limits: Arc::new(limits), counts: Arc::default(), anchors: Arc::default(), uploads, rate }
     }
 }
 

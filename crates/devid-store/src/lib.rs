@@ -184,6 +184,9 @@ pub struct IdentityPage {
     pub has_next: bool,
     /// Keyset position after the last record, when there is a next page.
     pub next_cursor: Option<query::CursorKey>,
+    /// Keyset position after the first record (the rows after it start with the
+    /// second), when there is a record.
+    pub first_cursor: Option<query::CursorKey>,
 }
 
 /// One identity as an export reads it, borrowed from the database's row.

@@ -55,6 +55,13 @@ pub enum Paging {
         cursor: CursorKey,
         page_size: u64,
     },
+    /// `skip` rows past a keyset position (or past the start), then a page: how the
+    /// server turns a deep `pageIndex` into a short walk from a position it remembers.
+    Window {
+        after: Option<CursorKey>,
+        skip: u64,
+        page_size: u64,
+    },
     /// Everything that matches (the CSV download).
     All,
 }

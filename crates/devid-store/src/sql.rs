@@ -2,7 +2,7 @@
 //! the case-insensitive match differ.
 
 use crate::AccountId;
-use crate::query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
+use crate::query::{AuditQuery, CursorKey, IdentityQuery, Paging, SortKey, SortOrder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -124,26 +124,14 @@ pub fn identity_sql(dialect: Dialect, account: AccountId, q: &IdentityQuery) -> 
     let (limit, offset) = match &q.paging {
         Paging::Offset { page_index, page_size } => (Some(*page_size), page_index.saturating_mul(*page_size)),
         Paging::After { cursor, page_size } => {
-            let cmp = if q.order == SortOrder::Asc { ">" } else { "<" };
-            let value = |sql: &mut Sql| -> Result<String, String> {
-                let raw = cursor.value.as_ref().ok_or("the cursor does not match the sort key")?;
-                let v = if q.sort == SortKey::UpdatedAt {
-                    Arg::Int(raw.parse().map_err(|_| "the cursor is not valid".to_string())?)
-                } else {
-                    Arg::Text(raw.clone())
-                };
-                Ok(sql.arg(v))
-            };
-            let mut position = Vec::with_capacity(3);
-            for column in &columns {
-                position.push(match *column {
-                    "d.integration_id" => sql.arg(Arg::Int(cursor.integration_id)),
-                    "d.identity_key" if q.sort != SortKey::Identity => sql.arg(Arg::Text(cursor.identity_key.clone())),
-                    _ => value(&mut sql)?,
-                });
-            }
-            filters.push_str(&format!(" AND ({}) {cmp} ({})", columns.join(", "), position.join(", ")));
+            filters.push_str(&keyset_filter(&mut sql, q, &columns, cursor)?);
             (Some(*page_size), 0)
+        }
+        Paging::Window { after, skip, page_size } => {
+            if let Some(cursor) = after {
+                filters.push_str(&keyset_filter(&mut sql, q, &columns, cursor)?);
+            }
+            (Some(*page_size), *skip)
         }
         Paging::All => (None, 0),
     };
@@ -153,6 +141,27 @@ pub fn identity_sql(dialect: Dialect, account: AccountId, q: &IdentityQuery) -> 
     };
     sql.text = format!("SELECT {IDENTITY_COLUMNS} FROM identities d WHERE {filters} ORDER BY {order}{limit_sql}");
     Ok(IdentitySql { count, page: sql, limit })
+}
+
+/// ` AND (sort columns) > (the cursor's values)` (`<` descending): the rows after it.
+fn keyset_filter(sql: &mut Sql, q: &IdentityQuery, columns: &[&str], cursor: &CursorKey) -> Result<String, String> {
+    let cmp = if q.order == SortOrder::Asc { ">" } else { "<" };
+    let mut position = Vec::with_capacity(3);
+    for column in columns {
+        position.push(match *column {
+            "d.integration_id" => sql.arg(Arg::Int(cursor.integration_id)),
+            "d.identity_key" if q.sort != SortKey::Identity => sql.arg(Arg::Text(cursor.identity_key.clone())),
+            _ => {
+                let raw = cursor.value.as_ref().ok_or("the cursor does not match the sort key")?;
+                sql.arg(if q.sort == SortKey::UpdatedAt {
+                    Arg::Int(raw.parse().map_err(|_| "the cursor is not valid".to_string())?)
+                } else {
+                    Arg::Text(raw.clone())
+                })
+            }
+        });
+    }
+    Ok(format!(" AND ({}) {cmp} ({})", columns.join(", "), position.join(", ")))
 }
 
 pub const AUDIT_COLUMNS: &str =

@@ -332,7 +332,32 @@ pub async fn list_identities(
     let version = state.store.identities_version(account).await?;
     let cached_total = state.counts.get(account.0, fingerprint, version);
     q.count_total = cached_total.is_none();
+    let offset = page_index.map(|i| i.saturating_mul(page_size)).filter(|o| *o > 0);
+    // A deep offset page starts from the nearest position remembered (see `anchors`);
+    // without one, it is read with the row before it, whose position is remembered
+    // for the next request of this page.
+    let mut reads_row_before = false;
+    if let Some(offset) = offset {
+        q.paging = match state.anchors.nearest(account.0, fingerprint, version, offset) {
+            Some((at, cursor)) => Paging::Window { after: Some(cursor), skip: offset - at, page_size },
+            None => {
+                reads_row_before = true;
+                Paging::Window { after: None, skip: offset - 1, page_size: page_size + 1 }
+            }
+        };
+    }
     let mut page = state.store.list_identities(account, q).await?;
+    if let Some(offset) = offset {
+        if reads_row_before && !page.records.is_empty() {
+            page.records.remove(0);
+            if let Some(before) = page.first_cursor.take() {
+                state.anchors.put(account.0, fingerprint, version, offset, before);
+            }
+        }
+        if let Some(next) = &page.next_cursor {
+            state.anchors.put(account.0, fingerprint, version, offset + page_size, next.clone());
+        }
+    }
     match cached_total {
         Some(total) => page.total_count = total,
         None => state.counts.put(account.0, fingerprint, version, page.total_count),

@@ -969,6 +969,7 @@ impl Store for PostgresStore {
             let rows = client.query(&statement, &refs(&p)).await?;
             let mut records = Vec::with_capacity(rows.len());
             let mut has_next = false;
+            let mut first_cursor = None;
             let mut next_cursor = None;
             for r in &rows {
                 if built.limit.is_some_and(|l| records.len() as u64 >= l) {
@@ -988,12 +989,15 @@ impl Store for PostgresStore {
                 };
                 next_cursor =
                     Some(sql::next_cursor(query.sort, &record.email, record.integration_id, &identity_key, updated_at));
+                if records.is_empty() {
+                    first_cursor.clone_from(&next_cursor);
+                }
                 records.push(record);
             }
             if !has_next {
                 next_cursor = None;
             }
-            Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
+            Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor, first_cursor })
         }
         .await
         .map_err(PgError::into_store)

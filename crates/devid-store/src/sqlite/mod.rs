@@ -1225,6 +1225,7 @@ fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) 
     let mut stmt = conn.prepare_cached(&built.page.text).map_err(map_err)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(to_values(&built.page.args))).map_err(map_err)?;
     let mut records = Vec::new();
+    let mut first_cursor = None;
     let mut next_cursor = None;
     let mut has_next = false;
     while let Some(r) = rows.next().map_err(map_err)? {
@@ -1244,12 +1245,15 @@ fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) 
             updated_at: to_rfc3339(updated_at),
         };
         next_cursor = Some(sql::next_cursor(q.sort, &record.email, record.integration_id, &identity_key, updated_at));
+        if records.is_empty() {
+            first_cursor.clone_from(&next_cursor);
+        }
         records.push(record);
     }
     if !has_next {
         next_cursor = None;
     }
-    Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor })
+    Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor, first_cursor })
 }
 
 /// A text column borrowed from the row, without copying it.
