@@ -17,9 +17,13 @@ const MAX_FILTERS: usize = 256;
 /// over the whole range. Together with MAX_FILTERS this bounds memory to a few MiB.
 const MAX_POSITIONS: usize = 512;
 
+/// Per (account, filter): the identities version they were seen at, and the keyset
+/// position at each remembered offset.
+type Positions = HashMap<(i64, u64), (i64, BTreeMap<u64, CursorKey>)>;
+
 #[derive(Debug, Default)]
 pub struct OffsetAnchors {
-    entries: Mutex<HashMap<(i64, u64), (i64, BTreeMap<u64, CursorKey>)>>,
+    entries: Mutex<Positions>,
 }
 
 impl OffsetAnchors {
