@@ -913,6 +913,31 @@ fn apply_upload_group(conn: &mut Connection, inner: &Inner, group: Vec<QueuedUpl
     }
 }
 
+/// The row an ordered walk of the unique index stands on.
+#[derive(Default)]
+struct WalkedIdentity {
+    present: bool,
+    exhausted: bool,
+    key: String,
+    id: i64,
+    developer_id: i64,
+    email: String,
+    identity: String,
+}
+
+impl WalkedIdentity {
+    fn read(&mut self, r: &rusqlite::Row<'_>) -> StoreResult<()> {
+        for (buffer, column) in [(&mut self.key, 0), (&mut self.email, 3), (&mut self.identity, 4)] {
+            buffer.clear();
+            buffer.push_str(text_column(r, column)?);
+        }
+        self.id = r.get(1).map_err(map_err)?;
+        self.developer_id = r.get(2).map_err(map_err)?;
+        self.present = true;
+        Ok(())
+    }
+}
+
 #[allow(unused_assignments)] // see `walk = None` below
 fn apply_upload_in(
     tx: &Transaction<'_>,
@@ -978,11 +1003,15 @@ fn apply_upload_in(
 
     // Developers first, in email order, and rows in (integration, identity) order: the
     // B-tree pages touched then follow one another instead of jumping across a
-    // million-row index, which is most of the cost of a large upload.
-    let mut emails: Vec<&str> = plan.rows.iter().map(|r| &*r.email).collect();
+    // million-row index, which is most of the cost of a large upload. foldhash: its
+    // keys are uploaded emails, so a seeded hash (no crafted collisions), and several
+    // times faster than std's SipHash, which showed up in profiles at 30 %.
+    let mut developers: foldhash::HashMap<&str, i64> = foldhash::HashMap::default();
+    for row in &plan.rows {
+        developers.entry(&*row.email).or_insert(0);
+    }
+    let mut emails: Vec<&str> = developers.keys().copied().collect();
     emails.sort_unstable();
-    emails.dedup();
-    let mut developers: HashMap<&str, i64> = HashMap::with_capacity(emails.len());
     for email in emails {
         let id = match find_developer
             .query_row(params![ctx.account.0, email], |r| r.get::<_, i64>(0))
@@ -999,17 +1028,21 @@ fn apply_upload_in(
         developers.insert(email, id);
     }
     let developers_done = std::time::Instant::now();
+    // The plan comes in (integration, key) order already; only integrations created
+    // above (their rows sort after every existing one's in the plan) need sorting in.
     let mut order: Vec<usize> = (0..plan.rows.len()).collect();
-    order.sort_unstable_by(|a, b| {
-        let (a, b) = (&plan.rows[*a], &plan.rows[*b]);
-        integration_of(a).cmp(&integration_of(b)).then_with(|| a.key().cmp(b.key()))
-    });
+    if !plan.new_integrations.is_empty() {
+        order.sort_unstable_by(|a, b| {
+            let (a, b) = (&plan.rows[*a], &plan.rows[*b]);
+            integration_of(a).cmp(&integration_of(b)).then_with(|| a.key().cmp(b.key()))
+        });
+    }
 
     let rebuild = drop_secondary_indexes_for_bulk_load(tx, plan.rows.len())?;
 
     // Rows of one integration arrive sorted by identity key. For many of them, one
     // ordered walk of the unique index beside the rows beats a point lookup per row.
-    let mut rows_in_integration: HashMap<IntegrationId, usize> = HashMap::new();
+    let mut rows_in_integration: foldhash::HashMap<IntegrationId, usize> = foldhash::HashMap::default();
     for row in &plan.rows {
         *rows_in_integration.entry(integration_of(row)).or_default() += 1;
     }
@@ -1021,7 +1054,9 @@ fn apply_upload_in(
         .map_err(map_err)?;
     let mut walking: Option<IntegrationId> = None;
     let mut walk: Option<rusqlite::Rows<'_>> = None;
-    let mut ahead: Option<(String, i64, i64, String, String)> = None;
+    // The walk's current row; its buffers are reused from row to row.
+    let mut ahead = WalkedIdentity::default();
+    let mut sequential = false;
 
     for (written, row) in order.into_iter().map(|i| &plan.rows[i]).enumerate() {
         if fail_after > 0 && written as u64 >= fail_after {
@@ -1029,43 +1064,42 @@ fn apply_upload_in(
         }
         let integration_id = integration_of(row);
         let developer_id = developers.get(&*row.email).copied().unwrap_or_default();
-        let sequential = rows_in_integration.get(&integration_id).copied().unwrap_or(0) >= MERGE_MIN_ROWS;
-        let existing: Option<(i64, i64, String, String)> = if sequential {
-            if walking != Some(integration_id) {
-                // Assigning (not `take()`) ends the previous walk's borrow of `scan`.
-                walk = None;
+        if walking != Some(integration_id) {
+            sequential = rows_in_integration.get(&integration_id).copied().unwrap_or(0) >= MERGE_MIN_ROWS;
+            // Assigning (not `take()`) ends the previous walk's borrow of `scan`.
+            walk = None;
+            if sequential {
                 walk = Some(scan.query(params![ctx.account.0, integration_id, row.key()]).map_err(map_err)?);
-                walking = Some(integration_id);
-                ahead = None;
             }
+            walking = Some(integration_id);
+            ahead.present = false;
+            ahead.exhausted = false;
+        }
+        let existing: Option<(i64, i64, String, String)> = if sequential {
             // Rows this upload inserted may show up in the walk; they sort before the
             // current key and are passed over like any other smaller key.
-            while ahead.as_ref().is_none_or(|a| a.0.as_str() < row.key()) {
+            while !ahead.exhausted && (!ahead.present || ahead.key.as_str() < row.key()) {
                 let next = match walk.as_mut() {
                     Some(rows) => rows.next().map_err(map_err)?,
                     None => None,
                 };
                 match next {
-                    Some(r) => {
-                        ahead = Some((
-                            r.get(0).map_err(map_err)?,
-                            r.get(1).map_err(map_err)?,
-                            r.get(2).map_err(map_err)?,
-                            r.get(3).map_err(map_err)?,
-                            r.get(4).map_err(map_err)?,
-                        ))
-                    }
+                    Some(r) => ahead.read(r)?,
                     None => {
-                        ahead = None;
-                        break;
+                        ahead.present = false;
+                        ahead.exhausted = true;
                     }
                 }
             }
-            match &ahead {
-                Some((key, id, developer, email, shown)) if key == row.key() => {
-                    Some((*id, *developer, email.clone(), shown.clone()))
+            if ahead.present && ahead.key == row.key() {
+                if ahead.developer_id == developer_id && *ahead.identity == *row.identity {
+                    // Unchanged, the common case of a re-upload: nothing to copy.
+                    summary.unchanged += 1;
+                    continue;
                 }
-                _ => None,
+                Some((ahead.id, ahead.developer_id, ahead.email.clone(), ahead.identity.clone()))
+            } else {
+                None
             }
         } else {
             find_identity
