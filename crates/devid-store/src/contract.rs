@@ -3,7 +3,7 @@
 //! fresh, empty store.
 
 use devid_core::errors::Position;
-use devid_core::plan::{Addressing, ParsedUpload, RawRow, RawValue, plan_delete, plan_upload};
+use devid_core::plan::{Addressing, IntegrationInfo, ParsedUpload, RawRow, RawValue, plan_delete, plan_upload};
 use devid_core::types::{ApplicationType, Scope};
 
 use crate::query::{CursorKey, IdentityQuery, Paging, SortKey, SortOrder};
@@ -229,6 +229,46 @@ pub async fn accounts_never_see_each_other(store: &dyn Store) {
 }
 
 /// Walks every sort key and order by offset and by cursor: each row once, in order.
+/// Small uploads arriving together share a transaction (group commit) on both
+/// backends; each must still succeed or fail on its own, across accounts, and a failed
+/// one must leave nothing behind.
+pub async fn concurrent_uploads_succeed_or_fail_each_on_their_own(store: &dyn Store) {
+    let acme = account(store, "acme").await;
+    integration(store, &acme, 1, ApplicationType::Github).await;
+    let beta = account(store, "beta").await;
+    integration(store, &beta, 1, ApplicationType::Github).await;
+    let uploads = (0..24).map(|i| {
+        let ctx = if i % 4 < 2 { &acme } else { &beta };
+        async move {
+            // Odd uploads name integration 99, as if it was deleted after they were
+            // validated: the store refuses them.
+            let integration_id = if i % 2 == 0 { 1 } else { 99 };
+            let data: Vec<(String, i64, String)> =
+                (0..3).map(|k| (format!("d{i}@x.com"), integration_id, format!("u{i}-{k}"))).collect();
+            let mut infos = ok(store.integration_infos(ctx.account).await, "infos");
+            infos.push(IntegrationInfo { id: 99, application_type: ApplicationType::Github });
+            let plan = ok(plan_upload(rows(&refs(&data)), &infos).map_err(|p| p.into_groups()), "plan");
+            (i, store.apply_upload(ctx, plan, false).await)
+        }
+    });
+    for (i, outcome) in futures_util::future::join_all(uploads).await {
+        if i % 2 == 0 {
+            assert_eq!(ok(outcome, "a valid upload").created, 3, "upload {i}");
+        } else {
+            assert!(matches!(outcome, Err(StoreError::Conflict(_))), "upload {i}: {outcome:?}");
+        }
+    }
+    for ctx in [&acme, &beta] {
+        let stored = dump(store, ctx).await;
+        assert_eq!(stored.len(), 6 * 3, "exactly the rows of the valid uploads");
+        assert!(stored.iter().all(|r| r.integration_id == 1));
+        let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 1000, ..Default::default() }).await, "audit");
+        assert_eq!(audit.events.iter().filter(|e| e.action == "identity.created").count(), 6 * 3);
+        let developers: std::collections::HashSet<&str> = stored.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(developers.len(), 6, "no developer of a failed upload survives");
+    }
+}
+
 /// Export batches, chained by their cursors, hold exactly the listing's rows in the
 /// listing's order, for every sort and for batch sizes that do and do not divide the
 /// row count.
@@ -393,6 +433,7 @@ macro_rules! contract_tests {
             paging_walks_every_row_once,
             large_uploads_classify_every_row,
             export_batches_walk_every_row_once,
+            concurrent_uploads_succeed_or_fail_each_on_their_own,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {

@@ -45,7 +45,26 @@ const ANALYZE_AFTER_ROWS: u64 = 50_000;
 pub struct PostgresStore {
     pool: Pool,
     throttle: Arc<LastUsedThrottle>,
+    groups: Arc<UploadGroups>,
 }
+
+/// Small uploads waiting to be applied; whoever holds `leader` next applies them all in
+/// one transaction.
+#[derive(Default)]
+struct UploadGroups {
+    queued: std::sync::Mutex<Vec<QueuedUpload>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+struct QueuedUpload {
+    ctx: ChangeContext,
+    plan: UploadPlan,
+    answer: tokio::sync::oneshot::Sender<StoreResult<UploadSummary>>,
+}
+
+/// Uploads up to this many rows share transactions (group commit); larger ones, and
+/// dry runs, get one of their own.
+const GROUP_COMMIT_MAX_ROWS: usize = 1_000;
 
 enum PgError {
     Db(tokio_postgres::Error),
@@ -122,7 +141,7 @@ impl PostgresStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
-        let store = Self { pool, throttle: Arc::new(LastUsedThrottle::default()) };
+        let store = Self { pool, throttle: Arc::new(LastUsedThrottle::default()), groups: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -352,15 +371,65 @@ fn refs(boxed: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 /// The rows of an upload, resolved to integration ids, streamed into a temporary table.
+async fn apply_group(pool: &Pool, mut group: Vec<QueuedUpload>) {
+    // Account locks taken in one order everywhere: two replicas' groups that touch the
+    // same accounts wait for each other instead of deadlocking.
+    group.sort_by_key(|upload| upload.ctx.account.0);
+    let mut attempt = 0;
+    let failure = loop {
+        attempt += 1;
+        match apply_group_once(pool, &group).await {
+            Ok(outcomes) => {
+                for (upload, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = upload.answer.send(outcome);
+                }
+                return;
+            }
+            Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, "upload group retried after a serialization failure");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            }
+            Err(e) => break e.into_store(),
+        }
+    };
+    for upload in group {
+        let _ = upload.answer.send(Err(failure.clone()));
+    }
+}
+
+async fn apply_group_once(pool: &Pool, group: &[QueuedUpload]) -> PgResult<Vec<StoreResult<UploadSummary>>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for upload in group {
+        tx.batch_execute("SAVEPOINT upload").await?;
+        match apply_upload_in(&tx, &upload.ctx, &upload.plan).await {
+            Ok(summary) => {
+                tx.batch_execute("RELEASE SAVEPOINT upload").await?;
+                outcomes.push(Ok(summary));
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT upload; RELEASE SAVEPOINT upload").await?;
+                outcomes.push(Err(e.into_store()));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
 async fn stage_rows(
     tx: &Transaction<'_>,
     plan: &UploadPlan,
     new_ids: &[(ApplicationType, IntegrationId)],
 ) -> PgResult<()> {
     // Created once per connection and emptied by every commit or rollback: creating and
-    // dropping a table per upload would churn the catalog on every small request.
+    // dropping a table per upload would churn the catalog on every small request. The
+    // DELETE empties it of the previous upload when several share a transaction.
     tx.batch_execute(
-        "CREATE TEMP TABLE IF NOT EXISTS upload_rows (ord BIGINT, email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DELETE ROWS",
+        "CREATE TEMP TABLE IF NOT EXISTS upload_rows (ord BIGINT, email TEXT COLLATE \"C\", integration_id BIGINT, identity_key TEXT COLLATE \"C\", identity TEXT) ON COMMIT DELETE ROWS;
+         DELETE FROM upload_rows",
     )
     .await?;
     let sink =
@@ -514,6 +583,30 @@ impl PostgresStore {
             tx.commit().await?;
         }
         Ok(summary)
+    }
+
+    /// Group commit. Each small upload joins a queue; the task that next becomes the
+    /// leader applies everything queued in one transaction, each upload inside a
+    /// savepoint, and commits once. Waiting happens here, not on the account lock
+    /// inside PostgreSQL: otherwise concurrent uploads hold pooled connections while
+    /// they queue on that lock, and reads starve for connections. An upload that fails
+    /// rolls back to its savepoint alone; a serialization failure or a deadlock runs
+    /// the whole group again; any other failure of the transaction reaches every upload
+    /// in it, none of which is applied.
+    async fn apply_upload_in_group(&self, ctx: ChangeContext, plan: UploadPlan) -> StoreResult<UploadSummary> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.groups.queued.lock().unwrap_or_else(|e| e.into_inner()).push(QueuedUpload { ctx, plan, answer });
+        let (pool, groups) = (self.pool.clone(), Arc::clone(&self.groups));
+        // A task of its own: a client that hangs up must not cancel a group that
+        // carries other clients' uploads.
+        tokio::spawn(async move {
+            let _leader = groups.leader.lock().await;
+            let group = std::mem::take(&mut *groups.queued.lock().unwrap_or_else(|e| e.into_inner()));
+            if !group.is_empty() {
+                apply_group(&pool, group).await;
+            }
+        });
+        answered.await.map_err(|_| StoreError::Internal("the upload's group ended without an answer".into()))?
     }
 
     async fn delete_identities_once(
@@ -881,6 +974,9 @@ impl Store for PostgresStore {
     }
 
     async fn apply_upload(&self, ctx: &ChangeContext, plan: UploadPlan, dry_run: bool) -> StoreResult<UploadSummary> {
+        if !dry_run && plan.rows.len() <= GROUP_COMMIT_MAX_ROWS {
+            return self.apply_upload_in_group(ctx.clone(), plan).await;
+        }
         let summary = self.retrying(|| self.apply_upload_once(ctx, &plan, dry_run)).await?;
         if !dry_run && summary.created + summary.reassigned >= ANALYZE_AFTER_ROWS {
             // A bulk load changes the table faster than autovacuum notices; without
