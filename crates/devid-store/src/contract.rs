@@ -262,7 +262,8 @@ pub async fn concurrent_uploads_succeed_or_fail_each_on_their_own(store: &dyn St
         let stored = dump(store, ctx).await;
         assert_eq!(stored.len(), 6 * 3, "exactly the rows of the valid uploads");
         assert!(stored.iter().all(|r| r.integration_id == 1));
-        let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 1000, ..Default::default() }).await, "audit");
+        let audit =
+            ok(store.list_audit(ctx.account, AuditQuery { page_size: 1000, ..Default::default() }).await, "audit");
         assert_eq!(audit.events.iter().filter(|e| e.action == "identity.created").count(), 6 * 3);
         let developers: std::collections::HashSet<&str> = stored.iter().map(|r| r.email.as_str()).collect();
         assert_eq!(developers.len(), 6, "no developer of a failed upload survives");
