@@ -1047,7 +1047,7 @@ fn apply_upload_in(
         *rows_in_integration.entry(integration_of(row)).or_default() += 1;
     }
     let mut scan = tx
-        .prepare(
+        .prepare_cached(
             "SELECT identity_key, id, developer_id, email, identity FROM identities
              WHERE account_id = ?1 AND integration_id = ?2 AND identity_key >= ?3 ORDER BY identity_key",
         )
