@@ -389,7 +389,9 @@ pub async fn large_uploads_classify_every_row(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 1, ApplicationType::Github).await;
     integration(store, &ctx, 2, ApplicationType::Jira).await;
-    let n = 12_000;
+    // Over 5,000 identities per integration and 5,000 developers: the SQLite backend
+    // walks its indexes instead of looking rows up one by one.
+    let n = 24_000;
     let first: Vec<(String, i64, String)> =
         (0..n).map(|i| (format!("dev{}@x.com", i / 4), 1 + (i % 2) as i64, format!("User-{i:05}"))).collect();
     let created = ok(upload(store, &ctx, &refs(&first), false).await, "first");
@@ -409,6 +411,7 @@ pub async fn large_uploads_classify_every_row(store: &dyn Store) {
     assert_eq!(summary.reassigned, (n / 10) as u64, "{summary:?}");
     assert_eq!(summary.created, (n / 20) as u64, "{summary:?}");
     assert_eq!(summary.unchanged, (n - n / 10) as u64, "{summary:?}");
+    assert_eq!(summary.developers_created, (n / 10 + n / 20) as u64, "existing developers are found: {summary:?}");
     let records = dump(store, &ctx).await;
     assert_eq!(records.len(), n + n / 20);
     let moved = records.iter().filter(|r| r.email.starts_with("moved")).count();
