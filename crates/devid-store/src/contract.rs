@@ -34,7 +34,8 @@ async fn integration(store: &dyn Store, ctx: &ChangeContext, id: i64, t: Applica
     );
 }
 
-fn rows(rows: &[(&str, i64, &str)]) -> ParsedUpload {
+/// The rows as a parsed upload addressed by integration id.
+pub fn rows(rows: &[(&str, i64, &str)]) -> ParsedUpload {
     ParsedUpload::new(
         Addressing::IntegrationId,
         rows.iter()

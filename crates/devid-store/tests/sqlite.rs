@@ -286,3 +286,27 @@ async fn uploads_committed_together_succeed_or_fail_each_on_its_own() {
         .expect("audit");
     assert_eq!(audit.events.iter().filter(|e| e.action == "identity.created").count(), 12 * 3);
 }
+
+/// Bulk loads run with foreign keys off and check their integrations once; the check
+/// must refuse a missing integration, and foreign keys must be back on afterwards.
+#[tokio::test]
+async fn bulk_loads_check_their_parents_and_leave_foreign_keys_on() {
+    use devid_core::plan::{IntegrationInfo, plan_upload};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("devid.db")).expect("open");
+    let ctx = acme_with_github(&store).await;
+    let mut infos = store.integration_infos(ctx.account).await.expect("infos");
+    // As if integration 99 existed when the upload was validated and was deleted since.
+    infos.push(IntegrationInfo { id: 99, application_type: ApplicationType::Github });
+    let plan_for = |rows: usize| {
+        let data: Vec<(String, i64, String)> = (0..rows)
+            .map(|i| (format!("d{}@x.com", i / 3), if i % 2 == 0 { 1 } else { 99 }, format!("u{i}")))
+            .collect();
+        plan_upload(devid_store::contract::rows(&devid_store::contract::refs(&data)), &infos).expect("plan")
+    };
+    let bulk = store.apply_upload(&ctx, plan_for(60_000), false).await;
+    assert!(matches!(&bulk, Err(StoreError::Conflict(m)) if m.contains("99")), "{bulk:?}");
+    let small = store.apply_upload(&ctx, plan_for(10), false).await;
+    assert!(matches!(small, Err(StoreError::Conflict(_))), "foreign keys are on again: {small:?}");
+    assert!(devid_store::contract::dump(&store, &ctx).await.is_empty());
+}

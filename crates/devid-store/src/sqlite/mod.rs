@@ -749,17 +749,32 @@ impl Store for SqliteStore {
         let ctx = ctx.clone();
         self.write(move |conn, inner| {
             let fail_after = inner.fail_after_rows.load(Ordering::SeqCst);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
-            let summary = apply_upload_in(&tx, &ctx, plan, fail_after)?;
-            bump_version(&tx, ctx.account)?;
-            let committing = std::time::Instant::now();
-            if dry_run {
-                tx.rollback().map_err(map_err)?;
-            } else {
-                tx.commit().map_err(map_err)?;
+            // Foreign keys cost two lookups per inserted row; a bulk load checks its
+            // parents once instead (`verify_parents`), inside the same write
+            // transaction, where nobody can delete them. The setting only changes
+            // outside a transaction, and is restored whatever happens.
+            let parents_checked_once = checks_parents_itself(plan.rows.len());
+            if parents_checked_once {
+                conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(map_err)?;
             }
-            tracing::debug!(commit_ms = committing.elapsed().as_millis() as u64, "upload committed");
-            Ok(summary)
+            let applied = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+                let summary = apply_upload_in(&tx, &ctx, plan, fail_after)?;
+                bump_version(&tx, ctx.account)?;
+                let committing = std::time::Instant::now();
+                if dry_run {
+                    tx.rollback().map_err(map_err)?;
+                } else {
+                    tx.commit().map_err(map_err)?;
+                }
+                tracing::debug!(commit_ms = committing.elapsed().as_millis() as u64, "upload committed");
+                Ok(summary)
+            })();
+            if parents_checked_once && let Err(e) = conn.execute_batch("PRAGMA foreign_keys=ON") {
+                tracing::error!(error = %e, "could not switch foreign keys back on after a bulk load");
+                return Err(map_err(e));
+            }
+            applied
         })
         .await
     }
@@ -1074,6 +1089,9 @@ fn apply_upload_in(
         });
     }
 
+    if checks_parents_itself(plan.rows.len()) {
+        verify_parents(tx, ctx.account, plan.rows.iter().map(integration_of))?;
+    }
     let rebuild = drop_secondary_indexes_for_bulk_load(tx, plan.rows.len())?;
 
     // Rows of one integration arrive sorted by identity key. For many of them, one
@@ -1236,6 +1254,31 @@ fn apply_upload_in(
         "upload written"
     );
     Ok(summary)
+}
+
+/// Uploads this large run with foreign keys off and check their parents once.
+fn checks_parents_itself(rows: usize) -> bool {
+    rows >= BULK_MIN_ROWS
+}
+
+/// What the foreign keys of `identities` would check row by row, once per upload: every
+/// integration exists in the account (developers are found or made by the upload in
+/// the same transaction).
+fn verify_parents(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    integrations: impl Iterator<Item = IntegrationId>,
+) -> StoreResult<()> {
+    let mut distinct: Vec<IntegrationId> = integrations.collect::<foldhash::HashSet<_>>().into_iter().collect();
+    distinct.sort_unstable();
+    let mut exists =
+        tx.prepare_cached("SELECT 1 FROM integrations WHERE account_id = ?1 AND id = ?2").map_err(map_err)?;
+    for id in distinct {
+        if !exists.exists(params![account.0, id]).map_err(map_err)? {
+            return Err(StoreError::Conflict(format!("integration {id} no longer exists; upload again")));
+        }
+    }
+    Ok(())
 }
 
 /// Rows of one integration from which an upload walks the unique index instead of
