@@ -75,6 +75,9 @@ pub struct Outcome {
     pub seconds: f64,
     /// Rows or requests per second.
     pub throughput: f64,
+    /// Seconds the server kept working after answering (checkpoint, memory, statistics),
+    /// waited for before the next scenario.
+    pub background_seconds: Option<f64>,
     pub unit: &'static str,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -109,6 +112,15 @@ fn upload_outcome(
         target: target.map_or_else(|| "—".into(), |t| format!("≥ {}k rows/s", t / 1000.0)),
         met: target.map(|t| throughput >= t),
         ..Default::default()
+    }
+}
+
+/// Waits for the server to finish what the last scenario left it doing, and records
+/// how long that was.
+async fn settle(server: &Server, results: &mut [Outcome]) {
+    let seconds = server.settle().await;
+    if let Some(last) = results.last_mut() {
+        last.background_seconds = Some(seconds);
     }
 }
 
@@ -188,6 +200,7 @@ async fn main() -> Result<()> {
         )
     };
     results.push(s1);
+    settle(&server, &mut results).await;
     print_last(&results);
 
     if args.runs("s2") {
@@ -205,6 +218,7 @@ async fn main() -> Result<()> {
             floor,
             target,
         ));
+        settle(&server, &mut results).await;
         print_last(&results);
     }
 
@@ -226,6 +240,7 @@ async fn main() -> Result<()> {
             floor,
             target,
         ));
+        settle(&server, &mut results).await;
         print_last(&results);
         &reassigned
     } else {
@@ -388,10 +403,11 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 
 fn row(o: &Outcome) -> String {
     format!(
-        "| {} | {} | {:.2} | {:.0} {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {:.2} | {} | {:.0} {} | {} | {} | {} | {} | {} | {} |",
         o.scenario,
         o.work,
         o.seconds,
+        fmt_opt(o.background_seconds, 1),
         o.throughput,
         o.unit,
         fmt_opt(o.p50_ms, 2),
@@ -414,8 +430,10 @@ fn print_last(results: &[Outcome]) {
 }
 
 fn print_table(results: &[Outcome]) {
-    println!("| scenario | work | s | throughput | p50 ms | p99 ms | peak RSS MiB | × floor | target | met |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| scenario | work | s | then busy s | throughput | p50 ms | p99 ms | peak RSS MiB | × floor | target | met |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for o in results {
         println!("{}", row(o));
     }

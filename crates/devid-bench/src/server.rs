@@ -98,6 +98,35 @@ impl Server {
         self.status_value("VmHWM:")
     }
 
+    /// CPU time the server has used so far (user + system), in clock ticks.
+    fn cpu_ticks(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    }
+
+    /// Waits until the server has finished what a scenario left behind after its answer
+    /// (the WAL checkpoint of a large upload, giving memory back, PostgreSQL's ANALYZE):
+    /// until it uses under 5 % of a core for half a second, or 60 s at most. Returns
+    /// how long that took, which the harness reports: the work is real, it just does
+    /// not delay the client.
+    pub async fn settle(&self) -> f64 {
+        let started = Instant::now();
+        let quiet = Duration::from_millis(500);
+        let Some(mut before) = self.cpu_ticks() else { return 0.0 };
+        while started.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(quiet).await;
+            let Some(now) = self.cpu_ticks() else { break };
+            // 100 ticks a second on Linux: under 2.5 ticks in 0.5 s is under 5 % of a core.
+            if now.saturating_sub(before) * 100 < 250 {
+                break;
+            }
+            before = now;
+        }
+        started.elapsed().as_secs_f64()
+    }
+
     /// Starts a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM).
     pub fn reset_peak_rss(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
