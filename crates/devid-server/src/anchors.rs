@@ -12,10 +12,12 @@ use std::sync::Mutex;
 use devid_store::query::CursorKey;
 
 /// Filters (per account) with remembered positions; beyond this the cache starts over.
-const MAX_FILTERS: usize = 256;
+const MAX_FILTERS: usize = 64;
 /// Positions per filter; beyond this every other one is dropped, so they stay spread
-/// over the whole range. Together with MAX_FILTERS this bounds memory to a few MiB.
-const MAX_POSITIONS: usize = 512;
+/// over the whole range. A position holds at most a 254-character email and a
+/// 255-character identity key, so the cache stays under ~32 MiB even when every one
+/// is as long as allowed (about 2 MiB with ordinary values).
+const MAX_POSITIONS: usize = 256;
 
 /// Per (account, filter): the identities version they were seen at, and the keyset
 /// position at each remembered offset.
