@@ -267,11 +267,23 @@ struct Audit<'a> {
     detail: Option<&'a str>,
 }
 
+const INSERT_AUDIT: &str =
+    "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
 fn insert_audit(tx: &Transaction<'_>, ctx: &ChangeContext, at: Micros, e: Audit<'_>) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
+    let mut stmt = tx.prepare_cached(INSERT_AUDIT)?;
+    write_audit(&mut stmt, ctx, at, e)
+}
+
+/// [`insert_audit`] through a statement the caller holds: an upload writes one audit
+/// row per change, and looking the statement up in the cache each time was measurable.
+fn write_audit(
+    stmt: &mut rusqlite::Statement<'_>,
+    ctx: &ChangeContext,
+    at: Micros,
+    e: Audit<'_>,
+) -> rusqlite::Result<()> {
     stmt.execute(params![
         ctx.account.0,
         at,
@@ -1008,6 +1020,7 @@ fn apply_upload_in(
             "UPDATE identities SET developer_id = ?1, email = ?2, identity = ?3, updated_at = ?4 WHERE id = ?5",
         )
         .map_err(map_err)?;
+    let mut audit = tx.prepare_cached(INSERT_AUDIT).map_err(map_err)?;
     let mut respell =
         tx.prepare_cached("UPDATE identities SET identity = ?1, updated_at = ?2 WHERE id = ?3").map_err(map_err)?;
 
@@ -1181,8 +1194,8 @@ fn apply_upload_in(
                         }
                         other => other,
                     })?;
-                insert_audit(
-                    tx,
+                write_audit(
+                    &mut audit,
                     ctx,
                     now,
                     Audit {
@@ -1198,8 +1211,8 @@ fn apply_upload_in(
             }
             Some((id, current_developer, old_email, _)) if current_developer != developer_id => {
                 reassign.execute(params![developer_id, &*row.email, &*row.identity, now, id]).map_err(map_err)?;
-                insert_audit(
-                    tx,
+                write_audit(
+                    &mut audit,
                     ctx,
                     now,
                     Audit {
@@ -1218,8 +1231,8 @@ fn apply_upload_in(
                 if *shown != *row.identity {
                     respell.execute(params![&*row.identity, now, id]).map_err(map_err)?;
                     let detail = serde_json::json!({"before": shown}).to_string();
-                    insert_audit(
-                        tx,
+                    write_audit(
+                        &mut audit,
                         ctx,
                         now,
                         Audit {
@@ -1239,6 +1252,7 @@ fn apply_upload_in(
     }
     drop(walk);
     drop(scan);
+    drop(audit);
     let rows_done = std::time::Instant::now();
     // The rows are written: free them before the index builds claim their own memory,
     // so the two never add up.
