@@ -54,7 +54,9 @@ struct Args {
     /// S1 uploads, so S1 always runs.
     #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6"])]
     scenarios: Vec<String>,
-    /// Append the server's log to this file (set RUST_LOG for more than warnings).
+    /// Append the server's log to this file. RUST_LOG=info,devid_store=debug adds the
+    /// phases of each upload; keep `info` for devid itself, whose start line the
+    /// harness reads.
     #[arg(long)]
     server_log: Option<PathBuf>,
 }

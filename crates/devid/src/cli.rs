@@ -200,6 +200,11 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(&args.log_format);
     let store = open_store(&args.db.database).await?;
+    // Bound first, so the hint below names the real port (also with `--listen …:0`).
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
+        format!("cannot listen on {}; is another process using it? Choose another with --listen", args.listen)
+    })?;
+    let local = listener.local_addr().context("cannot read the listening address")?;
     if let Some(key) = store.bootstrap().await.context("cannot prepare the empty database")? {
         eprintln!();
         eprintln!(
@@ -208,13 +213,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!();
         eprintln!("    {}", key.key);
         eprintln!();
-        eprintln!("Try it:  curl -H \"x-api-key: {}\" http://{}/v2/integrations", key.key, args.listen);
+        eprintln!("Try it:  curl -H \"x-api-key: {}\" http://{local}/v2/integrations", key.key);
         eprintln!();
     }
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
-        format!("cannot listen on {}; is another process using it? Choose another with --listen", args.listen)
-    })?;
-    let local = listener.local_addr().context("cannot read the listening address")?;
     tracing::info!(address = %local, backend = store.backend(), database = %redact_url(&args.db.database), "devid listening");
     let limits = Limits {
         max_json_body: args.max_json_body,

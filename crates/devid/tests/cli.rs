@@ -200,7 +200,8 @@ fn serve_prints_a_key_once_keeps_data_and_stops_cleanly_on_sigterm() {
     let mut first = start(&db);
     let key_line = first.printed.iter().find(|l| l.trim_start().starts_with("pat.default.")).cloned();
     let key = key_line.expect("the first start prints an admin key").trim().to_string();
-    assert!(first.printed.iter().any(|l| l.contains("curl -H \"x-api-key: ")), "a line shows how to use it");
+    let hint = first.printed.iter().find(|l| l.contains("curl -H \"x-api-key: ")).expect("a line shows how to use it");
+    assert!(hint.contains(&format!("http://{}/", first.address)), "the hint names the port in use: {hint}");
     let (status, body) = get(&first.address, "/v2/integrations", &key);
     assert_eq!(status, 200, "{body}");
     assert_eq!(post_integration(&first.address, &key), 201);
