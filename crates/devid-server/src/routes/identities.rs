@@ -355,7 +355,7 @@ pub async fn list_identities(
             }
         }
         if let Some(next) = &page.next_cursor {
-            state.anchors.put(account.0, fingerprint, version, offset + page_size, next.clone());
+            state.anchors.put(account.0, fingerprint, version, offset.saturating_add(page_size), next.clone());
         }
     }
     match cached_total {
