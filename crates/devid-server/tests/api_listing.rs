@@ -207,6 +207,21 @@ async fn a_cursor_walk_survives_concurrent_inserts_and_reassignments() {
     assert!(before.iter().all(|k| once.contains(k)));
 }
 
+/// The largest pageIndex accepted is an empty page, not a database error; one more is
+/// refused with the bound. Listing and audit alike.
+async fn the_deepest_page_index_is_empty_and_one_more_is_refused() {
+    let app = seeded().await;
+    let deepest = i64::MAX as u64 / 1000;
+    for path in ["/v2/developers/identities", "/v2/audit"] {
+        let r = app.get(&format!("{path}?pageSize=1000&pageIndex={deepest}"), &app.admin_key).send().await.expect("send");
+        let body = expect_status(r, 200).await;
+        assert_eq!(body["_metadata"]["has_next"], false, "{path}: {body}");
+        let r = app.get(&format!("{path}?pageSize=1000&pageIndex={}", deepest + 1), &app.admin_key).send().await.expect("send");
+        let body = expect_error(r, 400).await;
+        assert!(body["message"].as_str().unwrap_or_default().contains(&deepest.to_string()), "{path}: {body}");
+    }
+}
+
 async fn bad_parameters_are_named_with_the_allowed_values() {
     let app = seeded().await;
     let cases = [

@@ -320,7 +320,7 @@ pub async fn list_audit(
         integration_id: params.get("integrationId").map(parse_id).transpose()?,
         identity: params.get("identity").map(|s| s.trim().to_string()),
         email: params.get("email").map(|s| s.trim().to_lowercase()),
-        page_index: params.u64_in("pageIndex", 0, u64::MAX / super::identities::MAX_PAGE_SIZE, 0)?,
+        page_index: params.u64_in("pageIndex", 0, super::identities::MAX_PAGE_INDEX, 0)?,
         page_size: params.u64_in("pageSize", 1, super::identities::MAX_PAGE_SIZE, 50)?,
     };
     let (page_index, page_size) = (q.page_index, q.page_size);

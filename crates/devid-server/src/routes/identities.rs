@@ -268,6 +268,9 @@ const LIST_PARAMS: [&str; 11] = [
     "format",
 ];
 pub const MAX_PAGE_SIZE: u64 = 1000;
+/// Largest `pageIndex`: pageIndex × pageSize must fit the 64-bit signed OFFSET both
+/// databases take (beyond it SQLite failed the query, a 500).
+pub const MAX_PAGE_INDEX: u64 = i64::MAX as u64 / MAX_PAGE_SIZE;
 const EXPORT_BATCH: u64 = 10_000;
 const EXPORT_BATCHES_IN_FLIGHT: usize = 2;
 
@@ -324,7 +327,7 @@ pub async fn list_identities(
             None
         }
         (None, _) => {
-            let page_index = params.u64_in("pageIndex", 0, u64::MAX / MAX_PAGE_SIZE, 0)?;
+            let page_index = params.u64_in("pageIndex", 0, MAX_PAGE_INDEX, 0)?;
             q.paging = Paging::Offset { page_index, page_size };
             Some(page_index)
         }
