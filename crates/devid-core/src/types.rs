@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 /// A positive integer naming an integration inside one account.
 pub type IntegrationId = i64;
 
+/// Largest integration id one may choose: 2^53 − 1, the largest whole number JSON clients
+/// in JavaScript keep exactly. It also leaves room above it for ids devid assigns
+/// (the largest in the account plus one), which at i64::MAX would overflow.
+pub const MAX_INTEGRATION_ID: IntegrationId = (1 << 53) - 1;
+
 /// The kind of source system an integration connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE", try_from = "String")]

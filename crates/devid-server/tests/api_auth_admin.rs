@@ -201,6 +201,16 @@ async fn integrations_can_be_managed_over_http() {
     .await;
     expect_error(post(json!({"id": -1, "applicationType": "JIRA", "name": "x"})).send().await.expect("send"), 400)
         .await;
+    // The largest id one may choose still leaves room for the next assigned one; above
+    // it (i64::MAX made the next assignment overflow: a 500), a 400 naming the range.
+    let largest = (1i64 << 53) - 1;
+    let top = post(json!({"id": largest, "applicationType": "CUSTOM", "name": "top"})).send().await.expect("send");
+    expect_status(top, 201).await;
+    let next = post(json!({"applicationType": "CUSTOM", "name": "next"})).send().await.expect("send");
+    assert_eq!(expect_status(next, 201).await["id"], largest + 1);
+    let too_large = post(json!({"id": i64::MAX, "applicationType": "JIRA", "name": "x"})).send().await.expect("send");
+    let body = expect_error(too_large, 400).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains(&largest.to_string()), "{body}");
     expect_error(post(json!({"id": 9, "applicationType": "JIRA", "name": "  "})).send().await.expect("send"), 400)
         .await;
     let r = app
@@ -248,7 +258,8 @@ async fn integrations_can_be_managed_over_http() {
     assert_eq!(expect_status(r, 200).await["identitiesDeleted"], 1);
     assert!(app.dump().await.is_empty());
     let listed = expect_status(app.get("/v2/integrations", k).send().await.expect("send"), 200).await;
-    assert_eq!(listed["integrations"].as_array().map(Vec::len), Some(1));
+    // GitHub (6) and the two at the top of the range remain.
+    assert_eq!(listed["integrations"].as_array().map(Vec::len), Some(3));
 }
 
 async fn api_keys_can_be_created_listed_and_revoked_over_http() {

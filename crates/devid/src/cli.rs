@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use devid_core::types::{ApplicationType, Scope};
+use devid_core::types::{ApplicationType, MAX_INTEGRATION_ID, Scope};
 use devid_server::{AppState, Limits};
 use devid_store::{ChangeContext, NewIntegration, NewKey, PostgresStore, SqliteStore, Store};
 
@@ -112,7 +112,8 @@ enum KeysCommand {
 enum IntegrationsCommand {
     /// Add an integration.
     Add {
-        /// Its id, a positive whole number unique in the account.
+        /// Its id, a whole number from 1 to 2^53 − 1 unique in the account; left out,
+        /// the largest id in the account plus one.
         #[arg(long)]
         id: Option<i64>,
         /// GITHUB, GITHUB_ENTERPRISE, GITLAB_CLOUD, GITLAB_SERVER, BITBUCKET_CLOUD,
@@ -335,8 +336,8 @@ async fn keys(cmd: KeysCommand) -> Result<()> {
 async fn integrations(cmd: IntegrationsCommand) -> Result<()> {
     match cmd {
         IntegrationsCommand::Add { id, application_type, name, account, db } => {
-            if id.is_some_and(|id| id <= 0) {
-                bail!("--id must be a positive whole number");
+            if id.is_some_and(|id| !(1..=MAX_INTEGRATION_ID).contains(&id)) {
+                bail!("--id must be a whole number from 1 to {MAX_INTEGRATION_ID}; leave it out to have one assigned");
             }
             let store = open_store(&db.database).await?;
             let account = store.ensure_account(&account).await?;

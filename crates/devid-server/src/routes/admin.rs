@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use devid_core::time::parse_rfc3339;
-use devid_core::types::{ApplicationType, IntegrationId, Scope};
+use devid_core::types::{ApplicationType, IntegrationId, MAX_INTEGRATION_ID, Scope};
 use devid_store::{
     ApiKeyInfo, AuditEvent, AuditQuery, DeleteIntegrationOutcome, Integration, IntegrationPatch, NewIntegration, NewKey,
 };
@@ -91,12 +91,14 @@ pub async fn create_integration(
     auth.require(Scope::Admin)?;
     let body: CreateIntegration = json_body(request).await?;
     if let Some(id) = body.id
-        && id <= 0
+        && !(1..=MAX_INTEGRATION_ID).contains(&id)
     {
         return Err(ApiError::invalid_parameter(
             "id",
             &id.to_string(),
-            "An integration id is a positive whole number.",
+            format!(
+                "An integration id is a whole number from 1 to {MAX_INTEGRATION_ID}; leave it out to have one assigned."
+            ),
         ));
     }
     let new = NewIntegration { id: body.id, application_type: body.application_type, name: check_name(&body.name)? };
