@@ -222,6 +222,17 @@ async fn the_deepest_page_index_is_empty_and_one_more_is_refused() {
     }
 }
 
+async fn bad_audit_parameters_are_named_as_sent() {
+    let app = seeded().await;
+    for (query, field) in
+        [("integrationId=-5", "integrationId"), ("integrationId=x", "integrationId"), ("from=yesterday", "from")]
+    {
+        let r = app.get(&format!("/v2/audit?{query}"), &app.admin_key).send().await.expect("send");
+        let body = expect_error(r, 400).await;
+        assert_eq!(body["errors"][0]["fieldName"], field, "{query}: {body}");
+    }
+}
+
 async fn bad_parameters_are_named_with_the_allowed_values() {
     let app = seeded().await;
     let cases = [

@@ -34,8 +34,13 @@ async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError>
 }
 
 fn parse_id(raw: &str) -> Result<IntegrationId, ApiError> {
+    parse_id_named("id", raw)
+}
+
+/// An integration id given as `field` (the path's `id`, or the audit's `integrationId`).
+fn parse_id_named(field: &str, raw: &str) -> Result<IntegrationId, ApiError> {
     devid_core::plan::parse_integration_id(raw).ok_or_else(|| {
-        ApiError::invalid_parameter("id", raw, format!("An integration id is a positive whole number, not `{raw}`."))
+        ApiError::invalid_parameter(field, raw, format!("An integration id is a positive whole number, not `{raw}`."))
     })
 }
 
@@ -319,7 +324,7 @@ pub async fn list_audit(
     let q = AuditQuery {
         from: time("from")?,
         to: time("to")?,
-        integration_id: params.get("integrationId").map(parse_id).transpose()?,
+        integration_id: params.get("integrationId").map(|raw| parse_id_named("integrationId", raw)).transpose()?,
         identity: params.get("identity").map(|s| s.trim().to_string()),
         email: params.get("email").map(|s| s.trim().to_lowercase()),
         page_index: params.u64_in("pageIndex", 0, super::identities::MAX_PAGE_INDEX, 0)?,
