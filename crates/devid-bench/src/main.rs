@@ -117,13 +117,34 @@ fn upload_outcome(
     }
 }
 
-/// Waits for the server to finish what the last scenario left it doing, and records
-/// how long that was.
-async fn settle(server: &Server, results: &mut [Outcome]) {
-    let seconds = server.settle().await;
-    if let Some(last) = results.last_mut() {
-        last.background_seconds = Some(seconds);
+/// One CSV upload scenario against the running server.
+struct UploadRun<'a> {
+    server: &'a Server,
+    client: &'a reqwest::Client,
+    rows: usize,
+    floor: f64,
+}
+
+impl UploadRun<'_> {
+    /// Uploads `csv` in a fresh peak-RSS window and checks that the summary's `count.0`
+    /// is `count.1` before measuring anything.
+    async fn run(&self, scenario: &str, csv: Vec<u8>, count: (&str, usize), target: Option<f64>) -> Result<Outcome> {
+        self.server.reset_peak_rss();
+        let (seconds, summary) = self.server.upload_csv(self.client, csv).await?;
+        let (field, expected) = count;
+        check(summary[field] == json!(expected), || {
+            format!("{scenario}: summary {summary}, expected {expected} {field}")
+        })?;
+        Ok(upload_outcome(scenario, self.rows, seconds, self.server.peak_rss_mib(), self.floor, target))
     }
+}
+
+/// Adds an upload scenario's outcome once the server has finished what it left it
+/// doing (recorded as its background time), and prints it.
+async fn record(server: &Server, results: &mut Vec<Outcome>, mut outcome: Outcome) {
+    outcome.background_seconds = Some(server.settle().await);
+    results.push(outcome);
+    print_last(results);
 }
 
 fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
@@ -178,17 +199,9 @@ async fn main() -> Result<()> {
     let mut results = Vec::new();
 
     // S1: 1M-row CSV into an empty database.
-    server.reset_peak_rss();
-    let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
-    check(summary["created"] == json!(dataset.rows.len()), || format!("S1 summary {summary}"))?;
-    let mut s1 = upload_outcome(
-        "S1 CSV upload, empty database",
-        dataset.rows.len(),
-        seconds,
-        server.peak_rss_mib(),
-        floor,
-        None,
-    );
+    let n = dataset.rows.len();
+    let upload = UploadRun { server: &server, client: &client, rows: n, floor };
+    let mut s1 = upload.run("S1 CSV upload, empty database", csv.clone(), ("created", n), None).await?;
     (s1.target, s1.met) = if postgres {
         ("≥ 100k rows/s".to_string(), Some(s1.throughput >= 100_000.0))
     } else {
@@ -201,49 +214,21 @@ async fn main() -> Result<()> {
             ),
         )
     };
-    results.push(s1);
-    settle(&server, &mut results).await;
-    print_last(&results);
+    record(&server, &mut results, s1).await;
 
     if args.runs("s2") {
         // S2: the same file again: everything unchanged.
-        server.reset_peak_rss();
-        let (seconds, summary) = server.upload_csv(&client, csv.clone()).await?;
-        check(summary["unchanged"] == json!(dataset.rows.len()), || format!("S2 summary {summary}"))?;
-        let n = dataset.rows.len();
         let target = (!postgres).then_some(400_000.0);
-        results.push(upload_outcome(
-            "S2 same CSV again (all unchanged)",
-            n,
-            seconds,
-            server.peak_rss_mib(),
-            floor,
-            target,
-        ));
-        settle(&server, &mut results).await;
-        print_last(&results);
+        let s2 = upload.run("S2 same CSV again (all unchanged)", csv.clone(), ("unchanged", n), target).await?;
+        record(&server, &mut results, s2).await;
     }
 
     // S4 lists the state S3 leaves, or S1's when S3 does not run.
     let listed = if args.runs("s3") {
         // S3: 10 % of the identities move to another developer.
-        server.reset_peak_rss();
-        let (seconds, summary) = server.upload_csv(&client, reassigned_csv).await?;
-        let expected = dataset.rows.len() / 10;
-        check(summary["reassigned"] == json!(expected), || {
-            format!("S3 summary {summary}, expected {expected} reassigned")
-        })?;
         let target = (!postgres).then_some(200_000.0);
-        results.push(upload_outcome(
-            "S3 CSV with 10 % reassigned",
-            dataset.rows.len(),
-            seconds,
-            server.peak_rss_mib(),
-            floor,
-            target,
-        ));
-        settle(&server, &mut results).await;
-        print_last(&results);
+        let s3 = upload.run("S3 CSV with 10 % reassigned", reassigned_csv, ("reassigned", n / 10), target).await?;
+        record(&server, &mut results, s3).await;
         &reassigned
     } else {
         &dataset.rows
