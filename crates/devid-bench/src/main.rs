@@ -127,7 +127,9 @@ struct UploadRun<'a> {
 
 impl UploadRun<'_> {
     /// Uploads `csv` in a fresh peak-RSS window and checks that the summary's `count.0`
-    /// is `count.1` before measuring anything.
+    /// is `count.1` before measuring anything. The window closes once the server has
+    /// finished what the upload left it doing (its background time): memory used after
+    /// the answer is still the upload's.
     async fn run(&self, scenario: &str, csv: Vec<u8>, count: (&str, usize), target: Option<f64>) -> Result<Outcome> {
         self.server.reset_peak_rss();
         let (seconds, summary) = self.server.upload_csv(self.client, csv).await?;
@@ -135,14 +137,14 @@ impl UploadRun<'_> {
         check(summary[field] == json!(expected), || {
             format!("{scenario}: summary {summary}, expected {expected} {field}")
         })?;
-        Ok(upload_outcome(scenario, self.rows, seconds, self.server.peak_rss_mib(), self.floor, target))
+        let background = self.server.settle().await;
+        let mut outcome = upload_outcome(scenario, self.rows, seconds, self.server.peak_rss_mib(), self.floor, target);
+        outcome.background_seconds = Some(background);
+        Ok(outcome)
     }
 }
 
-/// Adds an upload scenario's outcome once the server has finished what it left it
-/// doing (recorded as its background time), and prints it.
-async fn record(server: &Server, results: &mut Vec<Outcome>, mut outcome: Outcome) {
-    outcome.background_seconds = Some(server.settle().await);
+fn record(results: &mut Vec<Outcome>, outcome: Outcome) {
     results.push(outcome);
     print_last(results);
 }
@@ -214,13 +216,13 @@ async fn main() -> Result<()> {
             ),
         )
     };
-    record(&server, &mut results, s1).await;
+    record(&mut results, s1);
 
     if args.runs("s2") {
         // S2: the same file again: everything unchanged.
         let target = (!postgres).then_some(400_000.0);
         let s2 = upload.run("S2 same CSV again (all unchanged)", csv.clone(), ("unchanged", n), target).await?;
-        record(&server, &mut results, s2).await;
+        record(&mut results, s2);
     }
 
     // S4 lists the state S3 leaves, or S1's when S3 does not run.
@@ -228,7 +230,7 @@ async fn main() -> Result<()> {
         // S3: 10 % of the identities move to another developer.
         let target = (!postgres).then_some(200_000.0);
         let s3 = upload.run("S3 CSV with 10 % reassigned", reassigned_csv, ("reassigned", n / 10), target).await?;
-        record(&server, &mut results, s3).await;
+        record(&mut results, s3);
         &reassigned
     } else {
         &dataset.rows

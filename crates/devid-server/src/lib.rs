@@ -7,7 +7,6 @@ mod body;
 mod counts;
 pub mod error;
 mod guard;
-mod memory;
 mod middleware;
 pub mod openapi;
 mod routes;

@@ -15,6 +15,7 @@ use serde::Serialize;
 #[doc(hidden)]
 pub mod contract;
 pub mod keys;
+pub mod memory;
 pub mod postgres;
 pub mod query;
 pub mod sql;

@@ -174,7 +174,7 @@ async fn upload(
     let summary = state.store.apply_upload(&auth.change_context(), plan, dry_run).await?;
     if summary.received >= RETURN_MEMORY_AFTER_ROWS {
         // Off the request path: trimming a large heap takes a moment.
-        tokio::task::spawn_blocking(crate::memory::return_free_memory);
+        tokio::task::spawn_blocking(devid_store::memory::return_free_memory);
     }
     // Where an upload's time goes, for operators and for the benchmark notes.
     tracing::info!(

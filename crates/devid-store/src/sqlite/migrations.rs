@@ -103,6 +103,18 @@ DROP INDEX identities_by_email;
 CREATE INDEX identities_by_email ON identities(account_id, email, integration_id, identity_key, identity, created_at, updated_at);
 "#,
     ),
+    (
+        4,
+        r#"
+-- Indexes a bulk load dropped (it writes faster without them) and that are still to be
+-- built again. Filled in the load's own transaction and emptied by the rebuild's, so a
+-- stop in between leaves the list for the next start.
+CREATE TABLE pending_indexes (
+    name  TEXT PRIMARY KEY,
+    sql   TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

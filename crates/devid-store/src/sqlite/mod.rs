@@ -68,6 +68,10 @@ impl SqliteStore {
         let mut writer = connect(&path)?;
         set_cache(&writer, WRITER_CACHE_KIB)?;
         migrations::run(&mut writer).map_err(map_err)?;
+        let rebuilt = rebuild_pending_indexes(&mut writer)?;
+        if rebuilt > 0 {
+            tracing::warn!(indexes = rebuilt, "rebuilt indexes that a bulk load dropped before the last stop");
+        }
         // Checkpoints run on a thread of their own (see `checkpoint_in_background`), so
         // a commit costs the WAL append and its fsync, not also copying pages into the
         // main file. After a checkpoint lets the WAL start over, SQLite cuts it back
@@ -270,6 +274,18 @@ struct Audit<'a> {
 const INSERT_AUDIT: &str =
     "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// The `identity.created` events of an upload: every identity with an id above the
+/// largest one before it (SQLite gives a new row the largest id plus one; in a group
+/// commit, uploads before this one in the transaction hold the lower ids). The rowid
+/// range is the whole filter, so the copy walks the new rows in order: with a filter on
+/// `account_id` as well, SQLite chose the unique index and sorted a million rows in
+/// memory (+150 MiB). OR FAIL: no partial-statement undo to record, as any error fails
+/// the upload's transaction or savepoint anyway.
+const AUDIT_CREATED_SINCE: &str =
+    "INSERT OR FAIL INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, new_email)
+     SELECT ?4, ?1, 'identity.created', ?2, ?3, integration_id, identity, email
+     FROM identities WHERE id > ?5 ORDER BY id";
 
 fn insert_audit(tx: &Transaction<'_>, ctx: &ChangeContext, at: Micros, e: Audit<'_>) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(INSERT_AUDIT)?;
@@ -759,36 +775,29 @@ impl Store for SqliteStore {
             return self.apply_upload_in_group(ctx.clone(), plan).await;
         }
         let ctx = ctx.clone();
-        self.write(move |conn, inner| {
-            let fail_after = inner.fail_after_rows.load(Ordering::SeqCst);
-            // Foreign keys cost two lookups per inserted row; a bulk load checks its
-            // parents once instead (`verify_parents`), inside the same write
-            // transaction, where nobody can delete them. The setting only changes
-            // outside a transaction, and is restored whatever happens.
-            let parents_checked_once = checks_parents_itself(plan.rows.len());
-            if parents_checked_once {
-                conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(map_err)?;
-            }
-            let applied = (|| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
-                let summary = apply_upload_in(&tx, &ctx, plan, fail_after)?;
-                bump_version(&tx, ctx.account)?;
-                let committing = std::time::Instant::now();
-                if dry_run {
-                    tx.rollback().map_err(map_err)?;
-                } else {
-                    tx.commit().map_err(map_err)?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        // Not awaited: the answer comes through the channel as soon as the upload has
+        // committed; the same task then rebuilds whatever indexes the load dropped,
+        // still holding the writer, so no other write sees the table without them.
+        drop(tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let applied = apply_large_upload(&mut conn, &inner, &ctx, plan, dry_run);
+            let committed = applied.is_ok() && !dry_run;
+            let _ = answer.send(applied);
+            if committed {
+                let _ = inner.committed.try_send(());
+                // Give back what the upload freed first: the index builds allocate
+                // their own (large) buffers, which would not reuse it.
+                crate::memory::return_free_memory();
+                if let Err(e) = rebuild_pending_indexes(&mut conn) {
+                    tracing::error!(error = %e, "could not rebuild the indexes a bulk load dropped; the next start retries");
                 }
-                tracing::debug!(commit_ms = committing.elapsed().as_millis() as u64, "upload committed");
-                Ok(summary)
-            })();
-            if parents_checked_once && let Err(e) = conn.execute_batch("PRAGMA foreign_keys=ON") {
-                tracing::error!(error = %e, "could not switch foreign keys back on after a bulk load");
-                return Err(map_err(e));
             }
-            applied
-        })
-        .await
+            drop(conn);
+            let _ = inner.committed.try_send(());
+        }));
+        answered.await.map_err(|_| StoreError::Internal("the upload's database task ended without an answer".into()))?
     }
 
     async fn delete_identities(
@@ -966,6 +975,44 @@ impl WalkedIdentity {
 }
 
 #[allow(unused_assignments)] // see `walk = None` below
+/// An upload in a transaction of its own (large ones, and dry runs).
+fn apply_large_upload(
+    conn: &mut Connection,
+    inner: &Inner,
+    ctx: &ChangeContext,
+    plan: UploadPlan,
+    dry_run: bool,
+) -> StoreResult<UploadSummary> {
+    let fail_after = inner.fail_after_rows.load(Ordering::SeqCst);
+    // Foreign keys cost two lookups per inserted row; a bulk load checks its parents
+    // once instead (`verify_parents`), inside the same write transaction, where nobody
+    // can delete them. The setting only changes outside a transaction, and is restored
+    // whatever happens.
+    let parents_checked_once = checks_parents_itself(plan.rows.len());
+    if parents_checked_once {
+        conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(map_err)?;
+    }
+    let applied = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+        let summary = apply_upload_in(&tx, ctx, plan, fail_after)?;
+        bump_version(&tx, ctx.account)?;
+        let committing = std::time::Instant::now();
+        if dry_run {
+            // Also brings back any index the load dropped, with nothing to rebuild.
+            tx.rollback().map_err(map_err)?;
+        } else {
+            tx.commit().map_err(map_err)?;
+        }
+        tracing::debug!(commit_ms = committing.elapsed().as_millis() as u64, "upload committed");
+        Ok(summary)
+    })();
+    if parents_checked_once && let Err(e) = conn.execute_batch("PRAGMA foreign_keys=ON") {
+        tracing::error!(error = %e, "could not switch foreign keys back on after a bulk load");
+        return Err(map_err(e));
+    }
+    applied
+}
+
 fn apply_upload_in(
     tx: &Transaction<'_>,
     ctx: &ChangeContext,
@@ -975,6 +1022,8 @@ fn apply_upload_in(
     let started = std::time::Instant::now();
     let now = now_micros();
     let mut summary = UploadSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
+    let created_above: i64 =
+        tx.query_row("SELECT COALESCE(MAX(id), 0) FROM identities", [], |r| r.get(0)).map_err(map_err)?;
 
     // The previous endpoints may name a type with no integration yet. Another upload
     // may have created one since validation; then that one is used.
@@ -1105,7 +1154,7 @@ fn apply_upload_in(
     if checks_parents_itself(plan.rows.len()) {
         verify_parents(tx, ctx.account, plan.rows.iter().map(integration_of))?;
     }
-    let rebuild = drop_secondary_indexes_for_bulk_load(tx, plan.rows.len())?;
+    drop_secondary_indexes_for_bulk_load(tx, plan.rows.len(), created_above)?;
 
     // Rows of one integration arrive sorted by identity key. For many of them, one
     // ordered walk of the unique index beside the rows beats a point lookup per row.
@@ -1194,19 +1243,6 @@ fn apply_upload_in(
                         }
                         other => other,
                     })?;
-                write_audit(
-                    &mut audit,
-                    ctx,
-                    now,
-                    Audit {
-                        action: "identity.created",
-                        integration_id: Some(integration_id),
-                        identity: Some(&*row.identity),
-                        new_email: Some(&*row.email),
-                        ..Default::default()
-                    },
-                )
-                .map_err(map_err)?;
                 summary.created += 1;
             }
             Some((id, current_developer, old_email, _)) if current_developer != developer_id => {
@@ -1253,18 +1289,21 @@ fn apply_upload_in(
     drop(walk);
     drop(scan);
     drop(audit);
-    let rows_done = std::time::Instant::now();
-    // The rows are written: free them before the index builds claim their own memory,
-    // so the two never add up.
+    // The rows are written: free them before the audit copy and the commit grow the
+    // page cache, so that the two never add up.
     drop(developers);
     drop(plan);
-    for sql in rebuild {
-        tx.execute_batch(&sql).map_err(map_err)?;
+    if summary.created > 0 {
+        // One statement for every creation: SQLite copies the rows it just wrote,
+        // instead of Rust binding seven values per row (half the cost, measured).
+        // New rows take ids above the previous largest one, in the order written.
+        tx.prepare_cached(AUDIT_CREATED_SINCE)
+            .and_then(|mut s| s.execute(params![now, ctx.key_id, ctx.request_id, ctx.account.0, created_above]))
+            .map_err(map_err)?;
     }
     tracing::debug!(
         developers_ms = (developers_done - started).as_millis() as u64,
-        rows_ms = (rows_done - developers_done).as_millis() as u64,
-        index_rebuild_ms = rows_done.elapsed().as_millis() as u64,
+        rows_ms = developers_done.elapsed().as_millis() as u64,
         "upload written"
     );
     Ok(summary)
@@ -1306,30 +1345,71 @@ const BULK_MIN_ROWS: usize = 50_000;
 /// dropped and built again afterwards — one sort each instead of a million random B-tree
 /// insertions. Inside the upload's transaction, so a failure or a dry run restores
 /// them. Returns the statements that rebuild them (none when the load is not bulk).
-fn drop_secondary_indexes_for_bulk_load(tx: &Transaction<'_>, rows: usize) -> StoreResult<Vec<String>> {
+fn drop_secondary_indexes_for_bulk_load(tx: &Transaction<'_>, rows: usize, identities_before: i64) -> StoreResult<()> {
     if rows < BULK_MIN_ROWS {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let table_rows: i64 =
-        tx.query_row("SELECT COALESCE(MAX(id), 0) FROM identities", [], |r| r.get(0)).map_err(map_err)?;
-    if rows as i64 <= table_rows {
-        return Ok(Vec::new());
+    let audit_before: i64 =
+        tx.query_row("SELECT COALESCE(MAX(id), 0) FROM audit_events", [], |r| r.get(0)).map_err(map_err)?;
+    // The unique index stays: the upload walks it, and it is what keeps identities unique.
+    let mut tables = Vec::new();
+    if rows as i64 > identities_before {
+        tables.push("identities");
+    }
+    if rows as i64 > audit_before {
+        tables.push("audit_events");
     }
     let mut stmt = tx
         .prepare(
             "SELECT name, sql FROM sqlite_master
-             WHERE type = 'index' AND tbl_name = 'identities' AND sql IS NOT NULL AND name <> 'identities_by_key'",
+             WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL AND name <> 'identities_by_key'",
         )
         .map_err(map_err)?;
-    let indexes = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(map_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(map_err)?;
-    for (name, _) in &indexes {
-        tx.execute_batch(&format!("DROP INDEX \"{name}\"")).map_err(map_err)?;
+    let mut pending = tx.prepare("INSERT INTO pending_indexes (name, sql) VALUES (?1, ?2)").map_err(map_err)?;
+    for table in tables {
+        let indexes = stmt
+            .query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(map_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        for (name, sql) in indexes {
+            tx.execute_batch(&format!("DROP INDEX \"{name}\"")).map_err(map_err)?;
+            pending.execute(params![name, sql]).map_err(map_err)?;
+        }
     }
-    Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
+    Ok(())
+}
+
+/// Builds the indexes a bulk load dropped, in a transaction of its own. The load itself
+/// has committed and been answered by then; until this commits, readers get the same
+/// results, found without those indexes. Also run at start-up, for a load whose process
+/// stopped in between: the list is written in the load's own transaction.
+fn rebuild_pending_indexes(conn: &mut Connection) -> StoreResult<usize> {
+    let started = std::time::Instant::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+    let pending = tx
+        .prepare("SELECT name, sql FROM pending_indexes ORDER BY name")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(map_err)?;
+    for (name, sql) in &pending {
+        // IF NOT EXISTS: the definition is the one `sqlite_master` held when dropped.
+        let exists: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1)", [name], |r| {
+                r.get(0)
+            })
+            .map_err(map_err)?;
+        if !exists {
+            tx.execute_batch(sql).map_err(map_err)?;
+        }
+        tx.execute("DELETE FROM pending_indexes WHERE name = ?1", [name]).map_err(map_err)?;
+    }
+    tx.commit().map_err(map_err)?;
+    if !pending.is_empty() {
+        tracing::debug!(indexes = pending.len(), ms = started.elapsed().as_millis() as u64, "indexes rebuilt");
+    }
+    Ok(pending.len())
 }
 
 fn to_values(args: &[Arg]) -> Vec<Value> {
@@ -1449,4 +1529,26 @@ fn list_audit_in(conn: &Connection, account: AccountId, q: &AuditQuery) -> Store
     let has_next = events.len() as u64 > q.page_size;
     events.truncate(q.page_size as usize);
     Ok(AuditPage { events, total_count: total.max(0) as u64, has_next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The creation copy must walk the new rows by id, never sort them: a sort holds
+    /// every created row in memory at once.
+    #[test]
+    fn creation_audit_copy_walks_rows_in_id_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path().join("devid.db")).expect("open");
+        let conn = store.inner.writer.lock().expect("writer");
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {AUDIT_CREATED_SINCE}")).expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map(params![0, "k", "r", 1, 0], |r| r.get::<_, String>(3))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("plan");
+        assert!(plan.iter().any(|step| step.contains("INTEGER PRIMARY KEY")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{plan:?}");
+    }
 }
