@@ -191,13 +191,18 @@ impl<'a> Planner<'a> {
             (email, integration, identity, problems.is_empty())
         {
             let identity_key = identity_key(application_type, &identity).map(String::into_boxed_str);
-            let email = match self.emails.get(email.as_str()) {
-                Some(shared) => Arc::clone(shared),
-                None => {
-                    let shared: Arc<str> = Arc::from(email);
-                    self.emails.insert(Arc::clone(&shared));
-                    shared
-                }
+            // A developer's rows usually come one after another: the previous row's
+            // email is checked before hashing this one.
+            let email = match self.rows.last() {
+                Some(previous) if *previous.email == *email => Arc::clone(&previous.email),
+                _ => match self.emails.get(email.as_str()) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let shared: Arc<str> = Arc::from(email);
+                        self.emails.insert(Arc::clone(&shared));
+                        shared
+                    }
+                },
             };
             let identity = identity.into_boxed_str();
             self.rows.push(PlannedRow { email, integration, application_type, identity, identity_key });
@@ -654,6 +659,24 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(keys, sorted);
+    }
+
+    /// Stores tell developers apart by the address of the shared email; rows of one
+    /// email, adjacent or not, in any case, must share it.
+    #[test]
+    fn rows_of_one_email_share_one_allocation() {
+        let rows = vec![
+            row(2, "a@x.com", "1", "a1"),
+            row(3, "A@x.com", "2", "a2"),
+            row(4, "b@x.com", "1", "b1"),
+            row(5, "a@x.com ", "3", "a3"),
+        ];
+        let plan = plan_upload(current(rows), &integrations()).expect("valid");
+        let of = |email: &str| plan.rows.iter().filter(|r| &*r.email == email).collect::<Vec<_>>();
+        let a = of("a@x.com");
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|r| Arc::ptr_eq(&r.email, &a[0].email)));
+        assert!(!Arc::ptr_eq(&of("b@x.com")[0].email, &a[0].email));
     }
 
     #[test]

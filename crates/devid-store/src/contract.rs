@@ -185,6 +185,29 @@ pub async fn uploads_create_reassign_and_are_idempotent(store: &dyn Store) {
     assert_eq!(reassigned.request_id.as_deref(), Some("req-1"));
 }
 
+/// Rows of one developer normally share one email allocation; a plan built otherwise
+/// (equal emails, separate allocations) must still make one developer per email, for
+/// a few rows (looked up one by one) and for many (walked in order).
+pub async fn equal_emails_make_one_developer_however_they_are_held(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Jira).await;
+    for (label, developers) in [("few", 2), ("many", 6_000)] {
+        let data: Vec<(String, i64, String)> = (0..developers)
+            .flat_map(|d| [1, 2].map(|i| (format!("{label}{d}@x.com"), i, format!("{label}-{d}"))))
+            .collect();
+        let infos = ok(store.integration_infos(ctx.account).await, "integration infos");
+        let mut plan = ok(plan_upload(rows(&refs(&data)), &infos).map_err(|p| p.into_groups()), "plan");
+        for row in &mut plan.rows {
+            row.email = std::sync::Arc::from(&*row.email);
+        }
+        let summary = ok(store.apply_upload(&ctx, plan, false).await, "upload");
+        assert_eq!((summary.created, summary.developers_created), (developers * 2, developers), "{label}");
+        let records = dump(store, &ctx).await;
+        assert_eq!(records.iter().filter(|r| r.email == format!("{label}0@x.com")).count(), 2, "{label}");
+    }
+}
+
 pub async fn dry_runs_change_nothing(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 1, ApplicationType::Github).await;
@@ -432,6 +455,7 @@ macro_rules! contract_tests {
             keys_authenticate_revoke_and_expire,
             integrations_are_managed_and_guarded,
             uploads_create_reassign_and_are_idempotent,
+            equal_emails_make_one_developer_however_they_are_held,
             dry_runs_change_nothing,
             deletes_are_counted_and_audited,
             accounts_never_see_each_other,
