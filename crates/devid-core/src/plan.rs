@@ -300,12 +300,14 @@ fn fold_repeats(
 
 /// Row numbers in (integration, key) order; rows with the same identity stay in upload
 /// order. Comparing through the rows chases two pointers per comparison, a cache miss
-/// each on a million rows; most comparisons are settled by the integration's rank and
-/// the key's first eight bytes, kept beside the row number.
+/// each on a million rows; so the sort compares the integration's rank and the key's
+/// first sixteen bytes, kept beside the row number (most identities are shorter than
+/// that, and eight bytes left `janedoe-…`-style usernames tied). Runs tied on those are
+/// then put in key order by a second, small sort.
 fn sorted_order(rows: &[PlannedRow]) -> Vec<u32> {
     #[derive(Clone, Copy)]
     struct Entry {
-        prefix: u64,
+        prefix: u128,
         integration_rank: u32,
         row: u32,
     }
@@ -322,22 +324,30 @@ fn sorted_order(rows: &[PlannedRow]) -> Vec<u32> {
             row: i as u32,
         })
         .collect();
-    entries.sort_unstable_by(|a, b| {
-        (a.integration_rank, a.prefix)
-            .cmp(&(b.integration_rank, b.prefix))
-            .then_with(|| rows[a.row as usize].key().cmp(rows[b.row as usize].key()))
-            .then(a.row.cmp(&b.row))
-    });
+    entries.sort_unstable_by(|a, b| (a.integration_rank, a.prefix, a.row).cmp(&(b.integration_rank, b.prefix, b.row)));
+    let tied = |a: &Entry, b: &Entry| a.integration_rank == b.integration_rank && a.prefix == b.prefix;
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start + 1;
+        while end < entries.len() && tied(&entries[start], &entries[end]) {
+            end += 1;
+        }
+        if end - start > 1 {
+            entries[start..end]
+                .sort_by(|a, b| rows[a.row as usize].key().cmp(rows[b.row as usize].key()).then(a.row.cmp(&b.row)));
+        }
+        start = end;
+    }
     entries.into_iter().map(|e| e.row).collect()
 }
 
-/// The first eight bytes of a key, zero-padded, as a number that orders like the key
+/// The first sixteen bytes of a key, zero-padded, as a number that orders like the key
 /// (keys equal in it are compared in full).
-fn key_prefix(key: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
+fn key_prefix(key: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = key.len().min(16);
     bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
+    u128::from_be_bytes(bytes)
 }
 
 /// Rearranges `items` so that position k holds what was at `order[k]`, by following
@@ -652,6 +662,15 @@ mod tests {
                 row(i + 2, &format!("d{}@x.com", i % 7), &format!("{}", 1 + i % 3), &format!("User{}", (i * 17) % 40))
             })
             .chain([row(50, "d1@x.com", "2", "user17")])
+            // Longer than the sorted prefix and equal in it: ordered by the rest.
+            .chain((0..30).map(|i| {
+                row(
+                    60 + i,
+                    &format!("e{i}@x.com"),
+                    &format!("{}", 1 + i % 2),
+                    &format!("a-long-shared-prefix-{}", (i * 7) % 30),
+                )
+            }))
             .collect();
         let plan = plan_upload(current(rows), &integrations()).expect("valid");
         let keys: Vec<_> = plan.rows.iter().map(|r| (r.integration, r.key().to_string())).collect();
