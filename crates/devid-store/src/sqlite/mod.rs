@@ -790,8 +790,15 @@ impl Store for SqliteStore {
                 // Give back what the upload freed first: the index builds allocate
                 // their own (large) buffers, which would not reuse it.
                 crate::memory::return_free_memory();
-                if let Err(e) = rebuild_pending_indexes(&mut conn) {
-                    tracing::error!(error = %e, "could not rebuild the indexes a bulk load dropped; the next start retries");
+                match rebuild_pending_indexes(&mut conn) {
+                    // The builds' sort buffers, freed now, would otherwise stay with the
+                    // process until the next large upload.
+                    Ok(built) if built > 0 => crate::memory::return_free_memory(),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "could not rebuild the indexes a bulk load dropped; the next start retries"
+                    ),
                 }
             }
             drop(conn);
