@@ -324,7 +324,7 @@ fn sorted_order(rows: &[PlannedRow]) -> Vec<u32> {
             row: i as u32,
         })
         .collect();
-    entries.sort_unstable_by(|a, b| (a.integration_rank, a.prefix, a.row).cmp(&(b.integration_rank, b.prefix, b.row)));
+    entries.sort_unstable_by_key(|e| (e.integration_rank, e.prefix, e.row));
     let tied = |a: &Entry, b: &Entry| a.integration_rank == b.integration_rank && a.prefix == b.prefix;
     let mut start = 0;
     while start < entries.len() {
