@@ -106,6 +106,9 @@ pub enum IntegrationRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRow {
     pub email: Arc<str>,
+    /// Position of `email` in [`UploadPlan::emails`]: a store keeps per-developer data
+    /// in a vector indexed by it instead of hashing the email of every row.
+    pub developer: u32,
     pub integration: IntegrationRef,
     pub application_type: ApplicationType,
     /// As uploaded (trimmed): what is shown.
@@ -125,6 +128,8 @@ pub struct UploadPlan {
     /// One row per distinct identity, in (integration, identity key) order: the order a
     /// store walks its unique index in.
     pub rows: Vec<PlannedRow>,
+    /// Every email the rows name, once each, in the order first seen.
+    pub emails: Vec<Arc<str>>,
     pub received: u64,
     /// Rows that repeated an earlier row exactly and were folded into it.
     pub duplicates: u64,
@@ -151,7 +156,8 @@ pub struct Planner<'a> {
     new_integrations: Vec<ApplicationType>,
     received: u64,
     addressing: Addressing,
-    emails: HashSet<Arc<str>>,
+    developers: HashMap<Arc<str>, u32>,
+    emails: Vec<Arc<str>>,
 }
 
 impl<'a> Planner<'a> {
@@ -165,7 +171,8 @@ impl<'a> Planner<'a> {
             new_integrations: Vec::new(),
             received: 0,
             addressing: Addressing::IntegrationId,
-            emails: HashSet::default(),
+            developers: HashMap::default(),
+            emails: Vec::new(),
         }
     }
 
@@ -193,19 +200,21 @@ impl<'a> Planner<'a> {
             let identity_key = identity_key(application_type, &identity).map(String::into_boxed_str);
             // A developer's rows usually come one after another: the previous row's
             // email is checked before hashing this one.
-            let email = match self.rows.last() {
-                Some(previous) if *previous.email == *email => Arc::clone(&previous.email),
-                _ => match self.emails.get(email.as_str()) {
-                    Some(shared) => Arc::clone(shared),
+            let (email, developer) = match self.rows.last() {
+                Some(previous) if *previous.email == *email => (Arc::clone(&previous.email), previous.developer),
+                _ => match self.developers.get_key_value(email.as_str()) {
+                    Some((shared, developer)) => (Arc::clone(shared), *developer),
                     None => {
                         let shared: Arc<str> = Arc::from(email);
-                        self.emails.insert(Arc::clone(&shared));
-                        shared
+                        let developer = self.emails.len() as u32;
+                        self.developers.insert(Arc::clone(&shared), developer);
+                        self.emails.push(Arc::clone(&shared));
+                        (shared, developer)
                     }
                 },
             };
             let identity = identity.into_boxed_str();
-            self.rows.push(PlannedRow { email, integration, application_type, identity, identity_key });
+            self.rows.push(PlannedRow { email, developer, integration, application_type, identity, identity_key });
             self.positions.push(position);
         }
     }
@@ -230,7 +239,13 @@ impl<'a> Planner<'a> {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(UploadPlan { rows, received: self.received, duplicates, new_integrations: self.new_integrations })
+        Ok(UploadPlan {
+            rows,
+            emails: self.emails,
+            received: self.received,
+            duplicates,
+            new_integrations: self.new_integrations,
+        })
     }
 }
 
@@ -680,10 +695,10 @@ mod tests {
         assert_eq!(keys, sorted);
     }
 
-    /// Stores tell developers apart by the address of the shared email; rows of one
-    /// email, adjacent or not, in any case, must share it.
+    /// Rows of one email, adjacent or not, in any case, share its text and its entry in
+    /// the plan's email list, which lists each email once.
     #[test]
-    fn rows_of_one_email_share_one_allocation() {
+    fn rows_of_one_email_share_one_allocation_and_one_listed_email() {
         let rows = vec![
             row(2, "a@x.com", "1", "a1"),
             row(3, "A@x.com", "2", "a2"),
@@ -696,6 +711,8 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert!(a.iter().all(|r| Arc::ptr_eq(&r.email, &a[0].email)));
         assert!(!Arc::ptr_eq(&of("b@x.com")[0].email, &a[0].email));
+        assert_eq!(plan.emails.iter().map(|e| &**e).collect::<Vec<_>>(), ["a@x.com", "b@x.com"]);
+        assert!(plan.rows.iter().all(|r| plan.emails[r.developer as usize] == r.email));
     }
 
     #[test]

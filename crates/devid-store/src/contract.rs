@@ -185,9 +185,9 @@ pub async fn uploads_create_reassign_and_are_idempotent(store: &dyn Store) {
     assert_eq!(reassigned.request_id.as_deref(), Some("req-1"));
 }
 
-/// Rows of one developer normally share one email allocation; a plan built otherwise
-/// (equal emails, separate allocations) must still make one developer per email, for
-/// a few rows (looked up one by one) and for many (walked in order).
+/// A plan normally lists each email once; one that lists an email twice (rows naming
+/// either entry) must still make one developer per email, for a few rows (looked up one
+/// by one) and for many (walked in order).
 pub async fn equal_emails_make_one_developer_however_they_are_held(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 1, ApplicationType::Github).await;
@@ -198,8 +198,9 @@ pub async fn equal_emails_make_one_developer_however_they_are_held(store: &dyn S
             .collect();
         let infos = ok(store.integration_infos(ctx.account).await, "integration infos");
         let mut plan = ok(plan_upload(rows(&refs(&data)), &infos).map_err(|p| p.into_groups()), "plan");
-        for row in &mut plan.rows {
-            row.email = std::sync::Arc::from(&*row.email);
+        for row in plan.rows.iter_mut().skip(1).step_by(2) {
+            row.developer = plan.emails.len() as u32;
+            plan.emails.push(std::sync::Arc::from(&*row.email));
         }
         let summary = ok(store.apply_upload(&ctx, plan, false).await, "upload");
         assert_eq!((summary.created, summary.developers_created), (developers * 2, developers), "{label}");

@@ -1091,18 +1091,12 @@ fn apply_upload_in(
     // keys are uploaded emails, so a seeded hash (no crafted collisions), and several
     // times faster than std's SipHash, which showed up in profiles at 30 %.
     //
-    // A developer's rows share one `Arc<str>` email (the planner makes them so): keyed
-    // by that address, the per-row maps hash a word instead of the email's text, which
-    // was 15 % of a million-row upload. Equal emails behind different addresses would
-    // still get one developer: distinct texts are found below by sorting.
-    let mut developers: foldhash::HashMap<usize, i64> = foldhash::HashMap::default();
-    let mut emails: Vec<&std::sync::Arc<str>> = Vec::new();
-    for row in &plan.rows {
-        if let std::collections::hash_map::Entry::Vacant(slot) = developers.entry(email_address(&row.email)) {
-            slot.insert(0);
-            emails.push(&row.email);
-        }
-    }
+    // The plan lists each email once and every row names its email's position there, so
+    // developer ids live in a vector indexed by it: no per-row hashing (hashing emails
+    // was 15 % of a million-row upload). Equal texts listed twice would still get one
+    // developer: they meet when sorted.
+    let mut developers: Vec<i64> = vec![0; plan.emails.len()];
+    let mut emails: Vec<(&str, usize)> = plan.emails.iter().enumerate().map(|(i, e)| (&**e, i)).collect();
     emails.sort_unstable();
     // Many emails: one ordered walk of the account's developers beside them, as for
     // identities below, instead of a lookup each.
@@ -1114,17 +1108,16 @@ fn apply_upload_in(
         _ => None,
     };
     let mut walked_developers = match (developer_walk.as_mut(), emails.first()) {
-        (Some(stmt), Some(first)) => Some(stmt.query(params![ctx.account.0, first]).map_err(map_err)?),
+        (Some(stmt), Some((first, _))) => Some(stmt.query(params![ctx.account.0, first]).map_err(map_err)?),
         _ => None,
     };
     let (mut walked_email, mut walked_id, mut walked_present) = (String::new(), 0i64, false);
     let mut previous: Option<(&str, i64)> = None;
-    for shared in emails {
-        let email: &str = shared;
+    for (email, listed_at) in emails {
         if let Some((text, id)) = previous
             && text == email
         {
-            developers.insert(email_address(shared), id);
+            developers[listed_at] = id;
             continue;
         }
         let found = match walked_developers.as_mut() {
@@ -1159,7 +1152,7 @@ fn apply_upload_in(
                 tx.last_insert_rowid()
             }
         };
-        developers.insert(email_address(shared), id);
+        developers[listed_at] = id;
         previous = Some((email, id));
     }
     drop(walked_developers);
@@ -1203,7 +1196,13 @@ fn apply_upload_in(
             return Err(StoreError::Internal(format!("injected failure after {written} rows")));
         }
         let integration_id = integration_of(row);
-        let developer_id = developers.get(&email_address(&row.email)).copied().unwrap_or_default();
+        let Some(&developer_id) = developers.get(row.developer as usize) else {
+            return Err(StoreError::Internal(format!(
+                "the upload plan names developer {} of {}",
+                row.developer,
+                developers.len()
+            )));
+        };
         if walking != Some(integration_id) {
             sequential = rows_in_integration.get(&integration_id).copied().unwrap_or(0) >= MERGE_MIN_ROWS;
             // Assigning (not `take()`) ends the previous walk's borrow of `scan`.
@@ -1331,11 +1330,6 @@ fn apply_upload_in(
         "upload written"
     );
     Ok(summary)
-}
-
-/// Where an email's text lives: the same for every row sharing its `Arc`.
-fn email_address(email: &std::sync::Arc<str>) -> usize {
-    std::sync::Arc::as_ptr(email) as *const u8 as usize
 }
 
 /// Uploads this large run with foreign keys off and check their parents once.
