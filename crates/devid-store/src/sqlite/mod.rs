@@ -981,7 +981,6 @@ impl WalkedIdentity {
     }
 }
 
-#[allow(unused_assignments)] // see `walk = None` below
 /// An upload in a transaction of its own (large ones, and dry runs).
 fn apply_large_upload(
     conn: &mut Connection,
@@ -1020,6 +1019,7 @@ fn apply_large_upload(
     applied
 }
 
+#[allow(unused_assignments)] // see `walk = None` below
 fn apply_upload_in(
     tx: &Transaction<'_>,
     ctx: &ChangeContext,
@@ -1364,10 +1364,11 @@ const MERGE_MIN_ROWS: usize = 5_000;
 /// Uploads at least this large may load without secondary indexes.
 const BULK_MIN_ROWS: usize = 50_000;
 
-/// Loading many rows into a comparatively small table: the secondary indexes are
-/// dropped and built again afterwards — one sort each instead of a million random B-tree
-/// insertions. Inside the upload's transaction, so a failure or a dry run restores
-/// them. Returns the statements that rebuild them (none when the load is not bulk).
+/// Loading many rows into a comparatively small table (identities, and separately the
+/// audit trail): its secondary indexes are dropped and built again afterwards — one sort
+/// each instead of a million B-tree insertions — by [`rebuild_pending_indexes`], which
+/// finds them in `pending_indexes`. Dropped and listed inside the upload's transaction,
+/// so a failure or a dry run restores them and leaves nothing listed.
 fn drop_secondary_indexes_for_bulk_load(tx: &Transaction<'_>, rows: usize, identities_before: i64) -> StoreResult<()> {
     if rows < BULK_MIN_ROWS {
         return Ok(());
@@ -1417,7 +1418,7 @@ fn rebuild_pending_indexes(conn: &mut Connection) -> StoreResult<usize> {
         })
         .map_err(map_err)?;
     for (name, sql) in &pending {
-        // IF NOT EXISTS: the definition is the one `sqlite_master` held when dropped.
+        // Skipped if it exists: a migration run since the stop may have made it anew.
         let exists: bool = tx
             .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1)", [name], |r| {
                 r.get(0)
