@@ -259,24 +259,26 @@ fn fold_repeats(
     addressing: Addressing,
     problems: &mut Problems,
 ) -> (Vec<PlannedRow>, u64) {
-    let mut order = sorted_order(&rows);
+    let sorted = sorted_order(&rows);
     // Indexed by sorted position from here on.
     let mut keep = vec![true; rows.len()];
     let mut display_from: Vec<(usize, usize)> = Vec::new();
     let mut duplicates = 0;
     let mut group_start = 0;
-    for i in 1..=order.len() {
-        let same = i < order.len() && {
-            let (a, b) = (&rows[order[group_start] as usize], &rows[order[i] as usize]);
+    for i in 1..=sorted.len() {
+        // Neighbours that differ in integration or key prefix (nearly all) are told
+        // apart without reading the rows, which sit all over memory in this order.
+        let same = i < sorted.len() && sorted[i].ties(&sorted[group_start]) && {
+            let (a, b) = (&rows[sorted[group_start].row as usize], &rows[sorted[i].row as usize]);
             a.integration == b.integration && a.key() == b.key()
         };
         if same {
             continue;
         }
-        let first = order[group_start] as usize;
-        for (sorted, &later) in order.iter().enumerate().take(i).skip(group_start + 1) {
-            let later = later as usize;
-            keep[sorted] = false;
+        let first = sorted[group_start].row as usize;
+        for (position, entry) in sorted.iter().enumerate().take(i).skip(group_start + 1) {
+            let later = entry.row as usize;
+            keep[position] = false;
             if rows[first].email == rows[later].email {
                 duplicates += 1;
             } else {
@@ -295,12 +297,13 @@ fn fold_repeats(
             }
         }
         // The group is in upload order: its last row's spelling is the one to show.
-        let last = order[i - 1] as usize;
+        let last = sorted[i - 1].row as usize;
         if last != first && rows[first].identity != rows[last].identity {
             display_from.push((group_start, i - 1));
         }
         group_start = i;
     }
+    let mut order: Vec<u32> = sorted.into_iter().map(|e| e.row).collect();
     permute_in_place(&mut rows, &mut order);
     for (first, later) in display_from {
         rows[first].identity = std::mem::take(&mut rows[later].identity);
@@ -313,38 +316,46 @@ fn fold_repeats(
     (rows, duplicates)
 }
 
-/// Row numbers in (integration, key) order; rows with the same identity stay in upload
-/// order. Comparing through the rows chases two pointers per comparison, a cache miss
-/// each on a million rows; so the sort compares the integration's rank and the key's
-/// first sixteen bytes, kept beside the row number (most identities are shorter than
-/// that, and eight bytes left `janedoe-…`-style usernames tied). Runs tied on those are
-/// then put in key order by a second, small sort.
-fn sorted_order(rows: &[PlannedRow]) -> Vec<u32> {
-    #[derive(Clone, Copy)]
-    struct Entry {
-        prefix: u128,
-        integration_rank: u32,
-        row: u32,
+/// A row's place in (integration, key) order, as the sort sees it.
+#[derive(Clone, Copy)]
+struct SortEntry {
+    prefix: u128,
+    integration_rank: u32,
+    row: u32,
+}
+
+impl SortEntry {
+    /// Same integration and same first sixteen key bytes: the rows may be one identity.
+    fn ties(&self, other: &SortEntry) -> bool {
+        self.integration_rank == other.integration_rank && self.prefix == other.prefix
     }
+}
+
+/// Rows in (integration, key) order; rows with the same identity stay in upload order.
+/// Comparing through the rows chases two pointers per comparison, a cache miss each on
+/// a million rows; so the sort compares the integration's rank and the key's first
+/// sixteen bytes, kept beside the row number (most identities are shorter than that,
+/// and eight bytes left `janedoe-…`-style usernames tied). Runs tied on those are then
+/// put in key order by a second, small sort.
+fn sorted_order(rows: &[PlannedRow]) -> Vec<SortEntry> {
     let mut integrations: Vec<IntegrationRef> =
         rows.iter().map(|r| r.integration).collect::<HashSet<_>>().into_iter().collect();
     integrations.sort_unstable();
     let rank: HashMap<IntegrationRef, u32> = integrations.iter().enumerate().map(|(i, r)| (*r, i as u32)).collect();
-    let mut entries: Vec<Entry> = rows
+    let mut entries: Vec<SortEntry> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| Entry {
+        .map(|(i, r)| SortEntry {
             prefix: key_prefix(r.key()),
             integration_rank: rank.get(&r.integration).copied().unwrap_or(u32::MAX),
             row: i as u32,
         })
         .collect();
     entries.sort_unstable_by_key(|e| (e.integration_rank, e.prefix, e.row));
-    let tied = |a: &Entry, b: &Entry| a.integration_rank == b.integration_rank && a.prefix == b.prefix;
     let mut start = 0;
     while start < entries.len() {
         let mut end = start + 1;
-        while end < entries.len() && tied(&entries[start], &entries[end]) {
+        while end < entries.len() && entries[end].ties(&entries[start]) {
             end += 1;
         }
         if end - start > 1 {
@@ -353,7 +364,7 @@ fn sorted_order(rows: &[PlannedRow]) -> Vec<u32> {
         }
         start = end;
     }
-    entries.into_iter().map(|e| e.row).collect()
+    entries
 }
 
 /// The first sixteen bytes of a key, zero-padded, as a number that orders like the key
