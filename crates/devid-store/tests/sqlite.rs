@@ -252,6 +252,43 @@ async fn bulk_loads_rebuild_the_indexes_they_drop() {
     assert_eq!(check, "ok");
 }
 
+/// A rebuild that fails after the answer is tried again by the next write, not left
+/// until the next start.
+#[tokio::test]
+async fn a_failed_index_rebuild_is_retried_by_the_next_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let indexes = || -> (i64, i64) {
+        let conn = rusqlite::Connection::open(&path).expect("connect");
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect("count");
+        (
+            count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"),
+            count("SELECT COUNT(*) FROM pending_indexes"),
+        )
+    };
+    let (all, _) = indexes();
+    let ctx = acme_with_github(&store).await;
+    let data: Vec<(String, i64, String)> =
+        (0..60_000).map(|i| (format!("d{}@x.com", i / 5), 1, format!("user-{i}"))).collect();
+    store.inject_rebuild_failure();
+    let done = devid_store::contract::upload(&store, &ctx, &devid_store::contract::refs(&data), false)
+        .await
+        .expect("the upload itself succeeds");
+    assert_eq!(done.created, 60_000);
+    let (left, pending) = indexes();
+    assert!(pending > 0 && left < all, "the failed rebuild leaves {pending} listed, {left} of {all} present");
+
+    store
+        .create_integration(
+            &ctx,
+            NewIntegration { id: Some(2), application_type: ApplicationType::Jira, name: "jira".into() },
+        )
+        .await
+        .expect("a later write");
+    assert_eq!(indexes(), (all, 0), "the next write rebuilt them");
+}
+
 /// Commits no longer copy pages into the main file themselves; a background thread
 /// does. Without it the main file would never receive anything a client wrote.
 #[tokio::test]

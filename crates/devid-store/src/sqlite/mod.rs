@@ -7,7 +7,7 @@ mod migrations;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +49,25 @@ struct Inner {
     committed: SyncSender<()>,
     /// Small uploads waiting for the writer; whoever holds it next commits them all.
     queued_uploads: Mutex<Vec<QueuedUpload>>,
+    /// A bulk load's index rebuild failed: whoever next takes the writer tries again.
+    indexes_pending: AtomicBool,
+    /// Test hook: the next post-answer index rebuild fails.
+    fail_next_rebuild: AtomicBool,
+}
+
+impl Inner {
+    /// The writer connection, after building any indexes a failed rebuild left out, so
+    /// that they are missing no longer than until the next write.
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.indexes_pending.load(Ordering::SeqCst) {
+            match rebuild_pending_indexes(&mut conn) {
+                Ok(_) => self.indexes_pending.store(false, Ordering::SeqCst),
+                Err(e) => tracing::error!(error = %e, "still cannot rebuild the indexes a bulk load dropped"),
+            }
+        }
+        conn
+    }
 }
 
 struct QueuedUpload {
@@ -94,6 +113,8 @@ impl SqliteStore {
                 fail_after_rows: AtomicU64::new(0),
                 committed,
                 queued_uploads: Mutex::new(Vec::new()),
+                indexes_pending: AtomicBool::new(false),
+                fail_next_rebuild: AtomicBool::new(false),
             }),
         })
     }
@@ -109,9 +130,15 @@ impl SqliteStore {
         self.inner.fail_after_rows.store(rows, Ordering::SeqCst);
     }
 
+    /// Makes the next rebuild of indexes a bulk load dropped fail once. Tests only.
+    #[doc(hidden)]
+    pub fn inject_rebuild_failure(&self) {
+        self.inner.fail_next_rebuild.store(true, Ordering::SeqCst);
+    }
+
     /// Re-runs migrations; returns how many were applied (0 on an up-to-date file).
     pub fn migrate(&self) -> StoreResult<usize> {
-        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = self.inner.writer();
         migrations::run(&mut conn).map_err(map_err)
     }
 
@@ -122,7 +149,7 @@ impl SqliteStore {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut conn = inner.writer();
             let result = f(&mut conn, &inner);
             drop(conn);
             // A full channel means a checkpoint is already due; nothing is lost.
@@ -146,7 +173,7 @@ impl SqliteStore {
         // Not awaited: the answer comes through the channel, from this task or from
         // the one that took the queue before it.
         drop(tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut conn = inner.writer();
             let group = std::mem::take(&mut *inner.queued_uploads.lock().unwrap_or_else(|e| e.into_inner()));
             if group.is_empty() {
                 return;
@@ -641,7 +668,7 @@ impl Store for SqliteStore {
             let key_id = p.key_id.clone();
             let inner = Arc::clone(&self.inner);
             tokio::task::spawn_blocking(move || {
-                let conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+                let conn = inner.writer();
                 if let Err(e) =
                     conn.execute("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2", params![now_micros(), key_id])
                 {
@@ -781,7 +808,7 @@ impl Store for SqliteStore {
         // committed; the same task then rebuilds whatever indexes the load dropped,
         // still holding the writer, so no other write sees the table without them.
         drop(tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut conn = inner.writer();
             let applied = apply_large_upload(&mut conn, &inner, &ctx, plan, dry_run);
             let committed = applied.is_ok() && !dry_run;
             let _ = answer.send(applied);
@@ -790,15 +817,23 @@ impl Store for SqliteStore {
                 // Give back what the upload freed first: the index builds allocate
                 // their own (large) buffers, which would not reuse it.
                 crate::memory::return_free_memory();
-                match rebuild_pending_indexes(&mut conn) {
+                let rebuilt = if inner.fail_next_rebuild.swap(false, Ordering::SeqCst) {
+                    Err(StoreError::Internal("injected rebuild failure".into()))
+                } else {
+                    rebuild_pending_indexes(&mut conn)
+                };
+                match rebuilt {
                     // The builds' sort buffers, freed now, would otherwise stay with the
                     // process until the next large upload.
                     Ok(built) if built > 0 => crate::memory::return_free_memory(),
                     Ok(_) => {}
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        "could not rebuild the indexes a bulk load dropped; the next start retries"
-                    ),
+                    Err(e) => {
+                        inner.indexes_pending.store(true, Ordering::SeqCst);
+                        tracing::error!(
+                            error = %e,
+                            "could not rebuild the indexes a bulk load dropped; the next write retries"
+                        );
+                    }
                 }
             }
             drop(conn);
