@@ -812,7 +812,12 @@ impl Store for SqliteStore {
             let applied = apply_large_upload(&mut conn, &inner, &ctx, plan, dry_run);
             let committed = applied.is_ok() && !dry_run;
             let _ = answer.send(applied);
-            if committed {
+            // Most large uploads drop no index; only a bulk load leaves some listed.
+            let dropped_indexes = committed
+                && conn
+                    .query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0))
+                    .unwrap_or(true);
+            if dropped_indexes {
                 let _ = inner.committed.try_send(());
                 // Give back what the upload freed first: the index builds allocate
                 // their own (large) buffers, which would not reuse it.
