@@ -1127,9 +1127,7 @@ fn apply_upload_in(
 
     // Developers first, in email order, and rows in (integration, identity) order: the
     // B-tree pages touched then follow one another instead of jumping across a
-    // million-row index, which is most of the cost of a large upload. foldhash: its
-    // keys are uploaded emails, so a seeded hash (no crafted collisions), and several
-    // times faster than std's SipHash, which showed up in profiles at 30 %.
+    // million-row index, which is most of the cost of a large upload.
     //
     // The plan lists each email once and every row names its email's position there, so
     // developer ids live in a vector indexed by it: no per-row hashing (hashing emails
