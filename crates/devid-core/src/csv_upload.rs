@@ -113,7 +113,7 @@ pub fn parse_csv_into<R: Read>(
         let mut cell = |i: usize, name: &str| -> Option<RawValue> {
             let bytes = record.get(i).unwrap_or_default();
             match std::str::from_utf8(bytes) {
-                Ok(text) => Some(RawValue::Text(strip_formula_guard(text).to_string())),
+                Ok(text) => Some(RawValue::Text(strip_formula_guard(text).into_owned())),
                 Err(e) => {
                     problems.add_with_reason(
                         ErrorType::InvalidCsv,

@@ -29,6 +29,11 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailProblem> {
     if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(EmailProblem::Invalid("it contains whitespace or control characters"));
     }
+    if trimmed.chars().any(|c| is_bidi_control(c) || is_invisible(c) || is_joiner(c)) {
+        return Err(EmailProblem::Invalid(
+            "it contains an invisible or text-direction character (such as U+200B or U+202E) that would make it look like another address",
+        ));
+    }
     let mut parts = trimmed.split('@');
     let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(EmailProblem::Invalid("it must contain exactly one `@`"));
@@ -64,7 +69,34 @@ pub fn normalize_identity(raw: &str) -> Result<&str, IdentityProblem> {
     if trimmed.chars().any(char::is_control) {
         return Err(IdentityProblem::Invalid("it contains control characters (tab, newline, NUL, ...)"));
     }
+    if trimmed.chars().any(is_bidi_control) {
+        return Err(IdentityProblem::Invalid(
+            "it contains a text-direction control character (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F or U+061C) that makes it display as something else",
+        ));
+    }
+    if trimmed.chars().any(is_invisible) {
+        return Err(IdentityProblem::Invalid(
+            "it contains an invisible character (zero-width space U+200B, word joiner U+2060, BOM U+FEFF or soft hyphen U+00AD) that would let it sit beside a lookalike",
+        ));
+    }
     Ok(trimmed)
+}
+
+/// Characters that reorder how text is displayed (Trojan Source, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that display as nothing and have no use in a login or an address.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}' | '\u{2061}'..='\u{2064}')
+}
+
+/// Zero-width (non-)joiners: invisible, but part of how Persian, Indic scripts and
+/// emoji sequences are written, so display names and identities keep them; an email
+/// address never needs them.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
 }
 
 /// The form an identity is compared and indexed by: lower-cased where the source system
@@ -90,21 +122,73 @@ fn is_formula_after_quotes(cell: &str) -> bool {
     looks_like_formula(cell.trim_start_matches('\''))
 }
 
-/// Prefixes a formula-looking cell with `'` so spreadsheets show it as text.
-pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
-    if is_formula_after_quotes(cell) {
-        std::borrow::Cow::Owned(format!("'{cell}"))
-    } else {
-        std::borrow::Cow::Borrowed(cell)
-    }
+/// Characters a spreadsheet may split a CSV line on instead of `,` (locales that use
+/// `,` as the decimal mark open CSVs with `;`; tab-separated is the other common
+/// choice). A segment after one of them is a cell of its own there, so it is guarded
+/// like the start of a cell.
+fn is_other_separator(c: char) -> bool {
+    c == ';' || c == '\t'
 }
 
-/// Undoes [`guard_formula`], so a downloaded CSV uploads back unchanged.
-pub fn strip_formula_guard(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if is_formula_after_quotes(rest) => rest,
-        _ => cell,
+/// Where [`guard_formula`] puts a `'`: at the start of the cell and after every other
+/// separator, wherever what follows reads as a formula.
+fn guard_points(cell: &str) -> impl Iterator<Item = usize> + '_ {
+    let start = is_formula_after_quotes(cell).then_some(0);
+    let inner = cell
+        .char_indices()
+        .filter(|(_, c)| is_other_separator(*c))
+        .map(|(at, c)| at + c.len_utf8())
+        .filter(|after| is_formula_after_quotes(&cell[*after..]));
+    start.into_iter().chain(inner)
+}
+
+/// Prefixes every part of a cell that a spreadsheet would run as a formula with `'`, so
+/// spreadsheets show it as text: the start of the cell, and what follows a `;` or tab
+/// (`x;=1+1` becomes `x;'=1+1`).
+pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    let mut points = guard_points(cell).peekable();
+    if points.peek().is_none() {
+        return std::borrow::Cow::Borrowed(cell);
     }
+    let mut out = String::with_capacity(cell.len() + 2);
+    let mut copied = 0;
+    for at in points {
+        out.push_str(&cell[copied..at]);
+        out.push('\'');
+        copied = at;
+    }
+    out.push_str(&cell[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Undoes [`guard_formula`], so a downloaded CSV uploads back unchanged: one `'` goes
+/// from the start and from after every `;` or tab, where a formula follows it.
+pub fn strip_formula_guard(cell: &str) -> std::borrow::Cow<'_, str> {
+    let guarded = |rest: &str| rest.strip_prefix('\'').is_some_and(is_formula_after_quotes);
+    let start = guarded(cell).then_some(0);
+    let inner = cell
+        .char_indices()
+        .filter(|(_, c)| is_other_separator(*c))
+        .map(|(at, c)| at + c.len_utf8())
+        .filter(|after| guarded(&cell[*after..]));
+    let mut points = start.into_iter().chain(inner).peekable();
+    if points.peek().is_none() {
+        return std::borrow::Cow::Borrowed(cell);
+    }
+    let mut out = String::with_capacity(cell.len());
+    let mut copied = 0;
+    for at in points {
+        out.push_str(&cell[copied..at]);
+        copied = at + 1; // skip the guard's `'`
+    }
+    out.push_str(&cell[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// True when a `;`- or tab-splitting spreadsheet would find a formula in some part of
+/// the cell once guarded cells are excluded; the export also quotes such cells.
+pub fn holds_other_separator(cell: &str) -> bool {
+    cell.chars().any(is_other_separator)
 }
 
 #[cfg(test)]
@@ -131,6 +215,20 @@ mod tests {
     }
 
     #[test]
+    fn lookalikes_made_of_invisible_characters_are_refused() {
+        for bad in
+            ["jane.doe\u{200b}@company.com", "jane\u{202e}moc@x.com", "a\u{200d}b@x.com", "\u{feff}a@x.com.\u{2060}x"]
+        {
+            assert!(matches!(normalize_email(bad), Err(EmailProblem::Invalid(_))), "{bad:?} accepted");
+        }
+        for bad in ["jdoe\u{200b}", "admin\u{202e}nimda", "x\u{2066}y", "soft\u{ad}hyphen"] {
+            assert!(matches!(normalize_identity(bad), Err(IdentityProblem::Invalid(_))), "{bad:?} accepted");
+        }
+        assert_eq!(normalize_identity("می\u{200c}خواهم"), Ok("می\u{200c}خواهم"), "Persian keeps its ZWNJ");
+        assert_eq!(normalize_identity("👩\u{200d}💻 dev"), Ok("👩\u{200d}💻 dev"), "emoji sequences keep ZWJ");
+    }
+
+    #[test]
     fn identities_keep_inner_spaces_but_not_control_characters() {
         assert_eq!(normalize_identity(" adithya r "), Ok("adithya r"));
         assert_eq!(normalize_identity(""), Err(IdentityProblem::Missing));
@@ -153,6 +251,12 @@ mod tests {
             assert_eq!(strip_formula_guard(&guard_formula(cell)), cell);
         }
         assert_eq!(guard_formula("=SUM(A1)"), "'=SUM(A1)");
+        for cell in ["x;=1+1;", "a;'=b", ";;+", "x;y", "=a;=b", "é;@c", "a\t-1"] {
+            assert_eq!(strip_formula_guard(&guard_formula(cell)), cell);
+        }
+        assert_eq!(guard_formula("x;=1+1;"), "x;'=1+1;");
+        assert_eq!(guard_formula("=a;=b;c"), "'=a;'=b;c");
+        assert_eq!(guard_formula("x;y"), "x;y");
         assert_eq!(guard_formula("alice"), "alice");
     }
 }

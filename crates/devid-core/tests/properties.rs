@@ -87,8 +87,21 @@ proptest! {
     #[test]
     fn the_formula_guard_round_trips(cell in "['=+@\\t\\r-]{0,3}\\PC{0,20}") {
         let guarded = guard_formula(&cell);
-        prop_assert_eq!(strip_formula_guard(&guarded), cell.as_str());
+        let stripped = strip_formula_guard(&guarded);
+        prop_assert_eq!(stripped.as_ref(), cell.as_str());
         prop_assert!(!devid_core::normalize::looks_like_formula(&guarded));
+    }
+
+    /// Split the way a `;`- or tab-separating spreadsheet splits it, no part of a guarded
+    /// cell is a formula, and the guard still comes off exactly.
+    #[test]
+    fn no_part_of_a_guarded_cell_is_a_formula(cell in "(['=+@\t;x-]{0,3}[a-z0-9 ]{0,3}){0,5}") {
+        let guarded = guard_formula(&cell);
+        let stripped = strip_formula_guard(&guarded);
+        prop_assert_eq!(stripped.as_ref(), cell.as_str());
+        for part in guarded.split([';', '\t']) {
+            prop_assert!(!devid_core::normalize::looks_like_formula(part), "{:?} in {:?}", part, guarded);
+        }
     }
 
     /// Whatever an identity is, written as CSV with the guard and read back, it is the

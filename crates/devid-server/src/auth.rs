@@ -62,21 +62,13 @@ impl FromRequestParts<AppState> for Authenticated {
                 return Err(ApiError::unauthorized("This API key has expired; ask an admin for a new one."));
             }
         };
-        let named_account = header("harness-account").map(str::to_string).or_else(|| {
-            parts
-                .uri
-                .query()
-                .and_then(|q| form_pairs(q).find(|(k, _)| k.eq_ignore_ascii_case("accountIdentifier")).map(|(_, v)| v))
-        });
-        if let Some(named) = named_account
-            && !named.trim().is_empty()
-            && named.trim() != principal.account_name
-        {
-            return Err(ApiError::forbidden(format!(
-                "This API key belongs to account `{}`, not `{}`; use a key of that account.",
-                principal.account_name,
-                named.trim()
-            )));
+        for named in named_accounts(parts)? {
+            if !named.is_empty() && named != principal.account_name {
+                return Err(ApiError::forbidden(format!(
+                    "This API key belongs to account `{}`, not `{named}`; use a key of that account.",
+                    principal.account_name,
+                )));
+            }
         }
         tracing::Span::current().record("key_id", principal.key_id.as_str());
         if let Err(retry_after) = state.rate.check(&principal.key_id) {
@@ -85,6 +77,38 @@ impl FromRequestParts<AppState> for Authenticated {
         let request_id = header("x-request-id").map(str::to_string);
         Ok(Authenticated { principal, request_id })
     }
+}
+
+/// The accounts a request names, from the `Harness-Account` header and the
+/// `accountIdentifier` query parameter (trimmed). Each may be given once: a repeat could
+/// name one account where a check reads it and another where a proxy does.
+fn named_accounts(parts: &Parts) -> Result<Vec<String>, ApiError> {
+    let mut named = Vec::new();
+    let mut headers = parts.headers.get_all("harness-account").iter();
+    if let Some(first) = headers.next() {
+        if headers.next().is_some() {
+            return Err(ApiError::bad_request(
+                "The Harness-Account header was sent more than once; send it once, naming the key's account.",
+            ));
+        }
+        let value = first.to_str().map_err(|_| {
+            ApiError::bad_request("The Harness-Account header is not readable text; send the account name.")
+        })?;
+        named.push(value.trim().to_string());
+    }
+    let query = parts.uri.query().unwrap_or("");
+    let mut in_query = form_pairs(query).filter(|(k, _)| k.eq_ignore_ascii_case("accountIdentifier")).map(|(_, v)| v);
+    if let Some(first) = in_query.next() {
+        if in_query.next().is_some() {
+            return Err(ApiError::invalid_parameter(
+                "accountIdentifier",
+                &first,
+                "`accountIdentifier` was given more than once; give it once, naming the key's account.",
+            ));
+        }
+        named.push(first.trim().to_string());
+    }
+    Ok(named)
 }
 
 /// Decoded `key=value` pairs of a query string.

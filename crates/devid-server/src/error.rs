@@ -46,6 +46,11 @@ impl ApiError {
         }
     }
 
+    /// 429 with a sentence of the caller's own, for limits other than the key's rate.
+    pub fn rate_limited_because(retry_after: u64, message: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, message) }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }

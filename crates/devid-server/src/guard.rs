@@ -53,6 +53,50 @@ impl UploadGate {
     }
 }
 
+/// Work an account may run at once (CSV downloads): a bound per account, so one
+/// account's many requests cannot take what others need.
+#[derive(Debug)]
+pub struct PerAccountSlots {
+    max: usize,
+    running: Mutex<HashMap<i64, usize>>,
+}
+
+/// One running piece of work; its slot is freed when this is dropped.
+#[derive(Debug)]
+pub struct AccountSlot {
+    slots: std::sync::Arc<PerAccountSlots>,
+    account: i64,
+}
+
+impl PerAccountSlots {
+    pub fn new(max: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self { max: max.max(1), running: Mutex::new(HashMap::new()) })
+    }
+
+    /// A slot for `account`, or `None` when it already runs `max`.
+    pub fn try_enter(self: &std::sync::Arc<Self>, account: i64) -> Option<AccountSlot> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let count = running.entry(account).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AccountSlot { slots: self.clone(), account })
+    }
+}
+
+impl Drop for AccountSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = running.get_mut(&self.account) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                running.remove(&self.account);
+            }
+        }
+    }
+}
+
 /// A token bucket per API key: `per_minute` requests a minute, refilled continuously,
 /// with a burst of the same size. Kept per process: with several replicas the limit
 /// applies at each.
@@ -109,6 +153,17 @@ mod tests {
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limiter.check("b").is_ok(), "keys have their own buckets");
         assert!(RateLimiter::new(0).check("a").is_ok(), "0 disables the limit");
+    }
+
+    #[test]
+    fn an_account_runs_at_most_its_slots_and_others_are_untouched() {
+        let slots = PerAccountSlots::new(2);
+        let a1 = slots.try_enter(1).expect("first");
+        let _a2 = slots.try_enter(1).expect("second");
+        assert!(slots.try_enter(1).is_none(), "account 1 is at its bound");
+        assert!(slots.try_enter(2).is_some(), "account 2 has its own");
+        drop(a1);
+        assert!(slots.try_enter(1).is_some(), "a finished download frees its slot");
     }
 
     #[tokio::test]

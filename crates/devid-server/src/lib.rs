@@ -1,10 +1,12 @@
 //! The devid HTTP API: the Harness SEI developer identity endpoints and devid's own
 //! admin, audit and operations endpoints, served by axum over any [`Store`].
 
+mod account_cache;
 mod anchors;
 pub mod auth;
 mod body;
 mod counts;
+pub mod cursor;
 pub mod error;
 mod guard;
 mod middleware;
@@ -21,7 +23,7 @@ use devid_store::Store;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-pub use middleware::metrics_handle;
+pub use middleware::{MAX_REQUEST_ID_CHARS, metrics_handle};
 
 /// Limits on what one request may carry. All are configurable from the command line.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct Limits {
     pub upload_queue_wait: Duration,
     /// Requests per minute per API key (0: no limit); over it, 429.
     pub rate_limit_per_minute: u32,
+    /// CSV downloads one account may run at once; the next get 429.
+    pub max_exports_per_account: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             max_concurrent_uploads: 4,
             upload_queue_wait: Duration::from_secs(10),
             rate_limit_per_minute: 1000,
+            max_exports_per_account: 2,
         }
     }
 }
@@ -63,13 +68,38 @@ pub struct AppState {
     anchors: Arc<anchors::OffsetAnchors>,
     uploads: Arc<guard::UploadGate>,
     rate: Arc<guard::RateLimiter>,
+    exports: Arc<guard::PerAccountSlots>,
+    /// Loaded from the database on first use (see `cursor`).
+    cursors: Arc<tokio::sync::OnceCell<cursor::CursorSigner>>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         let uploads = Arc::new(guard::UploadGate::new(limits.max_concurrent_uploads, limits.upload_queue_wait));
         let rate = Arc::new(guard::RateLimiter::new(limits.rate_limit_per_minute));
-        Self { store, limits: Arc::new(limits), counts: Arc::default(), anchors: Arc::default(), uploads, rate }
+        let exports = guard::PerAccountSlots::new(limits.max_exports_per_account);
+        Self {
+            store,
+            limits: Arc::new(limits),
+            counts: Arc::default(),
+            anchors: Arc::default(),
+            uploads,
+            rate,
+            exports,
+            cursors: Arc::default(),
+        }
+    }
+
+    /// What signs and checks listing cursors, keyed by the database's cursor secret.
+    pub(crate) async fn cursor_signer(&self) -> Result<&cursor::CursorSigner, error::ApiError> {
+        let store = self.store.clone();
+        let signer = self
+            .cursors
+            .get_or_try_init(|| async move {
+                store.ensure_secret(cursor::CURSOR_SECRET).await.map(|secret| cursor::CursorSigner::new(&secret))
+            })
+            .await?;
+        Ok(signer)
     }
 }
 
@@ -98,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
         .with_state(state)
 }
 

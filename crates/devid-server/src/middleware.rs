@@ -37,7 +37,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 pub async fn record_metrics(request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
@@ -49,6 +49,21 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
         metrics::counter!("devid_rejected_requests_total", "reason" => reason).increment(1);
     }
     response
+}
+
+/// The `method` label: one of a closed set, so that clients inventing methods cannot
+/// grow `/metrics` (each distinct label value is a series kept for the process's life).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Why a request was turned away, for `devid_rejected_requests_total`.
@@ -63,6 +78,35 @@ fn rejection_reason(status: StatusCode) -> Option<&'static str> {
         s if s.is_client_error() => Some("validation"),
         _ => None,
     }
+}
+
+/// Longest client-chosen `x-request-id` kept. Every audit event of a request stores
+/// its id, so an unbounded one multiplied the database by the rows of an upload.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// Whether a client's `x-request-id` is kept as sent: 1 to [`MAX_REQUEST_ID_CHARS`]
+/// characters of letters, digits and `-_.:/+=@`, the shapes tracing systems use
+/// (UUIDs, W3C trace ids, `service/1234`). Anything else is replaced by a fresh id.
+pub fn is_acceptable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&value.len())
+        && value.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
+}
+
+/// Drops a client's `x-request-id` that is too long, holds other characters, or is
+/// sent more than once, so the layer after this one generates a fresh id. The client
+/// can find the id used in the answer's `x-request-id` header.
+pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+    let headers = request.headers_mut();
+    let mut sent = headers.get_all("x-request-id").iter();
+    let keep = match (sent.next(), sent.next()) {
+        (Some(only), None) => is_acceptable_request_id(only.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        headers.remove("x-request-id");
+    }
+    next.run(request).await
 }
 
 type MakeSpan = fn(&Request<Body>) -> Span;

@@ -15,7 +15,7 @@ use crate::routes;
     ),
     paths(
         routes::identities::upload_identities,
-        routes::identities::list_identities,
+        routes::identities::list::list_identities,
         routes::identities::delete_identities,
         routes::identities::upload_cloud_ids,
         routes::identities::upload_cloud_ids_csv,

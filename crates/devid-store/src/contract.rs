@@ -157,6 +157,41 @@ pub async fn integrations_are_managed_and_guarded(store: &dyn Store) {
     assert_eq!(ok(store.delete_integration(&ctx, 7, true).await, "again"), DeleteIntegrationOutcome::NotFound);
 }
 
+/// A patch that changes nothing writes nothing (no `updatedAt` bump, no audit event);
+/// a change of type moves the identities version, because listings filter by type.
+pub async fn integration_patches_record_only_real_changes(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    ok(upload(store, &ctx, &[("a@x.com", 1, "alice")], false).await, "upload");
+    let before = ok(store.list_integrations(ctx.account).await, "list").remove(0);
+    async fn audit_count(store: &dyn Store, ctx: &ChangeContext) -> u64 {
+        ok(store.list_audit(ctx.account, AuditQuery { page_size: 10, ..Default::default() }).await, "audit").total_count
+    }
+    let audit = |store| audit_count(store, &ctx);
+    let audit_before = audit(store).await;
+    let version_before = ok(store.identities_version(ctx.account).await, "version");
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    for patch in [
+        crate::IntegrationPatch { application_type: None, name: None },
+        crate::IntegrationPatch { application_type: Some(ApplicationType::Github), name: Some(before.name.clone()) },
+    ] {
+        let same = ok(store.update_integration(&ctx, 1, patch).await, "no-op patch").expect("exists");
+        assert_eq!(same.updated_at, before.updated_at, "a no-op patch keeps updatedAt");
+    }
+    assert_eq!(audit(store).await, audit_before, "a no-op patch writes no audit event");
+    assert_eq!(ok(store.identities_version(ctx.account).await, "version"), version_before);
+
+    let renamed = crate::IntegrationPatch { application_type: None, name: Some("renamed".into()) };
+    ok(store.update_integration(&ctx, 1, renamed).await, "rename");
+    assert_eq!(audit(store).await, audit_before + 1);
+    let to_gitlab = crate::IntegrationPatch { application_type: Some(ApplicationType::GitlabCloud), name: None };
+    ok(store.update_integration(&ctx, 1, to_gitlab).await, "retype");
+    assert!(
+        ok(store.identities_version(ctx.account).await, "version") > version_before,
+        "a new type makes listings filtered by type count again"
+    );
+}
+
 pub async fn uploads_create_reassign_and_are_idempotent(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 1, ApplicationType::Github).await;
@@ -455,6 +490,7 @@ macro_rules! contract_tests {
             bootstrap_creates_one_admin_key_once,
             keys_authenticate_revoke_and_expire,
             integrations_are_managed_and_guarded,
+            integration_patches_record_only_real_changes,
             uploads_create_reassign_and_are_idempotent,
             equal_emails_make_one_developer_however_they_are_held,
             dry_runs_change_nothing,

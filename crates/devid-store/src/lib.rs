@@ -318,6 +318,22 @@ pub trait Store: Send + Sync + 'static {
     async fn identities_version(&self, account: AccountId) -> StoreResult<i64>;
 
     async fn list_audit(&self, account: AccountId, query: AuditQuery) -> StoreResult<AuditPage>;
+
+    /// The database's secret called `name`: 32 random bytes created on the first call
+    /// and the same afterwards for every process that opens the database (replicas
+    /// sign cursors one of them can check). `Unavailable` on database trouble.
+    async fn ensure_secret(&self, name: &str) -> StoreResult<Vec<u8>>;
+}
+
+/// Length of the secrets [`Store::ensure_secret`] creates.
+pub const SECRET_BYTES: usize = 32;
+
+/// A fresh secret from the OS random source.
+pub(crate) fn new_database_secret() -> Vec<u8> {
+    use rand::RngCore;
+    let mut secret = vec![0u8; SECRET_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    secret
 }
 
 /// Records when each key was last used, but writes it at most once a minute per key:

@@ -386,3 +386,23 @@ async fn bulk_loads_check_their_parents_and_leave_foreign_keys_on() {
     assert!(matches!(small, Err(StoreError::Conflict(_))), "foreign keys are on again: {small:?}");
     assert!(devid_store::contract::dump(&store, &ctx).await.is_empty());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn database_and_wal_files_are_created_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    // Whatever the process's umask would give, the files are 0600.
+    let store = SqliteStore::open(&path).expect("open");
+    acme_with_github(&store).await;
+    let mut seen = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("devid.db{suffix}"));
+        if let Ok(meta) = std::fs::metadata(&file) {
+            seen += 1;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", file.display());
+        }
+    }
+    assert!(seen >= 2, "the database and its WAL exist while the store is open");
+}

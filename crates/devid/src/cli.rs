@@ -67,6 +67,9 @@ struct ServeArgs {
     /// Requests per minute per API key, per process (0: no limit); over it, 429.
     #[arg(long, env = "DEVID_RATE_LIMIT", default_value_t = 1000)]
     rate_limit: u32,
+    /// CSV downloads one account may run at once; further ones get 429.
+    #[arg(long, env = "DEVID_MAX_EXPORTS_PER_ACCOUNT", default_value_t = 2)]
+    max_exports_per_account: usize,
     /// Log format on stderr.
     #[arg(long, env = "DEVID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -226,6 +229,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_concurrent_uploads: args.max_concurrent_uploads,
         upload_queue_wait: Duration::from_secs(args.upload_queue_wait),
         rate_limit_per_minute: args.rate_limit,
+        max_exports_per_account: args.max_exports_per_account,
     };
     devid_server::serve(listener, AppState::new(store, limits), shutdown_signal())
         .await

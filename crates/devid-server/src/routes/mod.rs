@@ -16,7 +16,9 @@ pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route(
             "/developers/identities",
-            patch(identities::upload_identities).get(identities::list_identities).delete(identities::delete_identities),
+            patch(identities::upload_identities)
+                .get(identities::list::list_identities)
+                .delete(identities::delete_identities),
         )
         .route("/developers/cloud-ids", post(identities::upload_cloud_ids))
         .route("/developers/cloud-ids/upload", post(identities::upload_cloud_ids_csv))
@@ -51,10 +53,24 @@ pub(crate) struct QueryParams {
     pairs: Vec<(String, String)>,
 }
 
+/// Longest value any query parameter may have. Filters hold at most a list of emails;
+/// beyond this a value only costs memory and database work.
+pub(crate) const MAX_PARAM_CHARS: usize = 32 * 1024;
+
 impl QueryParams {
     pub fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Self, crate::error::ApiError> {
         let mut pairs = Vec::new();
         for (k, v) in crate::auth::form_pairs(query.unwrap_or("")) {
+            if v.chars().count() > MAX_PARAM_CHARS {
+                let shown: String = k.chars().take(64).collect();
+                return Err(crate::error::ApiError::invalid_parameter(
+                    &shown,
+                    &v,
+                    format!(
+                        "The query parameter `{shown}` is longer than {MAX_PARAM_CHARS} characters; send a shorter value."
+                    ),
+                ));
+            }
             let known =
                 allowed.iter().chain(["accountIdentifier", "routingId"].iter()).find(|a| a.eq_ignore_ascii_case(&k));
             match known {

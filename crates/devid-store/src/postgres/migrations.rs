@@ -102,6 +102,18 @@ CREATE INDEX identities_by_email ON identities(account_id, email, integration_id
     INCLUDE (identity, created_at, updated_at);
 "#,
     ),
+    (
+        4,
+        r#"
+-- Secrets of the database itself (the key that signs listing cursors), shared by every
+-- replica. Both backends have this table.
+CREATE TABLE server_secrets (
+    name        TEXT PRIMARY KEY,
+    secret      BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

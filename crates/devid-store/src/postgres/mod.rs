@@ -5,6 +5,7 @@
 //! set-based statements, never a round trip per row.
 
 mod migrations;
+mod secrets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -900,12 +901,21 @@ impl Store for PostgresStore {
             crate::check_type_change(&before, patch.application_type)?;
             let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
             let application_type = patch.application_type.unwrap_or(before.application_type);
+            if name == before.name && application_type == before.application_type {
+                // A change that changes nothing records nothing.
+                tx.rollback().await?;
+                return Ok(Some(before));
+            }
             let now = now_micros();
             tx.execute(
                 "UPDATE integrations SET name = $1, application_type = $2, updated_at = $3 WHERE account_id = $4 AND id = $5",
                 &[&name, &application_type.as_str(), &now, &ctx.account.0, &id],
             )
             .await?;
+            if application_type != before.application_type {
+                // Listings filter by application type: totals cached for the old type are stale.
+                bump_version(&tx, ctx.account).await?;
+            }
             let detail = serde_json::json!({
                 "before": {"name": before.name, "applicationType": before.application_type},
                 "after": {"name": name, "applicationType": application_type},
@@ -1093,6 +1103,15 @@ impl Store for PostgresStore {
                 next_cursor = None;
             }
             Ok(IdentityPage { records, total_count: total.max(0) as u64, has_next, next_cursor, first_cursor })
+        }
+        .await
+        .map_err(PgError::into_store)
+    }
+
+    async fn ensure_secret(&self, name: &str) -> StoreResult<Vec<u8>> {
+        async {
+            let client = self.client().await?;
+            Ok(secrets::ensure_secret_in(&client, name).await?)
         }
         .await
         .map_err(PgError::into_store)

@@ -115,6 +115,18 @@ CREATE TABLE pending_indexes (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+-- Secrets of the database itself (the key that signs listing cursors), so that every
+-- process opening it signs and checks alike. Both backends have this table.
+CREATE TABLE server_secrets (
+    name        TEXT PRIMARY KEY,
+    secret      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -4,6 +4,7 @@
 //! beside writes thanks to WAL. All database work runs on tokio's blocking threads.
 
 mod migrations;
+mod secrets;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
+        create_private_if_missing(&path)?;
         let mut writer = connect(&path)?;
         set_cache(&writer, WRITER_CACHE_KIB)?;
         migrations::run(&mut writer).map_err(map_err)?;
@@ -237,6 +239,38 @@ fn checkpoint_in_background(conn: Connection, commits: Receiver<()>) {
         }
         std::thread::sleep(CHECKPOINT_PAUSE);
     }
+}
+
+/// Creates the database file readable and writable by its owner only (0600) when it
+/// does not exist yet: it holds every account's emails, mappings, audit trail and key
+/// hashes. SQLite gives the `-wal` and `-shm` files it creates beside it the same
+/// mode. An existing file keeps the mode its operator chose; a world-readable one is
+/// reported.
+fn create_private_if_missing(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(meta) = std::fs::metadata(path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the database file is readable by other users; `chmod 600` it (and its -wal and -shm files)"
+                    );
+                }
+            }
+            // Opening will fail with SQLite's own, clearer error (a missing directory,
+            // no permission); let it.
+            Err(_) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {
@@ -728,12 +762,20 @@ impl Store for SqliteStore {
             crate::check_type_change(&before, patch.application_type)?;
             let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
             let application_type = patch.application_type.unwrap_or(before.application_type);
+            if name == before.name && application_type == before.application_type {
+                // A change that changes nothing records nothing.
+                return Ok(Some(before));
+            }
             let now = now_micros();
             tx.execute(
                 "UPDATE integrations SET name = ?1, application_type = ?2, updated_at = ?3 WHERE account_id = ?4 AND id = ?5",
                 params![name, application_type.as_str(), now, ctx.account.0, id],
             )
             .map_err(map_err)?;
+            if application_type != before.application_type {
+                // Listings filter by application type: totals cached for the old type are stale.
+                bump_version(&tx, ctx.account)?;
+            }
             let detail = serde_json::json!({
                 "before": {"name": before.name, "applicationType": before.application_type},
                 "after": {"name": name, "applicationType": application_type},
@@ -920,6 +962,11 @@ impl Store for SqliteStore {
         encode: ExportEncoder,
     ) -> StoreResult<ExportBatch> {
         self.read(move |conn| export_batch_in(conn, account, &query, &*encode)).await
+    }
+
+    async fn ensure_secret(&self, name: &str) -> StoreResult<Vec<u8>> {
+        let name = name.to_string();
+        self.write(move |conn, _| secrets::ensure_secret_in(conn, &name).map_err(map_err)).await
     }
 
     async fn identities_version(&self, account: AccountId) -> StoreResult<i64> {
