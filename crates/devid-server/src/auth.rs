@@ -1,7 +1,9 @@
 //! Who is calling: the API key from any of the documented header forms, checked against
 //! the store, then the scope each endpoint needs.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use devid_core::apikey::key_from_headers;
 use devid_core::types::{Scope, scopes_grant};
@@ -44,22 +46,49 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Failed attempts are limited per client address before any database work, and
+        // per key id once a wrong secret is seen, so guessing is slow and cheap to refuse.
+        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| format!("ip:{}", c.0.ip()));
+        if let Some(address) = &address
+            && let Err(retry_after) = state.auth_failures.peek(address)
+        {
+            return Err(too_many_failures(retry_after, "from this address"));
+        }
+        let failed = |error: ApiError, key_id: Option<&str>| {
+            if let Some(address) = &address {
+                let _ = state.auth_failures.check(address);
+            }
+            match key_id.map(|id| state.auth_failures.check(&format!("key:{id}"))) {
+                Some(Err(retry_after)) => too_many_failures(retry_after, "with this key id"),
+                _ => error,
+            }
+        };
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let Some(key) = key_from_headers(header("x-api-key"), header("authorization")) else {
-            return Err(ApiError::unauthorized(format!("No API key was sent; {HOW_TO_SEND}.")));
+            return Err(failed(ApiError::unauthorized(format!("No API key was sent; {HOW_TO_SEND}.")), None));
         };
+        let key_id = devid_core::apikey::parse_key(key).map(|k| k.key_id);
         let principal = match state.store.authenticate(key).await? {
             AuthOutcome::Valid(p) => p,
             AuthOutcome::Unknown => {
-                return Err(ApiError::unauthorized(format!(
-                    "The API key is not valid. Check that it was copied whole (pat.<account>.<keyId>.<secret>); {HOW_TO_SEND}."
-                )));
+                return Err(failed(
+                    ApiError::unauthorized(format!(
+                        "The API key is not valid. Check that it was copied whole (pat.<account>.<keyId>.<secret>); {HOW_TO_SEND}."
+                    )),
+                    key_id,
+                ));
             }
             AuthOutcome::Revoked => {
-                return Err(ApiError::unauthorized("This API key has been revoked; ask an admin for a new one."));
+                return Err(failed(
+                    ApiError::unauthorized("This API key has been revoked; ask an admin for a new one."),
+                    None,
+                ));
             }
             AuthOutcome::Expired => {
-                return Err(ApiError::unauthorized("This API key has expired; ask an admin for a new one."));
+                return Err(failed(
+                    ApiError::unauthorized("This API key has expired; ask an admin for a new one."),
+                    None,
+                ));
             }
         };
         for named in named_accounts(parts)? {
@@ -74,9 +103,26 @@ impl FromRequestParts<AppState> for Authenticated {
         if let Err(retry_after) = state.rate.check(&principal.key_id) {
             return Err(ApiError::rate_limited(retry_after));
         }
+        if let Err(retry_after) = state.account_rate.check(&principal.account.0.to_string()) {
+            return Err(ApiError::rate_limited_because(
+                retry_after,
+                format!(
+                    "The keys of this account together sent more requests than the account's limit per minute; retry in {retry_after} s (see Retry-After)."
+                ),
+            ));
+        }
         let request_id = header("x-request-id").map(str::to_string);
         Ok(Authenticated { principal, request_id })
     }
+}
+
+fn too_many_failures(retry_after: u64, source: &str) -> ApiError {
+    ApiError::rate_limited_because(
+        retry_after,
+        format!(
+            "Too many requests with a missing or wrong API key came {source}; retry in {retry_after} s (see Retry-After) with a valid key."
+        ),
+    )
 }
 
 /// The accounts a request names, from the `Harness-Account` header and the

@@ -117,6 +117,15 @@ impl RateLimiter {
     /// Takes one request from `key_id`'s bucket, or says how many seconds until one is
     /// available.
     pub fn check(&self, key_id: &str) -> Result<(), u64> {
+        self.take(key_id, true)
+    }
+
+    /// Whether `key` has a request left, without taking it; else the seconds to wait.
+    pub fn peek(&self, key: &str) -> Result<(), u64> {
+        self.take(key, false)
+    }
+
+    fn take(&self, key_id: &str, consume: bool) -> Result<(), u64> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -131,7 +140,9 @@ impl RateLimiter {
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
         *at = now;
         if *tokens >= 1.0 {
-            *tokens -= 1.0;
+            if consume {
+                *tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(((1.0 - *tokens) / per_second).ceil().max(1.0) as u64)
@@ -153,6 +164,17 @@ mod tests {
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limiter.check("b").is_ok(), "keys have their own buckets");
         assert!(RateLimiter::new(0).check("a").is_ok(), "0 disables the limit");
+    }
+
+    #[test]
+    fn peeking_takes_nothing() {
+        let limiter = RateLimiter::new(2);
+        for _ in 0..10 {
+            assert!(limiter.peek("a").is_ok());
+        }
+        assert!(limiter.check("a").is_ok());
+        assert!(limiter.check("a").is_ok());
+        assert!(limiter.peek("a").is_err(), "both taken");
     }
 
     #[test]

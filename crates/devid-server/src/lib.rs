@@ -43,6 +43,11 @@ pub struct Limits {
     pub rate_limit_per_minute: u32,
     /// CSV downloads one account may run at once; the next get 429.
     pub max_exports_per_account: usize,
+    /// Requests per minute of all keys of one account together (0: no limit); over it, 429.
+    pub account_rate_limit_per_minute: u32,
+    /// Failed authentications per minute per client address, and per key id (0: no
+    /// limit); over it, 429 before the key is looked up.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -56,6 +61,8 @@ impl Default for Limits {
             upload_queue_wait: Duration::from_secs(10),
             rate_limit_per_minute: 1000,
             max_exports_per_account: 2,
+            account_rate_limit_per_minute: 4000,
+            auth_failures_per_minute: 30,
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct AppState {
     anchors: Arc<anchors::OffsetAnchors>,
     uploads: Arc<guard::UploadGate>,
     rate: Arc<guard::RateLimiter>,
+    account_rate: Arc<guard::RateLimiter>,
+    auth_failures: Arc<guard::RateLimiter>,
     exports: Arc<guard::PerAccountSlots>,
     /// Loaded from the database on first use (see `cursor`).
     cursors: Arc<tokio::sync::OnceCell<cursor::CursorSigner>>,
@@ -78,6 +87,8 @@ impl AppState {
         let uploads = Arc::new(guard::UploadGate::new(limits.max_concurrent_uploads, limits.upload_queue_wait));
         let rate = Arc::new(guard::RateLimiter::new(limits.rate_limit_per_minute));
         let exports = guard::PerAccountSlots::new(limits.max_exports_per_account);
+        let account_rate = Arc::new(guard::RateLimiter::new(limits.account_rate_limit_per_minute));
+        let auth_failures = Arc::new(guard::RateLimiter::new(limits.auth_failures_per_minute));
         Self {
             store,
             limits: Arc::new(limits),
@@ -85,6 +96,8 @@ impl AppState {
             anchors: Arc::default(),
             uploads,
             rate,
+            account_rate,
+            auth_failures,
             exports,
             cursors: Arc::default(),
         }
@@ -140,5 +153,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     middleware::metrics_handle();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    // The client's address limits failed authentications (see `auth`).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -104,4 +104,135 @@ async fn overlong_parameters_are_refused_by_name_never_a_500() {
     let body = expect_error(r, 400).await;
     assert_eq!(body["errors"][0]["fieldName"], "identity", "{body}");
 }
+
+async fn an_account_named_twice_is_refused_and_every_name_must_match() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    let r = app.get("/v2/integrations?accountIdentifier=default&accountIdentifier=acme", k).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert_eq!(body["errors"][0]["fieldName"], "accountIdentifier", "{body}");
+    let r = app
+        .get("/v2/integrations", k)
+        .header("harness-account", "default")
+        .header("harness-account", "acme")
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 400).await;
+    let r = app.get("/v2/integrations?accountIdentifier=acme", k).header("harness-account", "default").send().await.expect("send");
+    expect_error(r, 403).await;
+    let r = app.get("/v2/integrations?accountIdentifier=default", k).header("harness-account", "default").send().await.expect("send");
+    expect_status(r, 200).await;
+}
+
+async fn a_new_application_type_is_seen_by_the_next_listing() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let rows = json!([{"email": "a@x.com", "integrationId": 1, "identity": "alice"}]);
+    expect_status(app.patch_json("/v2/developers/identities", k, &rows).send().await.expect("send"), 200).await;
+    let url = "/v2/developers/identities?applicationTypes=GITLAB_CLOUD";
+    let before = expect_status(app.get(url, k).send().await.expect("send"), 200).await;
+    assert_eq!(before["_metadata"]["total_count"], 0);
+    let r = app
+        .client
+        .patch(app.url("/v2/integrations/1"))
+        .header("x-api-key", k)
+        .json(&json!({"applicationType": "GITLAB_CLOUD"}))
+        .send()
+        .await
+        .expect("send");
+    expect_status(r, 200).await;
+    let after = expect_status(app.get(url, k).send().await.expect("send"), 200).await;
+    assert_eq!(after["_metadata"]["total_count"], 1, "{after}");
+    assert_eq!(after["count"], 1);
+}
+
+async fn lookalike_emails_and_identities_are_refused_with_their_row() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let rows = json!([
+        {"email": "jane.doe@company.com", "integrationId": 1, "identity": "jdoe"},
+        {"email": "jane.doe\u{200b}@company.com", "integrationId": 1, "identity": "jdoe2"},
+        {"email": "bob@company.com", "integrationId": 1, "identity": "bob\u{202e}nimda"},
+    ]);
+    let r = app.patch_json("/v2/developers/identities", &app.admin_key, &rows).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    let types = common::error_types(&body);
+    assert_eq!(types, vec!["INVALID_EMAIL", "INVALID_IDENTITY"], "{body}");
+    assert_eq!(body["errors"][0]["samples"][0]["index"], 1);
+    assert_eq!(body["errors"][1]["samples"][0]["index"], 2);
+}
+
+async fn an_account_runs_a_bounded_number_of_downloads_and_others_are_unaffected() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    app.integration("default", 1, ApplicationType::Custom).await;
+    // Enough rows that an unread download cannot fit in socket buffers and holds its slot.
+    let mut csv = String::from("email,integrationId,identity\n");
+    for n in 0..120_000 {
+        csv.push_str(&format!("user{n}@example.com,1,account-with-a-long-identifier-{n}\n"));
+    }
+    expect_status(app.upload_csv("/v2/developers/identities", k, csv).send().await.expect("send"), 200).await;
+    let held: Vec<reqwest::Response> = futures_util::future::join_all(
+        (0..2).map(|_| app.get("/v2/developers/identities?format=csv", k).send()),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.expect("send"))
+    .collect();
+    assert!(held.iter().all(|r| r.status() == 200));
+    let r = app.get("/v2/developers/identities?format=csv", k).send().await.expect("send");
+    assert!(r.headers().contains_key("retry-after"));
+    let body = expect_error(r, 429).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("downloads"), "{body}");
+    let other = app.key("acme", &[devid_core::types::Scope::Admin]).await;
+    let r = app.get("/v2/developers/identities?format=csv", &other).send().await.expect("send");
+    assert_eq!(r.status(), 200, "another account has slots of its own");
+    drop(held);
+    let mut freed = false;
+    for _ in 0..100 {
+        let r = app.get("/v2/developers/identities?format=csv", k).send().await.expect("send");
+        if r.status() == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(freed, "a download that ends frees its slot");
+}
+
+async fn failed_authentication_is_limited_per_address() {
+    let app = TestApp::spawn_with(devid_server::Limits { auth_failures_per_minute: 5, ..Default::default() }).await;
+    let forged = {
+        let mut parts: Vec<&str> = app.admin_key.split('.').collect();
+        parts[3] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        parts.join(".")
+    };
+    for _ in 0..5 {
+        expect_error(app.get("/v2/integrations", &forged).send().await.expect("send"), 401).await;
+    }
+    let r = app.get("/v2/integrations", &forged).send().await.expect("send");
+    assert!(r.headers().contains_key("retry-after"));
+    let body = expect_error(r, 429).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("wrong API key"), "{body}");
+    let r = app.client.get(app.url("/v2/integrations")).send().await.expect("send");
+    expect_error(r, 429).await;
+    let health = app.client.get(app.url("/healthz")).send().await.expect("send");
+    assert_eq!(health.status(), 200, "endpoints without a key are not affected");
+}
+
+async fn the_keys_of_one_account_share_a_budget() {
+    let limits = devid_server::Limits { account_rate_limit_per_minute: 4, ..Default::default() };
+    let app = TestApp::spawn_with(limits).await;
+    let second = app.key("default", &[devid_core::types::Scope::DeveloperRecordsRead]).await;
+    for key in [&app.admin_key, &second, &app.admin_key, &second] {
+        expect_status(app.get("/v2/developers/identities", key).send().await.expect("send"), 200).await;
+    }
+    let r = app.get("/v2/developers/identities", &second).send().await.expect("send");
+    let body = expect_error(r, 429).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("account"), "{body}");
+    let other = app.key("acme", &[devid_core::types::Scope::Admin]).await;
+    expect_status(app.get("/v2/developers/identities", &other).send().await.expect("send"), 200).await;
+}
 }

@@ -70,6 +70,13 @@ struct ServeArgs {
     /// CSV downloads one account may run at once; further ones get 429.
     #[arg(long, env = "DEVID_MAX_EXPORTS_PER_ACCOUNT", default_value_t = 2)]
     max_exports_per_account: usize,
+    /// Requests per minute of all keys of one account together, per process (0: no limit).
+    #[arg(long, env = "DEVID_ACCOUNT_RATE_LIMIT", default_value_t = 4000)]
+    account_rate_limit: u32,
+    /// Failed authentications per minute per client address and per key id (0: no
+    /// limit); beyond it, requests from that address get 429 before any key is checked.
+    #[arg(long, env = "DEVID_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    auth_failures_per_minute: u32,
     /// Log format on stderr.
     #[arg(long, env = "DEVID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -230,6 +237,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         upload_queue_wait: Duration::from_secs(args.upload_queue_wait),
         rate_limit_per_minute: args.rate_limit,
         max_exports_per_account: args.max_exports_per_account,
+        account_rate_limit_per_minute: args.account_rate_limit,
+        auth_failures_per_minute: args.auth_failures_per_minute,
     };
     devid_server::serve(listener, AppState::new(store, limits), shutdown_signal())
         .await
