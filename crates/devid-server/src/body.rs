@@ -51,6 +51,78 @@ pub fn content_kind(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
     }
 }
 
+/// The error a body stream ends with when the client sends too slowly; turned into 408.
+#[derive(Debug)]
+pub struct BodyTooSlow(String);
+
+impl std::fmt::Display for BodyTooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodyTooSlow {}
+
+/// Words every [`BodyTooSlow`] message carries, to find it again inside errors that
+/// only keep the text (multipart).
+const TOO_SLOW_MARK: &str = "arrived too slowly";
+
+/// Bounds how long an upload's body may trickle: a chunk must come at least every
+/// [`crate::Limits::upload_idle`], and once that long has passed the body must average
+/// [`crate::Limits::min_upload_bytes_per_second`]. A client that sends slower holds an
+/// upload slot for nothing; it is answered 408 and its slot goes to others.
+pub fn bound_trickle(request: Request, limits: &crate::Limits) -> Request {
+    let (idle, min_rate) = (limits.upload_idle, limits.min_upload_bytes_per_second);
+    if idle.is_zero() {
+        return request;
+    }
+    request.map(|body| {
+        let started = tokio::time::Instant::now();
+        let state = (body.into_data_stream(), 0u64, false);
+        let stream = futures_util::stream::unfold(state, move |(mut stream, mut received, failed)| async move {
+            if failed {
+                return None;
+            }
+            let fail = |why: String| Some((Err(axum::BoxError::from(BodyTooSlow(why))), (stream_end(), 0, true)));
+            match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => fail(format!(
+                    "The upload {TOO_SLOW_MARK}: nothing came for {} s. Send the body without pauses.",
+                    idle.as_secs()
+                )),
+                Ok(None) => None,
+                Ok(Some(Err(e))) => Some((Err(axum::BoxError::from(e)), (stream, received, true))),
+                Ok(Some(Ok(chunk))) => {
+                    received += chunk.len() as u64;
+                    let elapsed = started.elapsed();
+                    if elapsed > idle && (received as f64) < min_rate as f64 * elapsed.as_secs_f64() {
+                        return fail(format!(
+                            "The upload {TOO_SLOW_MARK}: {received} bytes in {} s, below this server's minimum of {min_rate} bytes a second. Send it over a faster connection.",
+                            elapsed.as_secs()
+                        ));
+                    }
+                    Some((Ok(chunk), (stream, received, false)))
+                }
+            }
+        });
+        Body::from_stream(stream)
+    })
+}
+
+/// An empty stream of the body's type, left in place once a body has failed.
+fn stream_end() -> axum::body::BodyDataStream {
+    Body::empty().into_data_stream()
+}
+
+/// The error for a body that could not be read: 408 when it came too slowly.
+fn body_read_error(e: axum::Error) -> ApiError {
+    let text = e.to_string();
+    match e.into_inner().downcast::<BodyTooSlow>() {
+        Ok(slow) => ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, slow.0),
+        Err(_) if text.contains(TOO_SLOW_MARK) => ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, text),
+        Err(_) => ApiError::bad_request(format!("The request body could not be read: {text}.")),
+    }
+}
+
 /// The body size the client announced. hyper ends the body there, so it is a bound.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
@@ -70,7 +142,7 @@ pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize, what: &
     let mut stream = body.into_data_stream();
     let mut buf = Vec::with_capacity(declared.map_or(8192, |d| d as usize));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("The request body could not be read: {e}.")))?;
+        let chunk = chunk.map_err(body_read_error)?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -114,7 +186,7 @@ pub async fn read_and_plan(
         ContentKind::Csv => {
             let limit = limits.max_multipart_body;
             let stream = request.into_body().into_data_stream();
-            let read_error = |e: axum::Error| ApiError::bad_request(format!("The upload could not be read: {e}."));
+            let read_error = body_read_error;
             let plan =
                 parse_csv_stream(stream, csv_native, limits.max_upload_rows, Some(limit), read_error, integrations)
                     .await?;
@@ -157,7 +229,15 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
             "The uploaded file is larger than this server's limit. Split it, or raise the limit with --max-multipart-body / DEVID_MAX_MULTIPART_BODY.",
         )
     } else {
-        ApiError::bad_request(format!("The multipart body could not be read: {}.", e.body_text()))
+        let text = e.body_text();
+        match text.find(TOO_SLOW_MARK) {
+            // The multipart parser keeps only the text of the stream's error.
+            Some(_) => ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                text.split_once("The upload ").map_or(text.clone(), |(_, rest)| format!("The upload {rest}")),
+            ),
+            None => ApiError::bad_request(format!("The multipart body could not be read: {text}.")),
+        }
     }
 }
 

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -15,11 +17,43 @@ use crate::error::ApiError;
 /// own, [`SMALL_LANES_PER_SLOT`] per slot: a sync job's ten-row PATCH then neither
 /// waits behind a million-row file nor is limited to a handful at a time, while the
 /// memory they can hold together stays small.
+///
+/// No account holds more than half of a lane (at least one slot): one account's many
+/// uploads, however slowly their bodies arrive, leave the other half to other accounts.
 #[derive(Debug)]
 pub struct UploadGate {
-    large: std::sync::Arc<Semaphore>,
-    small: std::sync::Arc<Semaphore>,
+    large: Lane,
+    small: Lane,
     wait: Duration,
+}
+
+#[derive(Debug)]
+struct Lane {
+    all: Arc<Semaphore>,
+    per_account: Mutex<HashMap<i64, Arc<Semaphore>>>,
+    share: usize,
+}
+
+impl Lane {
+    fn new(capacity: usize) -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(capacity)),
+            per_account: Mutex::new(HashMap::new()),
+            share: (capacity / 2).max(1),
+        }
+    }
+
+    fn account(&self, account: i64) -> Arc<Semaphore> {
+        let mut per_account = self.per_account.lock().unwrap_or_else(|e| e.into_inner());
+        per_account.entry(account).or_insert_with(|| Arc::new(Semaphore::new(self.share))).clone()
+    }
+}
+
+/// An admitted upload; its slots are given back when this is dropped.
+#[derive(Debug)]
+pub struct UploadPermit {
+    _account: OwnedSemaphorePermit,
+    _lane: OwnedSemaphorePermit,
 }
 
 /// A body this size or smaller counts as a small upload (a few thousand rows).
@@ -30,25 +64,30 @@ pub const SMALL_LANES_PER_SLOT: usize = 16;
 impl UploadGate {
     pub fn new(capacity: usize, wait: Duration) -> Self {
         let capacity = capacity.max(1);
-        Self {
-            large: std::sync::Arc::new(Semaphore::new(capacity)),
-            small: std::sync::Arc::new(Semaphore::new(capacity * SMALL_LANES_PER_SLOT)),
-            wait,
-        }
+        Self { large: Lane::new(capacity), small: Lane::new(capacity * SMALL_LANES_PER_SLOT), wait }
     }
 
     /// `declared_bytes`: the request's Content-Length, if it sent one. A body without
     /// one (chunked) may be of any size and takes a regular slot.
-    pub async fn enter(&self, declared_bytes: Option<u64>) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub async fn enter(&self, account: i64, declared_bytes: Option<u64>) -> Result<UploadPermit, ApiError> {
         let lane = match declared_bytes {
             Some(n) if n <= SMALL_UPLOAD_BYTES => &self.small,
             _ => &self.large,
         };
-        match tokio::time::timeout(self.wait, lane.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(ApiError::unavailable(
-                "The server is busy with other uploads; nothing was changed. Retry after the time in the Retry-After header, or raise --max-concurrent-uploads.",
-            )),
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let own = lane.account(account);
+        let busy = |whose: &str| {
+            ApiError::unavailable(format!(
+                "The server is busy with other uploads{whose}; nothing was changed. Retry after the time in the Retry-After header, or raise --max-concurrent-uploads."
+            ))
+        };
+        let account_permit = match tokio::time::timeout_at(deadline, own.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(busy(" of this account (an account may run at most half of the upload slots at once)")),
+        };
+        match tokio::time::timeout_at(deadline, lane.all.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(UploadPermit { _account: account_permit, _lane: permit }),
+            _ => Err(busy("")),
         }
     }
 }
@@ -193,14 +232,27 @@ mod tests {
         let gate = UploadGate::new(1, Duration::from_millis(20));
         let small = Some(SMALL_UPLOAD_BYTES);
         let mut held = Vec::new();
-        for _ in 0..SMALL_LANES_PER_SLOT {
-            held.push(gate.enter(small).await.expect("a small lane"));
+        // Two accounts, each up to its half of the small lanes.
+        for n in 0..SMALL_LANES_PER_SLOT {
+            held.push(gate.enter(n as i64 % 2, small).await.expect("a small lane"));
         }
-        assert!(gate.enter(small).await.is_err(), "the small lanes are bounded");
-        let large = gate.enter(Some(SMALL_UPLOAD_BYTES + 1)).await.expect("the regular slot is still free");
-        assert!(gate.enter(None).await.is_err(), "a body of unknown size takes a regular slot");
+        assert!(gate.enter(2, small).await.is_err(), "the small lanes are bounded");
+        let large = gate.enter(0, Some(SMALL_UPLOAD_BYTES + 1)).await.expect("the regular slot is still free");
+        assert!(gate.enter(1, None).await.is_err(), "a body of unknown size takes a regular slot");
         drop(large);
         drop(held.pop());
-        assert!(gate.enter(small).await.is_ok());
+        assert!(gate.enter(1, small).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_account_holds_at_most_half_of_a_lane() {
+        let gate = UploadGate::new(4, Duration::from_millis(20));
+        let first = gate.enter(1, None).await.expect("first");
+        let _second = gate.enter(1, None).await.expect("second");
+        let refused = gate.enter(1, None).await.expect_err("a third is over the account's half");
+        assert!(refused.message.contains("this account"), "{}", refused.message);
+        let _other = gate.enter(2, None).await.expect("another account still gets in");
+        drop(first);
+        assert!(gate.enter(1, None).await.is_ok(), "a finished upload frees the account's slot");
     }
 }

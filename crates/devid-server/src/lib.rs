@@ -39,6 +39,11 @@ pub struct Limits {
     /// Uploads and deletes applied at once; more wait `upload_queue_wait`, then get 503.
     pub max_concurrent_uploads: usize,
     pub upload_queue_wait: Duration,
+    /// Longest pause allowed between two chunks of an upload's body (zero: no bound);
+    /// once this long has passed, the body must also average
+    /// `min_upload_bytes_per_second`. Slower bodies are answered 408.
+    pub upload_idle: Duration,
+    pub min_upload_bytes_per_second: u64,
     /// Requests per minute per API key (0: no limit); over it, 429.
     pub rate_limit_per_minute: u32,
     /// CSV downloads one account may run at once; the next get 429.
@@ -59,6 +64,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(600),
             max_concurrent_uploads: 4,
             upload_queue_wait: Duration::from_secs(10),
+            upload_idle: Duration::from_secs(10),
+            min_upload_bytes_per_second: 16 * 1024,
             rate_limit_per_minute: 1000,
             max_exports_per_account: 2,
             account_rate_limit_per_minute: 4000,

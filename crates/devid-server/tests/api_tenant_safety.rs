@@ -7,6 +7,7 @@ mod common;
 
 use common::{TestApp, expect_error, expect_status};
 use devid_core::types::ApplicationType;
+use futures_util::StreamExt;
 use serde_json::json;
 
 fn echoed_id(r: &reqwest::Response) -> String {
@@ -234,5 +235,54 @@ async fn the_keys_of_one_account_share_a_budget() {
     assert!(body["message"].as_str().unwrap_or_default().contains("account"), "{body}");
     let other = app.key("acme", &[devid_core::types::Scope::Admin]).await;
     expect_status(app.get("/v2/developers/identities", &other).send().await.expect("send"), 200).await;
+}
+
+async fn slow_uploads_of_one_account_neither_starve_another_nor_hold_their_slot() {
+    let limits = devid_server::Limits {
+        max_concurrent_uploads: 2,
+        upload_queue_wait: std::time::Duration::from_secs(1),
+        upload_idle: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(limits).await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let other = app.key("acme", &[devid_core::types::Scope::Admin]).await;
+    app.integration("acme", 1, ApplicationType::Github).await;
+    // A body that starts, then stalls: no Content-Length, so it takes a regular slot.
+    let trickle = |app: &TestApp| {
+        let chunks = futures_util::stream::once(async { Ok::<_, std::io::Error>("email,integrationId,identity\n") })
+            .chain(futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                Ok("a@x.com,1,a\n")
+            }));
+        app.client
+            .patch(app.url("/v2/developers/identities"))
+            .header("x-api-key", &app.admin_key)
+            .header("content-type", "text/csv")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+    };
+    let started = std::time::Instant::now();
+    let (slow_a, slow_b, other_account) = tokio::join!(trickle(&app), trickle(&app), async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let rows = json!([{"email": "b@x.com", "integrationId": 1, "identity": "b"}]);
+        let body = serde_json::to_vec(&rows).expect("json");
+        // Chunked too, so it competes for the same regular slots.
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        app.client
+            .patch(app.url("/v2/developers/identities"))
+            .header("x-api-key", &other)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+    });
+    expect_status(other_account.expect("send"), 200).await;
+    let statuses = [slow_a.expect("send").status().as_u16(), slow_b.expect("send").status().as_u16()];
+    // The first is cut off for trickling; the second either timed out waiting for the
+    // account's half (503) or got the freed slot and was cut off in turn (408).
+    assert!(statuses.contains(&408), "{statuses:?}");
+    assert!(statuses.iter().all(|s| [408, 503].contains(s)), "{statuses:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "nobody waited for the 30 s pause");
 }
 }

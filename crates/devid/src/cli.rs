@@ -64,6 +64,14 @@ struct ServeArgs {
     /// Seconds an upload waits for its turn before it is answered 503.
     #[arg(long, env = "DEVID_UPLOAD_QUEUE_WAIT", default_value_t = 10)]
     upload_queue_wait: u64,
+    /// Seconds an upload's body may pause, and after which it must average
+    /// --min-upload-rate (0: no bound); slower uploads are answered 408.
+    #[arg(long, env = "DEVID_UPLOAD_IDLE", default_value_t = 10)]
+    upload_idle: u64,
+    /// Slowest average an upload's body may arrive at, in bytes a second, once
+    /// --upload-idle seconds have passed.
+    #[arg(long, env = "DEVID_MIN_UPLOAD_RATE", default_value_t = 16 * 1024)]
+    min_upload_rate: u64,
     /// Requests per minute per API key, per process (0: no limit); over it, 429.
     #[arg(long, env = "DEVID_RATE_LIMIT", default_value_t = 1000)]
     rate_limit: u32,
@@ -235,6 +243,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_timeout: Duration::from_secs(args.request_timeout),
         max_concurrent_uploads: args.max_concurrent_uploads,
         upload_queue_wait: Duration::from_secs(args.upload_queue_wait),
+        upload_idle: Duration::from_secs(args.upload_idle),
+        min_upload_bytes_per_second: args.min_upload_rate,
         rate_limit_per_minute: args.rate_limit,
         max_exports_per_account: args.max_exports_per_account,
         account_rate_limit_per_minute: args.account_rate_limit,

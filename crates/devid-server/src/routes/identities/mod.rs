@@ -163,7 +163,9 @@ async fn upload(
     auth.require(Scope::DeveloperRecordsWrite)?;
     let params = QueryParams::parse(request.uri().query(), &["dryRun"])?;
     let dry_run = params.flag("dryRun")?;
-    let _permit = state.uploads.enter(crate::body::declared_length(request.headers())).await?;
+    let _permit =
+        state.uploads.enter(auth.principal.account.0, crate::body::declared_length(request.headers())).await?;
+    let request = crate::body::bound_trickle(request, &state.limits);
     let started = std::time::Instant::now();
     let integrations = state.store.integration_infos(auth.principal.account).await?;
     let (plan, from_csv) = read_and_plan(request, &state, json_kind, csv_native, integrations).await?;
@@ -218,7 +220,9 @@ pub async fn delete_identities(
             "Deletes take a JSON body `[{\"integrationId\":1,\"identity\":\"dev-123\"}]` with `Content-Type: application/json`.",
         ));
     }
-    let _permit = state.uploads.enter(crate::body::declared_length(request.headers())).await?;
+    let _permit =
+        state.uploads.enter(auth.principal.account.0, crate::body::declared_length(request.headers())).await?;
+    let request = crate::body::bound_trickle(request, &state.limits);
     let parsed = read_json(request, &state, JsonBody::Delete).await?;
     let integrations = state.store.integration_infos(auth.principal.account).await?;
     let plan = plan_delete(parsed, &integrations).map_err(ApiError::upload)?;
