@@ -259,6 +259,32 @@ pub async fn dry_runs_change_nothing(store: &dyn Store) {
     assert_eq!(audit_after.total_count, audit_before.total_count, "a dry run writes no audit events");
 }
 
+/// A dry run answers exactly what applying the same upload then answers, for few rows
+/// (looked up one by one) and for many (walked in order), across integrations.
+pub async fn dry_runs_count_exactly_what_the_upload_then_does(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Jira).await;
+    let seed: Vec<(String, i64, String)> =
+        (0..6_000).map(|n| (format!("dev{}@x.com", n / 3), 1 + (n % 2) as i64, format!("User{n:05}"))).collect();
+    ok(upload(store, &ctx, &refs(&seed), false).await, "seed");
+    for size in [12usize, 9_000] {
+        // A third unchanged (case differs on GitHub: still the same identity), a third
+        // moved to other (partly new) developers, a third new identities.
+        let next: Vec<(String, i64, String)> = (0..size)
+            .map(|n| match n % 3 {
+                0 => (format!("dev{}@x.com", n / 3), 1 + (n % 2) as i64, format!("User{n:05}")),
+                1 => (format!("moved{}@x.com", n % 50), 1 + (n % 2) as i64, format!("User{n:05}")),
+                _ => (format!("new{n}@y.com"), 1 + (n % 2) as i64, format!("Fresh{n:05}-{size}")),
+            })
+            .collect();
+        let dry = ok(upload(store, &ctx, &refs(&next), true).await, "dry run");
+        let applied = ok(upload(store, &ctx, &refs(&next), false).await, "apply");
+        assert_eq!(dry, applied, "{size} rows: the dry run's counts are the upload's");
+        assert!(applied.created > 0 && applied.reassigned > 0 && applied.unchanged > 0, "{applied:?}");
+    }
+}
+
 pub async fn deletes_are_counted_and_audited(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 1, ApplicationType::Github).await;
@@ -494,6 +520,7 @@ macro_rules! contract_tests {
             uploads_create_reassign_and_are_idempotent,
             equal_emails_make_one_developer_however_they_are_held,
             dry_runs_change_nothing,
+            dry_runs_count_exactly_what_the_upload_then_does,
             deletes_are_counted_and_audited,
             accounts_never_see_each_other,
             paging_walks_every_row_once,

@@ -406,3 +406,29 @@ async fn database_and_wal_files_are_created_private_to_their_owner() {
     }
     assert!(seen >= 2, "the database and its WAL exist while the store is open");
 }
+
+/// A dry run reads a snapshot: it answers while another connection holds the write
+/// lock (before, it queued behind the writer and stalled every other account's writes
+/// for its whole length).
+#[tokio::test]
+async fn a_dry_run_answers_while_the_write_lock_is_held_elsewhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let ctx = acme_with_github(&store).await;
+    let rows: Vec<(String, i64, String)> = (0..6_000).map(|n| (format!("d{n}@x.com"), 1, format!("u{n}"))).collect();
+    devid_store::contract::upload(&store, &ctx, &devid_store::contract::refs(&rows), false).await.expect("seed");
+
+    let blocker = rusqlite::Connection::open(&path).expect("second connection");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+    let moved: Vec<(String, i64, String)> = (0..6_000).map(|n| (format!("e{n}@x.com"), 1, format!("u{n}"))).collect();
+    let dry = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        devid_store::contract::upload(&store, &ctx, &devid_store::contract::refs(&moved), true),
+    )
+    .await
+    .expect("a dry run does not wait for the writer")
+    .expect("dry run");
+    assert_eq!((dry.reassigned, dry.developers_created), (6_000, 6_000));
+    blocker.execute_batch("ROLLBACK").expect("release");
+}

@@ -3,6 +3,7 @@
 //! cheaper and fairer than retrying on SQLITE_BUSY), reads use a small pool and run
 //! beside writes thanks to WAL. All database work runs on tokio's blocking threads.
 
+mod dry_run;
 mod migrations;
 mod secrets;
 
@@ -842,6 +843,10 @@ impl Store for SqliteStore {
     async fn apply_upload(&self, ctx: &ChangeContext, plan: UploadPlan, dry_run: bool) -> StoreResult<UploadSummary> {
         if !dry_run && plan.rows.len() <= GROUP_COMMIT_MAX_ROWS {
             return self.apply_upload_in_group(ctx.clone(), plan).await;
+        }
+        if dry_run && plan.new_integrations.is_empty() {
+            let account = ctx.account;
+            return self.read(move |conn| dry_run::count_upload_in(conn, account, &plan)).await;
         }
         let ctx = ctx.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
