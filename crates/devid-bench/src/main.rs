@@ -7,6 +7,7 @@
 //!     cargo run --release -p devid-bench -- --backend sqlite --rows 1000000
 
 mod data;
+mod fairness;
 mod floor;
 mod server;
 
@@ -52,7 +53,7 @@ struct Args {
     seed: u64,
     /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S6 work on the data
     /// S1 uploads, so S1 always runs.
-    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7"])]
     scenarios: Vec<String>,
     /// Append the server's log to this file. RUST_LOG=info,devid_store=debug adds the
     /// phases of each upload; keep `info` for devid itself, whose start line the
@@ -149,7 +150,7 @@ fn record(results: &mut Vec<Outcome>, outcome: Outcome) {
     print_last(results);
 }
 
-fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     if sorted_ms.is_empty() {
         return 0.0;
     }
@@ -229,7 +230,8 @@ async fn main() -> Result<()> {
     let listed = if args.runs("s3") {
         // S3: 10 % of the identities move to another developer.
         let target = (!postgres).then_some(200_000.0);
-        let s3 = upload.run("S3 CSV with 10 % reassigned", reassigned_csv, ("reassigned", n / 10), target).await?;
+        let s3 =
+            upload.run("S3 CSV with 10 % reassigned", reassigned_csv.clone(), ("reassigned", n / 10), target).await?;
         record(&mut results, s3);
         &reassigned
     } else {
@@ -357,6 +359,14 @@ async fn main() -> Result<()> {
             ..Default::default()
         });
         print_last(&results);
+    }
+
+    if args.runs("s7") {
+        // S7: one account's million-row upload (the original file again, which moves
+        // S3's reassigned rows back) and dry run, beside another account's small uploads.
+        for outcome in fairness::run(&server, &bin, &database, &client, n, csv.clone(), reassigned_csv.clone()).await? {
+            record(&mut results, outcome);
+        }
     }
 
     server.stop();

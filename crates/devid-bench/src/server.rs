@@ -47,7 +47,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(["--max-multipart-body", "4294967296", "--max-upload-rows", "20000000"])
             // The harness measures throughput: one key sends far more than a client would.
-            .args(["--rate-limit", "0"])
+            .args(["--rate-limit", "0", "--account-rate-limit", "0"])
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -147,13 +147,22 @@ impl Server {
         Ok(())
     }
 
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Uploads a CSV as multipart; returns the seconds it took and the summary.
     pub async fn upload_csv(&self, client: &reqwest::Client, csv: Vec<u8>) -> Result<(f64, Value)> {
+        self.upload_csv_with(client, csv, "").await
+    }
+
+    /// [`Server::upload_csv`] with a query string (`dryRun=true`).
+    pub async fn upload_csv_with(&self, client: &reqwest::Client, csv: Vec<u8>, query: &str) -> Result<(f64, Value)> {
         let part = reqwest::multipart::Part::bytes(csv).file_name("identities.csv");
         let form = reqwest::multipart::Form::new().part("file", part);
         let started = Instant::now();
         let r = client
-            .patch(format!("{}/v2/developers/identities", self.base))
+            .patch(format!("{}/v2/developers/identities?{query}", self.base))
             .header("x-api-key", &self.key)
             .multipart(form)
             .send()
