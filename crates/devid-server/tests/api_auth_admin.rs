@@ -389,4 +389,73 @@ async fn every_harness_prefix_serves_the_api() {
         expect_status(r, 200).await;
     }
 }
+
+async fn admin_bodies_must_be_objects_not_arrays() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        app.client.request(method, app.url(path)).header("x-api-key", k).json(&body)
+    };
+    let r = send(reqwest::Method::POST, "/v2/integrations", json!([778, "CUSTOM", "x"])).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("an array"), "{body}");
+    let r = send(reqwest::Method::POST, "/v2/api-keys", json!([["developer_records:read"], "arr", null])).send().await.expect("send");
+    expect_error(r, 400).await;
+    let r = send(reqwest::Method::PATCH, "/v2/integrations/1", json!([null, null])).send().await.expect("send");
+    expect_error(r, 400).await;
+    let listed = expect_status(app.get("/v2/integrations", k).send().await.expect("send"), 200).await;
+    assert_eq!(listed["integrations"].as_array().map(Vec::len), Some(1), "nothing was created: {listed}");
+}
+
+async fn key_lifetimes_are_bounded_and_shown_as_rfc3339() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    let create = |days: u64| {
+        app.client
+            .post(app.url("/v2/api-keys"))
+            .header("x-api-key", k)
+            .json(&json!({"scopes": ["developer_records:read"], "expiresInDays": days}))
+    };
+    for days in [0u64, 36_501, 2_900_000] {
+        let body = expect_error(create(days).send().await.expect("send"), 400).await;
+        assert_eq!(body["errors"][0]["fieldName"], "expiresInDays", "{days}: {body}");
+    }
+    let created = expect_status(create(36_500).send().await.expect("send"), 201).await;
+    let expires = created["apiKey"]["expiresAt"].as_str().unwrap_or_default();
+    assert!(devid_core::time::parse_rfc3339(expires).is_ok(), "RFC 3339: {expires}");
+}
+
+async fn a_no_op_integration_patch_changes_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    let k = &app.admin_key;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let before = expect_status(app.get("/v2/integrations/1", k).send().await.expect("send"), 200).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for body in [json!({}), json!({"name": before["name"].clone()})] {
+        let r = app.client.patch(app.url("/v2/integrations/1")).header("x-api-key", k).json(&body).send().await.expect("send");
+        let after = expect_status(r, 200).await;
+        assert_eq!(after["updatedAt"], before["updatedAt"], "{body}");
+    }
+    let audit = expect_status(app.get("/v2/audit", k).send().await.expect("send"), 200).await;
+    let updates = audit["records"].as_array().expect("records").iter().filter(|e| e["action"] == "integration.updated").count();
+    assert_eq!(updates, 0, "{audit}");
+}
+
+async fn the_last_active_admin_key_cannot_be_revoked_over_the_api() {
+    let app = TestApp::spawn().await;
+    let own_id = app.admin_key.split('.').nth(2).expect("key id").to_string();
+    let revoke = |key: &str, id: &str| app.client.delete(app.url(&format!("/v2/api-keys/{id}"))).header("x-api-key", key.to_string());
+    let body = expect_error(revoke(&app.admin_key, &own_id).send().await.expect("send"), 409).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("Create another admin key first"), "{body}");
+    // A read-only key left over does not count: it cannot manage the account.
+    app.key("default", &[Scope::DeveloperRecordsRead]).await;
+    expect_error(revoke(&app.admin_key, &own_id).send().await.expect("send"), 409).await;
+    // With a second admin key, the first may go (even revoking itself), then the second is the last.
+    let second = app.key("default", &[Scope::Admin]).await;
+    let second_id = second.split('.').nth(2).expect("key id").to_string();
+    expect_status(revoke(&app.admin_key, &own_id).send().await.expect("send"), 200).await;
+    expect_error(revoke(&second, &second_id).send().await.expect("send"), 409).await;
+    expect_status(app.get("/v2/integrations", &second).send().await.expect("send"), 200).await;
+}
 }

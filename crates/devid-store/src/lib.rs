@@ -259,7 +259,9 @@ pub trait Store: Send + Sync + 'static {
     /// Keys of one account, or of all accounts for `None` (the CLI).
     async fn list_keys(&self, account: Option<AccountId>) -> StoreResult<Vec<ApiKeyInfo>>;
 
-    /// Revokes a key of `ctx.account` (any account when `any_account`). `NotFound` if absent.
+    /// Revokes a key of `ctx.account` (any account when `any_account`). `NotFound` if absent;
+    /// `Conflict` when, over the API (`!any_account`), it is the account's last active
+    /// admin key. The CLI (`any_account`) may still revoke it: it is the way back in.
     async fn revoke_key(&self, ctx: &ChangeContext, key_id: &str, any_account: bool) -> StoreResult<ApiKeyInfo>;
 
     /// Checks a presented key in constant time against the stored hash.
@@ -381,6 +383,13 @@ pub(crate) fn check_type_change(before: &Integration, new: Option<ApplicationTyp
         }
         _ => Ok(()),
     }
+}
+
+/// The refusal to revoke an account's last active admin key over the API.
+pub(crate) fn last_admin_key_conflict(key_id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "Key {key_id} is this account's last active admin key; revoking it would leave nobody able to manage the account. Create another admin key first (POST /v2/api-keys with \"scopes\": [\"admin\"]), then revoke this one with it."
+    ))
 }
 
 pub fn default_integration_name(t: ApplicationType) -> String {

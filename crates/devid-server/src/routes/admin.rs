@@ -30,8 +30,32 @@ async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError>
     }
     let (parts, body) = request.into_parts();
     let bytes = read_limited(body, &parts.headers, MAX_ADMIN_BODY, "JSON body").await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("The JSON body is not valid: {e}.")))
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("The JSON body is not valid JSON: {e}.")))?;
+    // serde reads a struct from an array by position too; a client sending `[778, "CUSTOM"]`
+    // has made a mistake that must not create anything.
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "The JSON body must be an object such as {{\"name\": \"…\"}}, not {}.",
+            json_kind(&value)
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("The JSON body is not valid: {e}.")))
 }
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Longest lifetime a key may be given over the API: 100 years.
+pub const MAX_KEY_DAYS: u32 = 36_500;
 
 fn parse_id(raw: &str) -> Result<IntegrationId, ApiError> {
     parse_id_named("id", raw)
@@ -212,7 +236,8 @@ pub struct CreateKey {
     pub scopes: Vec<Scope>,
     #[serde(default)]
     pub label: String,
-    /// Days until the key stops working; leave out for a key that does not expire.
+    /// Days until the key stops working (1 to 36500); leave out for a key that does not expire.
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -243,8 +268,14 @@ pub async fn create_key(
         ));
     }
     let expires_at = match body.expires_in_days {
-        Some(0) => {
-            return Err(ApiError::invalid_parameter("expiresInDays", "0", "`expiresInDays` must be at least 1."));
+        Some(days) if !(1..=MAX_KEY_DAYS).contains(&days) => {
+            return Err(ApiError::invalid_parameter(
+                "expiresInDays",
+                &days.to_string(),
+                format!(
+                    "`expiresInDays` must be from 1 to {MAX_KEY_DAYS} (100 years); leave it out for a key that does not expire."
+                ),
+            ));
         }
         Some(days) => Some(devid_store::now_micros() + i64::from(days) * 86_400 * 1_000_000),
         None => None,
@@ -268,7 +299,9 @@ pub async fn create_key(
 
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v2/api-keys/{id}", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, body = ApiKeyInfo), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = ApiKeyInfo), (status = 404, body = ErrorBody),
+        (status = 409, description = "The account's last active admin key", body = ErrorBody)),
+    security(("api_key" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     auth: Authenticated,

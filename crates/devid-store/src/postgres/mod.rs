@@ -755,6 +755,24 @@ impl Store for PostgresStore {
             };
             if revoked_at.is_none() {
                 let now = now_micros();
+                if !any_account {
+                    // Two admins revoking each other's keys at once must not both pass.
+                    lock_account(&tx, AccountId(owner)).await?;
+                    let row = tx
+                        .query_one(
+                            "SELECT
+                               (SELECT COUNT(*) FROM api_keys WHERE account_id = $1 AND id <> $2 AND revoked_at IS NULL
+                                AND (expires_at IS NULL OR expires_at > $3) AND (',' || scopes || ',') LIKE '%,admin,%'),
+                               (SELECT (',' || scopes || ',') LIKE '%,admin,%' AND (expires_at IS NULL OR expires_at > $3)
+                                FROM api_keys WHERE id = $2)",
+                            &[&owner, &key_id, &now],
+                        )
+                        .await?;
+                    let (others, is_admin): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
+                    if is_admin && others == 0 {
+                        return Err(crate::last_admin_key_conflict(key_id).into());
+                    }
+                }
                 tx.execute("UPDATE api_keys SET revoked_at = $1 WHERE id = $2", &[&now, &key_id]).await?;
                 let owner_ctx = ChangeContext { account: AccountId(owner), ..ctx.clone() };
                 let detail = serde_json::json!({"keyId": key_id}).to_string();

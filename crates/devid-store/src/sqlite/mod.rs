@@ -635,6 +635,27 @@ impl Store for SqliteStore {
             };
             if revoked_at.is_none() {
                 let now = now_micros();
+                if !any_account {
+                    // Active admin keys of the account that would be left: none locks it out.
+                    let others: i64 = tx
+                        .query_row(
+                            "SELECT COUNT(*) FROM api_keys WHERE account_id = ?1 AND id <> ?2 AND revoked_at IS NULL
+                             AND (expires_at IS NULL OR expires_at > ?3) AND (',' || scopes || ',') LIKE '%,admin,%'",
+                            params![owner, key_id, now],
+                            |r| r.get(0),
+                        )
+                        .map_err(map_err)?;
+                    let is_admin: bool = tx
+                        .query_row(
+                            "SELECT (',' || scopes || ',') LIKE '%,admin,%' AND (expires_at IS NULL OR expires_at > ?2) FROM api_keys WHERE id = ?1",
+                            params![key_id, now],
+                            |r| r.get(0),
+                        )
+                        .map_err(map_err)?;
+                    if is_admin && others == 0 {
+                        return Err(crate::last_admin_key_conflict(&key_id));
+                    }
+                }
                 tx.execute("UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2", params![now, key_id])
                     .map_err(map_err)?;
                 let owner_ctx = ChangeContext { account: AccountId(owner), ..ctx.clone() };
