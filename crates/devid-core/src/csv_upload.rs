@@ -87,7 +87,10 @@ pub fn parse_csv_into<R: Read>(
             Ok(false) => break,
             Err(e) => return Err(read_failure(e, csv.get_ref())),
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = match record.position() {
+            Some(p) => csv.get_mut().line_of(p.byte(), p.line()),
+            None => 0,
+        };
         let position = Position::Line(line);
         if rows >= max_rows {
             return Err(fatal(
@@ -105,7 +108,7 @@ pub fn parse_csv_into<R: Read>(
                 ErrorType::InvalidCsv,
                 "file",
                 position,
-                &String::from_utf8_lossy(record.as_slice()),
+                &row_as_csv(&record),
                 Some(format!("this row has {} fields but the header has {}", record.len(), columns.count)),
             );
             continue;
@@ -268,6 +271,17 @@ enum QuoteState {
     QuoteInQuoted,
 }
 
+/// A record written back as one CSV line, to show a refused row as the client wrote it
+/// (its fields glued together read as a different value).
+fn row_as_csv(record: &csv::ByteRecord) -> String {
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    if writer.write_byte_record(record).is_err() {
+        return String::from_utf8_lossy(record.as_slice()).into_owned();
+    }
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).trim_end_matches('\n').to_string()
+}
+
 /// Follows the CSV quoting rules over the raw bytes to notice what the csv crate
 /// forgives silently: a quote that is opened and never closed, which would otherwise
 /// swallow the rest of the file into one field. Also drops a leading UTF-8 BOM and
@@ -283,6 +297,11 @@ struct QuoteTracker<R> {
     record_line: u64,
     /// The line where a record passed [`MAX_RECORD_BYTES`].
     oversized: Option<u64>,
+    /// Bytes handed to the CSV reader so far.
+    offset: u64,
+    previous: u8,
+    /// Offsets of the `\n` of each `\r\n` not yet behind the reader (see [`QuoteTracker::line_of`]).
+    crlf_ends: std::collections::VecDeque<u64>,
 }
 
 /// Longest row accepted. Real rows are a few hundred bytes; without a bound, one
@@ -301,7 +320,21 @@ impl<R: Read> QuoteTracker<R> {
             record_bytes: 0,
             record_line: 1,
             oversized: None,
+            offset: 0,
+            previous: 0,
+            crlf_ends: std::collections::VecDeque::new(),
         }
+    }
+
+    /// The line a record starting at byte `start` begins on, given the line the csv
+    /// crate reports. The crate ends a record at the `\r` of `\r\n` and counts its `\n`
+    /// as part of the next one, which therefore starts "on" the line before: one too
+    /// low for every record of a CRLF file (devid's own export writes CRLF).
+    fn line_of(&mut self, start: u64, reported: u64) -> u64 {
+        while self.crlf_ends.front().is_some_and(|at| *at < start) {
+            self.crlf_ends.pop_front();
+        }
+        if self.crlf_ends.front() == Some(&start) { reported + 1 } else { reported }
     }
 
     fn unterminated_quote_line(&self) -> Option<u64> {
@@ -311,6 +344,11 @@ impl<R: Read> QuoteTracker<R> {
     /// Follows `bytes`; false once a record grows past [`MAX_RECORD_BYTES`].
     fn track(&mut self, bytes: &[u8]) -> bool {
         for &b in bytes {
+            if b == b'\n' && self.previous == b'\r' {
+                self.crlf_ends.push_back(self.offset);
+            }
+            self.previous = b;
+            self.offset += 1;
             self.record_bytes += 1;
             if b == b'\n' {
                 self.line += 1;
@@ -444,6 +482,25 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_counted_the_same_with_crlf_and_lf() {
+        let rows = [
+            "email,integrationId,identity",
+            "a@x.com,1,a",
+            "b@x.com,1,b,extra",
+            "\"c\r\n@x.com\",1,c",
+            "d@x.com,1,d,extra",
+        ];
+        for ending in ["\n", "\r\n"] {
+            let mut text = rows.join(ending);
+            text.push_str(ending);
+            let parsed = parse(text.as_bytes()).expect("parsed");
+            let lines: Vec<Option<u64>> =
+                parsed.problems.into_groups().iter().flat_map(|g| g.samples.iter().map(|s| s.line)).collect();
+            assert_eq!(lines, vec![Some(3), Some(6)], "line ends {ending:?}");
+        }
+    }
+
+    #[test]
     fn ragged_rows_and_bad_utf8_are_row_problems() {
         let p = parse(b"email,integrationId,identity\na@b.com,1\na@b.com,1,\xff\xfe\nc@d.com,1,ok\n").expect("parsed");
         assert_eq!(p.rows.len(), 1);
@@ -452,6 +509,7 @@ mod tests {
         assert_eq!(groups[0].error_type, ErrorType::InvalidCsv);
         let lines: Vec<Option<u64>> = groups.iter().map(|g| g.samples[0].line).collect();
         assert_eq!(lines, vec![Some(2), Some(3)]);
+        assert_eq!(groups[0].samples[0].value, "a@b.com,1", "the row as written, not glued");
     }
 
     #[test]

@@ -223,7 +223,8 @@ impl<'a> Planner<'a> {
     pub fn finish(self, mut parse_problems: Problems) -> Result<UploadPlan, Problems> {
         parse_problems.merge(self.problems);
         let mut problems = parse_problems;
-        if self.received == 0 {
+        // With every row refused for its own reasons, "no rows" would only add noise.
+        if self.received == 0 && problems.is_empty() {
             problems.add_with_reason(
                 ErrorType::EmptyPayload,
                 "body",
@@ -470,7 +471,12 @@ fn text_of<'a>(
                 field,
                 position,
                 &raw.display(),
-                Some(format!("expected a string, got {kind}")),
+                Some(match wrong_kind {
+                    ErrorType::InvalidIntegrationId => {
+                        format!("expected a number such as 3 (a numeric string \"3\" is accepted too), got {kind}")
+                    }
+                    _ => format!("expected a string, got {kind}"),
+                }),
             );
             None
         }
@@ -595,7 +601,7 @@ pub fn plan_delete(parsed: ParsedUpload, integrations: &[IntegrationInfo]) -> Re
     let mut problems = parsed.problems;
     let rows = parsed.rows;
     let received = rows.len() as u64;
-    if received == 0 {
+    if received == 0 && problems.is_empty() {
         problems.add_with_reason(
             ErrorType::EmptyPayload,
             "body",
@@ -849,5 +855,24 @@ mod tests {
     fn empty_upload_is_an_error() {
         let err = plan_upload(current(vec![]), &integrations()).expect_err("empty");
         assert!(err.has(ErrorType::EmptyPayload));
+    }
+
+    #[test]
+    fn rows_refused_by_the_parser_are_not_also_an_empty_upload() {
+        let mut parsed = current(vec![]);
+        parsed.problems.add(ErrorType::InvalidCsv, "file", Position::Line(2), "a@x.com,1");
+        let err = plan_upload(parsed, &integrations()).expect_err("invalid");
+        let types: Vec<ErrorType> = err.into_groups().iter().map(|g| g.error_type).collect();
+        assert_eq!(types, vec![ErrorType::InvalidCsv]);
+    }
+
+    #[test]
+    fn an_integration_id_of_the_wrong_kind_is_said_to_need_a_number() {
+        let mut wrong = row(2, "a@x.com", "1", "a");
+        wrong.integration = RawValue::WrongKind("a boolean");
+        let err = plan_upload(current(vec![wrong]), &integrations()).expect_err("invalid");
+        let groups = err.into_groups();
+        let reason = groups[0].samples[0].reason.clone().unwrap_or_default();
+        assert!(reason.contains("expected a number"), "{reason}");
     }
 }

@@ -123,6 +123,17 @@ fn body_read_error(e: axum::Error) -> ApiError {
     }
 }
 
+/// For endpoints that take JSON only: any other body, or none, is 415 with `sentence`,
+/// which says what to send (not the CSV forms the upload endpoints also take).
+pub fn require_json(headers: &HeaderMap, sentence: &str) -> Result<(), ApiError> {
+    match content_kind(headers) {
+        Ok(ContentKind::Json) => Ok(()),
+        Ok(_) => Err(ApiError::unsupported_media_type(sentence.to_string())),
+        Err(e) if e.message.contains("Content-Encoding") => Err(e),
+        Err(_) => Err(ApiError::unsupported_media_type(sentence.to_string())),
+    }
+}
+
 /// The body size the client announced. hyper ends the body there, so it is a bound.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())

@@ -458,4 +458,19 @@ async fn the_last_active_admin_key_cannot_be_revoked_over_the_api() {
     expect_error(revoke(&second, &second_id).send().await.expect("send"), 409).await;
     expect_status(app.get("/v2/integrations", &second).send().await.expect("send"), 200).await;
 }
+
+async fn json_only_endpoints_say_to_send_json_not_csv() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [(reqwest::Method::POST, "/v2/integrations"), (reqwest::Method::DELETE, "/v2/developers/identities")] {
+        for content_type in [None, Some("text/csv"), Some("multipart/form-data; boundary=x")] {
+            let mut r = app.client.request(method.clone(), app.url(path)).header("x-api-key", &app.admin_key).body("x");
+            if let Some(ct) = content_type {
+                r = r.header("content-type", ct);
+            }
+            let body = expect_error(r.send().await.expect("send"), 415).await;
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("application/json") && !message.contains("multipart"), "{path} {content_type:?}: {message}");
+        }
+    }
+}
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::QueryParams;
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::body::{ContentKind, content_kind, read_limited};
+use crate::body::{read_limited, require_json};
 use crate::error::{ApiError, ErrorBody};
 
 /// Admin bodies are a few fields; anything larger is a mistake.
@@ -23,11 +23,7 @@ const MAX_ADMIN_BODY: usize = 64 * 1024;
 /// Reads a small JSON body into `T`, refusing unknown fields with a sentence that
 /// names the field.
 async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
-    if content_kind(request.headers())? != ContentKind::Json {
-        return Err(ApiError::unsupported_media_type(
-            "This endpoint takes a JSON body with `Content-Type: application/json`.",
-        ));
-    }
+    require_json(request.headers(), "This endpoint takes a JSON object with `Content-Type: application/json`.")?;
     let (parts, body) = request.into_parts();
     let bytes = read_limited(body, &parts.headers, MAX_ADMIN_BODY, "JSON body").await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)

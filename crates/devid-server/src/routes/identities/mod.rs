@@ -215,11 +215,10 @@ pub async fn delete_identities(
     auth.require(Scope::DeveloperRecordsWrite)?;
     let params = QueryParams::parse(request.uri().query(), &["dryRun"])?;
     let dry_run = params.flag("dryRun")?;
-    if crate::body::content_kind(request.headers())? != crate::body::ContentKind::Json {
-        return Err(ApiError::unsupported_media_type(
-            "Deletes take a JSON body `[{\"integrationId\":1,\"identity\":\"dev-123\"}]` with `Content-Type: application/json`.",
-        ));
-    }
+    crate::body::require_json(
+        request.headers(),
+        "Deletes take a JSON body `[{\"integrationId\":1,\"identity\":\"dev-123\"}]` with `Content-Type: application/json`.",
+    )?;
     let _permit =
         state.uploads.enter(auth.principal.account.0, crate::body::declared_length(request.headers())).await?;
     let request = crate::body::bound_trickle(request, &state.limits);
