@@ -76,9 +76,11 @@ impl UploadGate {
         };
         let deadline = tokio::time::Instant::now() + self.wait;
         let own = lane.account(account);
-        let busy = |whose: &str| {
-            ApiError::unavailable(format!(
-                "The server is busy with other uploads{whose}; nothing was changed. Retry after the time in the Retry-After header, or raise --max-concurrent-uploads."
+        let retry_after = self.wait.as_secs().max(1);
+        let busy = |whose: &str| ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::unavailable(format!(
+                "The server is busy with other uploads{whose}; nothing was changed. Retry in {retry_after} s (the Retry-After header says the same), or raise --max-concurrent-uploads."
             ))
         };
         let account_permit = match tokio::time::timeout_at(deadline, own.acquire_owned()).await {

@@ -12,6 +12,7 @@ mod guard;
 mod middleware;
 pub mod openapi;
 mod routes;
+mod serve;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use middleware::{MAX_REQUEST_ID_CHARS, metrics_handle};
+pub use serve::ConnectionLimits;
 
 /// Limits on what one request may carry. All are configurable from the command line.
 #[derive(Debug, Clone)]
@@ -153,14 +155,22 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` completes, then stops accepting and finishes in-flight
-/// requests before returning.
+/// requests before returning. Connections get [`ConnectionLimits::default`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve`] with connection limits of the caller's choosing.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     middleware::metrics_handle();
-    // The client's address limits failed authentications (see `auth`).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve::serve_connections(listener, router(state), limits, shutdown).await
 }

@@ -273,3 +273,28 @@ async fn rejections_are_counted_by_reason() {
 }
 
 use futures_util::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off_and_cannot_hold_every_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connections =
+        devid_server::ConnectionLimits { header_read_timeout: Duration::from_secs(1), max_connections: 2 };
+    let app = TestApp::spawn_with_connections(Limits::default(), connections).await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut lorises = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: devid\r\nX-Slow: ").await.expect("write");
+        lorises.push(stream);
+    }
+    // Both connections are taken; this request waits for one to be cut off.
+    let started = std::time::Instant::now();
+    let r = app.client.get(app.url("/healthz")).timeout(Duration::from_secs(10)).send().await.expect("served");
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(8), "served once the slow clients were cut off");
+    for mut stream in lorises {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the server closed the connection of a client that never finished its headers");
+    }
+}

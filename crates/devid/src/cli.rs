@@ -85,6 +85,13 @@ struct ServeArgs {
     /// limit); beyond it, requests from that address get 429 before any key is checked.
     #[arg(long, env = "DEVID_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
     auth_failures_per_minute: u32,
+    /// Seconds a client may take to send a request's headers before its connection is
+    /// closed (a client that never finishes them would hold it forever).
+    #[arg(long, env = "DEVID_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "DEVID_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     /// Log format on stderr.
     #[arg(long, env = "DEVID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -250,7 +257,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         account_rate_limit_per_minute: args.account_rate_limit,
         auth_failures_per_minute: args.auth_failures_per_minute,
     };
-    devid_server::serve(listener, AppState::new(store, limits), shutdown_signal())
+    let connections = devid_server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+        max_connections: args.max_connections,
+    };
+    devid_server::serve_with(listener, AppState::new(store, limits), connections, shutdown_signal())
         .await
         .context("the server failed")?;
     tracing::info!("devid stopped");

@@ -82,6 +82,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(limits: Limits) -> TestApp {
+        Self::spawn_with_connections(limits, devid_server::ConnectionLimits::default()).await
+    }
+
+    pub async fn spawn_with_connections(limits: Limits, connections: devid_server::ConnectionLimits) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
         let (store, sqlite, schema): (Arc<dyn Store>, _, _) = match backend {
@@ -100,7 +104,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(store.clone(), limits);
-        let server = tokio::spawn(devid_server::serve(listener, state, async move {
+        let server = tokio::spawn(devid_server::serve_with(listener, state, connections, async move {
             let _ = rx.await;
         }));
         TestApp {
