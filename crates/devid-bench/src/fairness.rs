@@ -98,17 +98,20 @@ impl SmallUploads {
                 .map(|k| json!({"email": format!("s7-{}@other.com", round % 2), "integrationId": 1, "identity": format!("s7-{k}")}))
                 .collect();
             let started = Instant::now();
-            let request = client.patch(&self.url).header("x-api-key", &self.key).json(&rows).send();
-            tokio::select! {
-                r = request => {
-                    let r = r?;
-                    if !r.status().is_success() {
-                        bail!("S7: a small upload answered {}: {}", r.status(), r.text().await.unwrap_or_default());
-                    }
-                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-                }
-                // The large work is over; a small upload still in flight is not counted.
-                () = &mut done => break,
+            let mut request = std::pin::pin!(client.patch(&self.url).header("x-api-key", &self.key).json(&rows).send());
+            let (response, finished) = tokio::select! {
+                r = &mut request => (r, false),
+                // The large work has answered; the small upload in flight may have waited
+                // for all of it, so it is finished and counted too.
+                () = &mut done => (request.await, true),
+            };
+            let response = response?;
+            if !response.status().is_success() {
+                bail!("S7: a small upload answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+            }
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            if finished {
+                break;
             }
             round += 1;
         }
