@@ -318,6 +318,12 @@ pub trait Store: Send + Sync + 'static {
     async fn identities_version(&self, account: AccountId) -> StoreResult<i64>;
 
     async fn list_audit(&self, account: AccountId, query: AuditQuery) -> StoreResult<AuditPage>;
+
+    /// Leaves the database as a clean stop should: on SQLite every committed write is
+    /// copied from the WAL into the main file and the WAL emptied, so the one file holds
+    /// everything. Call it once, after the last request; the store may still be used,
+    /// but nothing after it is flushed. Never fails: what it cannot do it logs.
+    async fn close(&self) {}
 }
 
 /// Records when each key was last used, but writes it at most once a minute per key:

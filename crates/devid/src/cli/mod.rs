@@ -1,0 +1,285 @@
+//! The command line: `serve`, the admin commands that work on the database directly
+//! (`keys`, `integrations`) and `backup`. Only `serve` and the commands that exist to
+//! create something (`keys create`, `integrations add`) may create a database; every
+//! other command refuses a database that does not exist, so a mistyped path is an
+//! error rather than a new empty file.
+
+mod admin;
+mod backup;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use devid_core::types::{ApplicationType, Scope};
+use devid_store::{ChangeContext, PostgresStore, SqliteStore, Store};
+
+/// devid keeps which account IDs (GitHub usernames, Jira account IDs, Bitbucket UUIDs,
+/// ...) belong to which developer, and serves them over the Harness SEI developer
+/// identity API.
+#[derive(Debug, Parser)]
+#[command(name = "devid", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+struct DatabaseArg {
+    /// SQLite file path or postgres:// URL. Only `serve`, `keys create` and
+    /// `integrations add` create a missing SQLite file.
+    #[arg(long, env = "DEVID_DATABASE", default_value = "./devid.db", global = true)]
+    database: String,
+}
+
+impl DatabaseArg {
+    fn is_postgres(&self) -> bool {
+        is_postgres_url(&self.database)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server. On an empty database, creates account `default` and its
+    /// first admin key, shown once (on a terminal) or written to a file (otherwise).
+    Serve(ServeArgs),
+    /// Create, list and revoke API keys directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Add and list integrations directly in the database.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+    /// Copy a SQLite database to a new file: a consistent snapshot, safe while
+    /// `devid serve` runs. (For PostgreSQL use pg_dump.)
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DEVID_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    db: DatabaseArg,
+    /// Largest JSON body accepted, in bytes (default 64 MiB).
+    #[arg(long, env = "DEVID_MAX_JSON_BODY", default_value_t = 64 * 1024 * 1024)]
+    max_json_body: usize,
+    /// Largest multipart or CSV body accepted, in bytes (default 512 MiB).
+    #[arg(long, env = "DEVID_MAX_MULTIPART_BODY", default_value_t = 512 * 1024 * 1024)]
+    max_multipart_body: usize,
+    /// Most rows one upload may carry.
+    #[arg(long, env = "DEVID_MAX_UPLOAD_ROWS", default_value_t = 5_000_000)]
+    max_upload_rows: u64,
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[arg(long, env = "DEVID_REQUEST_TIMEOUT", default_value_t = 600)]
+    request_timeout: u64,
+    /// Uploads and deletes applied at once; further ones wait, then get 503.
+    #[arg(long, env = "DEVID_MAX_CONCURRENT_UPLOADS", default_value_t = 4)]
+    max_concurrent_uploads: usize,
+    /// Seconds an upload waits for its turn before it is answered 503.
+    #[arg(long, env = "DEVID_UPLOAD_QUEUE_WAIT", default_value_t = 10)]
+    upload_queue_wait: u64,
+    /// Requests per minute per API key, per process (0: no limit); over it, 429.
+    #[arg(long, env = "DEVID_RATE_LIMIT", default_value_t = 1000)]
+    rate_limit: u32,
+    /// Log format on stderr.
+    #[arg(long, env = "DEVID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Where the first admin key is written (mode 0600) when it is not shown on a
+    /// terminal. Default: the SQLite file's path plus `.first-admin-key`, or
+    /// `./devid-first-admin-key` for PostgreSQL.
+    #[arg(long, env = "DEVID_FIRST_KEY_FILE")]
+    first_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (once: only its hash is stored). Creates the account,
+    /// and a missing SQLite database.
+    Create {
+        /// Account the key belongs to; created if it does not exist.
+        #[arg(long, default_value = "default")]
+        account: String,
+        /// Scope to grant; repeat for several: developer_records:read,
+        /// developer_records:write, admin (admin implies the others).
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<Scope>,
+        /// A note saying what the key is for.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Lifetime such as 90d, 12h or 30m; no expiry when left out.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only this account's keys.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revoke a key. Requests with it are refused (401) from then on.
+    Revoke {
+        /// The key's id: the third part of pat.<account>.<keyId>.<secret>, or the ID
+        /// column of `devid keys list`.
+        id: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// Add an integration. Creates the account, and a missing SQLite database.
+    Add {
+        /// Its id, a whole number from 1 to 2^53 − 1 unique in the account; left out,
+        /// the largest id in the account plus one.
+        #[arg(long)]
+        id: Option<i64>,
+        /// GITHUB, GITHUB_ENTERPRISE, GITLAB_CLOUD, GITLAB_SERVER, BITBUCKET_CLOUD,
+        /// BITBUCKET_SERVER, AZURE_DEVOPS, JIRA, HARNESS_CODE or CUSTOM.
+        #[arg(long = "type", value_parser = parse_type)]
+        application_type: ApplicationType,
+        /// A name people recognise, such as "GitHub Cloud".
+        #[arg(long)]
+        name: String,
+        /// Account the integration belongs to; created if it does not exist.
+        #[arg(long, default_value = "default")]
+        account: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// List an account's integrations.
+    List {
+        /// Whose integrations to list.
+        #[arg(long, default_value = "default")]
+        account: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The new file to write; it must not exist yet.
+    #[arg(long)]
+    to: PathBuf,
+    #[command(flatten)]
+    db: DatabaseArg,
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse().map_err(|e: devid_core::types::UnknownScope| e.to_string())
+}
+
+fn parse_type(s: &str) -> Result<ApplicationType, String> {
+    s.parse().map_err(|_| format!("unknown type `{s}`; expected one of {}", ApplicationType::allowed_values()))
+}
+
+fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a lifetime such as 90d, 12h or 30m"))?;
+    let seconds = match unit {
+        "" | "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        _ => return Err(format!("`{s}`: the unit must be d, h or m")),
+    };
+    if seconds == 0 {
+        return Err("a lifetime must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Whether a command may create the database it is pointed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    CreateIfMissing,
+    MustExist,
+}
+
+fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+async fn open_store(database: &str, open: Open) -> Result<Arc<dyn Store>> {
+    if is_postgres_url(database) {
+        // PostgreSQL databases are made with `createdb`, never by devid; a missing one
+        // fails to connect, with PostgreSQL's own message.
+        let store = PostgresStore::connect(database)
+            .await
+            .with_context(|| format!("cannot use the PostgreSQL database at {}", redact_url(database)))?;
+        return Ok(Arc::new(store));
+    }
+    let path = PathBuf::from(database);
+    if open == Open::MustExist && !path.exists() {
+        bail!(
+            "There is no database at {}. Check --database (or DEVID_DATABASE); this command only reads an existing database, while `devid serve`, `devid keys create` and `devid integrations add` create one.",
+            path.display()
+        );
+    }
+    let store = SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The URL without its password, for messages and logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn cli_context(account: devid_store::AccountId) -> ChangeContext {
+    ChangeContext { account, key_id: None, request_id: Some("cli".into()) }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Integrations(cmd) => admin::integrations(cmd).await,
+        Command::Backup(args) => backup::backup(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse() {
+        assert_eq!(parse_lifetime("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_lifetime("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_lifetime("30"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_lifetime("0d").is_err());
+        assert!(parse_lifetime("5y").is_err());
+        assert!(parse_lifetime("d").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://devid:s3cret@db:5432/devid"), "postgres://devid:***@db:5432/devid");
+        assert_eq!(redact_url("postgres://devid@db/devid"), "postgres://devid@db/devid");
+        assert_eq!(redact_url("./devid.db"), "./devid.db");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
