@@ -195,7 +195,7 @@ async fn main() -> Result<()> {
     } else {
         (workdir.path().join("devid.db").to_string_lossy().into_owned(), None)
     };
-    let server = Server::start(&bin, &database, args.server_log.as_deref())?;
+    let server = Server::start(&bin, &database, args.server_log.as_deref(), &workdir.path().join("first-admin-key"))?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     server.create_integrations(&client).await?;
     let mut results = Vec::new();

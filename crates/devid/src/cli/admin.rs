@@ -35,7 +35,9 @@ pub(super) async fn keys(cmd: KeysCommand) -> Result<()> {
                     store
                         .account_by_name(&name)
                         .await?
-                        .with_context(|| format!("There is no account `{name}`; list every key with `devid keys list`."))?
+                        .with_context(|| {
+                            format!("There is no account `{name}`; list every key with `devid keys list`.")
+                        })?
                         .id,
                 ),
                 None => None,
@@ -53,7 +55,9 @@ pub(super) async fn keys(cmd: KeysCommand) -> Result<()> {
             let store = open_store(&db.database, Open::MustExist).await?;
             let known = store.list_keys(None).await?.into_iter().find(|k| k.id == id);
             let Some(before) = known else {
-                bail!("There is no API key `{id}` in this database. List the keys and their ids with `devid keys list`.");
+                bail!(
+                    "There is no API key `{id}` in this database. List the keys and their ids with `devid keys list`."
+                );
             };
             if before.revoked {
                 eprintln!("Key {} of account `{}` was already revoked; nothing changed.", before.id, before.account);
@@ -78,10 +82,8 @@ pub(super) async fn keys(cmd: KeysCommand) -> Result<()> {
 
 /// One `keys list` line. STATE says whether the key works now; EXPIRES gives the date.
 fn key_row(k: &ApiKeyInfo, now: devid_core::time::Micros) -> Vec<String> {
-    let expired = k
-        .expires_at
-        .as_deref()
-        .is_some_and(|at| devid_core::time::parse_rfc3339(at).is_ok_and(|at| at <= now));
+    let expired =
+        k.expires_at.as_deref().is_some_and(|at| devid_core::time::parse_rfc3339(at).is_ok_and(|at| at <= now));
     let state = if k.revoked {
         "revoked"
     } else if expired {

@@ -30,6 +30,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         Some(key) => announce_first_key(&args, &key, local),
         None => warn_without_admin_key(&*store, &args.db.database).await,
     }
+    let shutdown = shutdown_signal()?;
     tracing::info!(address = %local, backend = store.backend(), database = %redact_url(&args.db.database), "devid listening");
     let limits = Limits {
         max_json_body: args.max_json_body,
@@ -40,7 +41,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         upload_queue_wait: Duration::from_secs(args.upload_queue_wait),
         rate_limit_per_minute: args.rate_limit,
     };
-    devid_server::serve(listener, AppState::new(Arc::clone(&store), limits), shutdown_signal())
+    devid_server::serve(listener, AppState::new(Arc::clone(&store), limits), shutdown)
         .await
         .context("the server failed")?;
     // After the last request: on SQLite the database file alone then holds every write.
@@ -152,31 +153,30 @@ fn init_logging(format: &str) {
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
-/// Resolves on SIGINT or SIGTERM; the server then stops accepting and drains.
-async fn shutdown_signal() {
-    let interrupt = async {
+/// Resolves on SIGINT or SIGTERM; the server then stops accepting and drains. The
+/// handlers are installed when this is called, not when the future is first polled:
+/// a signal sent right after the "listening" line must stop devid cleanly, not kill it.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
