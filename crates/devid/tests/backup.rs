@@ -44,19 +44,21 @@ fn start(db: &Path) -> Server {
         .spawn()
         .expect("spawn devid serve");
     let stderr = child.stderr.take().expect("stderr");
+    // Owned from here on, so that a failure below still stops the process.
+    let mut server = Server { child, base: String::new() };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    loop {
+    while server.base.is_empty() {
         let line = rx.recv_timeout(Duration::from_secs(60)).expect("devid serve started");
         if let Some(rest) = line.split("address=").nth(1) {
-            let base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
-            return Server { child, base };
+            server.base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
         }
     }
+    server
 }
 
 fn devid(db: &Path, args: &[&str]) -> Output {

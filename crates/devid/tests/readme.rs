@@ -161,6 +161,8 @@ impl Terminal1 {
             .spawn()
             .expect("start the terminal-1 block");
         let stderr = child.stderr.take().expect("stderr");
+        // Owned from here on, so that a failure below still ends the process group.
+        let mut terminal = Terminal1 { child, address: String::new() };
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -168,16 +170,16 @@ impl Terminal1 {
             }
         });
         let mut seen = Vec::new();
-        loop {
+        while terminal.address.is_empty() {
             let line = lines.recv_timeout(BLOCK_TIMEOUT).unwrap_or_else(|_| {
                 panic!("the terminal-1 block at line {} did not start devid:\n{}\n{seen:#?}", block.line, block.body)
             });
             if let Some(rest) = line.split("address=").nth(1) {
-                let address = rest.split_whitespace().next().unwrap_or_default().to_string();
-                return Terminal1 { child, address };
+                terminal.address = rest.split_whitespace().next().unwrap_or_default().to_string();
             }
             seen.push(line);
         }
+        terminal
     }
 
     /// Ctrl-C: SIGINT to the whole group, then devid must exit 0.
