@@ -309,8 +309,16 @@ fn serve_writes_the_first_key_to_a_private_file_keeps_data_and_stops_cleanly_on_
         conn.query_row("SELECT COUNT(*) FROM integrations WHERE id = 3", [], |r| r.get(0)).expect("count");
     assert_eq!(integrations, 1, "the copy of the one file holds the last write");
 
+    let mut reminded = start(&db);
+    assert!(
+        reminded.printed.iter().any(|l| l.contains("still in") && l.contains(&path)),
+        "a start while the key file remains says to delete it: {:?}",
+        reminded.printed
+    );
+    assert!(terminate(&mut reminded).success());
     std::fs::remove_file(key_file(&db)).expect("the operator deletes the key file");
     let mut second = start(&db);
+    assert!(!second.printed.iter().any(|l| l.contains("still in")), "{:?}", second.printed);
     assert!(!key_file(&db).exists(), "a second start writes no key");
     assert!(!second.printed.iter().any(|l| l.contains("first admin key")), "{:?}", second.printed);
     assert!(!second.printed.iter().any(|l| l.contains("No usable admin key")), "the first key still works");

@@ -28,7 +28,10 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
     let local = listener.local_addr().context("cannot read the listening address")?;
     match store.bootstrap().await.context("cannot prepare the empty database")? {
         Some(key) => announce_first_key(&args, &key, local),
-        None => warn_without_admin_key(&*store, &args.db.database).await,
+        None => {
+            warn_without_admin_key(&*store, &args.db.database).await;
+            warn_if_key_file_remains(&args);
+        }
     }
     let shutdown = shutdown_signal()?;
     tracing::info!(address = %local, backend = store.backend(), database = %redact_url(&args.db.database), "devid listening");
@@ -85,6 +88,20 @@ fn announce_first_key(args: &ServeArgs, key: &CreatedKey, local: std::net::Socke
             path.display(),
             key.info.id
         ),
+    }
+}
+
+/// A first-key file left behind holds a working admin key in plain text; say so on
+/// every start until it is gone.
+fn warn_if_key_file_remains(args: &ServeArgs) {
+    let path = first_key_path(args);
+    if path.exists() {
+        let shown = std::path::absolute(&path).unwrap_or(path);
+        tracing::warn!(
+            file = %shown.display(),
+            "The first admin key is still in {}. Store it somewhere safe and delete the file; anyone who can read it can administer devid.",
+            shown.display()
+        );
     }
 }
 
