@@ -491,3 +491,71 @@ fn session_without_secrets_in_the_log(log_format: &str) {
         }
     }
 }
+
+/// Runs `devid serve` with a pseudo-terminal as its stderr (through `script`), until it
+/// listens; returns everything it wrote there.
+fn serve_on_a_terminal(db: &Path, log_format: &str) -> String {
+    use std::os::unix::process::CommandExt;
+    let command = format!(
+        "{} serve --listen 127.0.0.1:0 --log-format {log_format} --database {}",
+        env!("CARGO_BIN_EXE_devid"),
+        db.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("RUST_LOG", "info")
+        .env_remove("DEVID_FIRST_KEY_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("script (util-linux) runs devid on a pseudo-terminal");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    while !seen.contains("devid listening") {
+        match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    let _ = child.wait();
+    assert!(seen.contains("devid listening"), "devid started on the terminal: {seen}");
+    seen
+}
+
+/// On a terminal, text logs are read by a person: the key is shown there, once, and no
+/// file holds it. JSON logs are for machines even on a terminal: the key goes to the
+/// file and the stream carries only its path.
+#[test]
+fn on_a_terminal_text_logs_show_the_key_and_json_logs_still_keep_it_out() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("text.db");
+    let shown = serve_on_a_terminal(&db, "text");
+    assert!(shown.contains("It is shown only this once"), "{shown}");
+    let key_line = shown.lines().find(|l| l.trim_start().starts_with("pat.default.")).expect("the key is shown");
+    let key = key_line.trim().to_string();
+    assert!(!key_file(&db).exists(), "a key shown on the terminal is not also left in a file");
+    let listed = text(&devid(&db, &["keys", "list"]).stdout);
+    assert!(listed.contains(key.split('.').nth(2).expect("key id")), "the shown key is the one created: {listed}");
+
+    let db = dir.path().join("json.db");
+    let logged = serve_on_a_terminal(&db, "json");
+    let key = first_key(&db);
+    let secret = key.rsplit('.').next().expect("secret");
+    assert!(!logged.contains(secret), "a JSON log never carries the key, even on a terminal: {logged}");
+    assert!(logged.contains(&key_file(&db).display().to_string()), "the JSON log names the file: {logged}");
+}
