@@ -17,11 +17,11 @@ pub(super) fn backup(args: BackupArgs) -> Result<()> {
     let source = Path::new(&args.db.database);
     let summary = devid_store::sqlite::backup::backup(source, &args.to)?;
     eprintln!(
-        "Backed up {} to {}: {} accounts, {} identities, {:.1} MiB in {:.1} s, a consistent snapshot. To restore it, stop devid, copy the backup over {} and delete {}-wal and {}-shm.",
+        "Backed up {} to {}: {}, {}, {:.1} MiB in {:.1} s, a consistent snapshot. To restore it, stop devid, copy the backup over {} and delete {}-wal and {}-shm.",
         source.display(),
         args.to.display(),
-        summary.accounts,
-        summary.identities,
+        count(summary.accounts, "account"),
+        count(summary.identities, "identity"),
         summary.bytes as f64 / 1_048_576.0,
         summary.seconds,
         source.display(),
@@ -29,4 +29,13 @@ pub(super) fn backup(args: BackupArgs) -> Result<()> {
         source.display(),
     );
     Ok(())
+}
+
+/// "1 account", "2 accounts", "1 identity", "2 identities".
+fn count(n: i64, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
+    }
 }
