@@ -300,7 +300,7 @@ fn serve_writes_the_first_key_to_a_private_file_keeps_data_and_stops_cleanly_on_
     // file is a complete copy.
     let wal = dir.path().join("devid.db-wal");
     let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(wal_bytes, 0, "the WAL is empty after a clean stop");
+    assert_eq!(wal_bytes, 0, "the WAL is empty after a clean stop; the log ended with {rest:?}");
     let copy_dir = tempfile::tempdir().expect("dir");
     let copy = copy_dir.path().join("devid.db");
     std::fs::copy(&db, &copy).expect("copy the one file");

@@ -99,16 +99,34 @@ fn copy_and_check(source: &Path, partial: &Path) -> StoreResult<BackupSummary> {
     Ok(BackupSummary { bytes: 0, accounts: count("accounts")?, identities: count("identities")?, seconds: 0.0 })
 }
 
-/// How long the final checkpoint waits for other connections to let go of the WAL.
+/// How long the final checkpoint keeps trying while other connections use the WAL.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Pause between two attempts of the final checkpoint.
+const CLOSE_RETRY: Duration = Duration::from_millis(50);
 
 /// Copies every committed page from the WAL into the database file and empties the
-/// WAL, so that after a clean stop the database file alone is complete. If another
-/// process still uses the database the WAL is left as it is (nothing is lost; it
-/// belongs with the file) and a warning says so.
+/// WAL, so that after a clean stop the database file alone is complete. Another
+/// checkpoint running at that moment (the background one) makes SQLite answer "busy"
+/// at once rather than wait, so this tries again for a while. If another process still
+/// uses the database the WAL is left as it is (nothing is lost; it belongs with the
+/// file) and a warning says so.
 pub(crate) fn checkpoint_and_truncate(conn: &Connection, path: &Path) {
-    let _ = conn.busy_timeout(CLOSE_WAIT);
-    let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+    let deadline = Instant::now() + CLOSE_WAIT;
+    let _ = conn.busy_timeout(CLOSE_RETRY);
+    let outcome = loop {
+        let attempt = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+        let busy = match &attempt {
+            Ok(busy) => *busy != 0,
+            Err(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+        };
+        if !busy || Instant::now() >= deadline {
+            break attempt;
+        }
+        std::thread::sleep(CLOSE_RETRY);
+    };
     let _ = conn.busy_timeout(BUSY_TIMEOUT);
     match outcome {
         Ok(0) => tracing::debug!(database = %path.display(), "checkpointed; the database file holds every write"),
