@@ -32,7 +32,9 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(bin: &Path, database: &str, log: Option<&Path>) -> Result<Server> {
+    /// Starts devid on an empty database; its first admin key is read from `key_file`,
+    /// where devid writes it because its stderr here is a pipe, not a terminal.
+    pub fn start(bin: &Path, database: &str, log: Option<&Path>, key_file: &Path) -> Result<Server> {
         let mut log = match log {
             Some(path) => Some(
                 std::fs::OpenOptions::new()
@@ -48,6 +50,8 @@ impl Server {
             .args(["--max-multipart-body", "4294967296", "--max-upload-rows", "20000000"])
             // The harness measures throughput: one key sends far more than a client would.
             .args(["--rate-limit", "0", "--account-rate-limit", "0"])
+            .arg("--first-key-file")
+            .arg(key_file)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -63,18 +67,16 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let mut key = None;
         let mut server = Server { child, base: String::new(), key: String::new() };
         while server.base.is_empty() {
             let line = rx.recv_timeout(Duration::from_secs(60)).context("devid did not start in time")?;
-            if line.trim_start().starts_with("pat.") {
-                key = Some(line.trim().to_string());
-            }
             if let Some(rest) = line.split("address=").nth(1) {
                 server.base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
             }
         }
-        server.key = key.context("devid printed no admin key: the database was not empty")?;
+        let key = std::fs::read_to_string(key_file)
+            .with_context(|| format!("devid wrote no admin key to {}: was the database empty?", key_file.display()))?;
+        server.key = key.trim().to_string();
         Ok(server)
     }
 

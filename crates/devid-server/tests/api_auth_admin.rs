@@ -382,6 +382,30 @@ async fn operations_endpoints_answer_without_a_key() {
     assert!(!docs.contains("https://"), "the docs page loads nothing from the network");
 }
 
+/// A reverse proxy may serve devid under a prefix (https://host/devid/docs): the page
+/// must find the OpenAPI document beside itself, and say how to send a key.
+async fn docs_page_finds_its_document_under_any_prefix_and_shows_the_key_headers() {
+    let app = TestApp::spawn().await;
+    let docs = app.client.get(app.url("/docs")).send().await.expect("send").text().await.expect("text");
+    let fetched = docs
+        .split("const OPENAPI = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page names the document it fetches");
+    let behind_proxy = reqwest::Url::parse("https://proxy.example/tools/devid/docs").expect("url");
+    assert_eq!(
+        behind_proxy.join(fetched).expect("join").as_str(),
+        "https://proxy.example/tools/devid/openapi.json",
+        "the document is fetched relative to the page"
+    );
+    let direct = reqwest::Url::parse(&app.url("/docs")).expect("url").join(fetched).expect("join");
+    expect_status(app.client.get(direct).send().await.expect("send"), 200).await;
+    assert!(!docs.contains("href=\"/openapi.json\""), "no link by absolute path");
+    for form in ["x-api-key: ", "Authorization: ApiKey ", "Authorization: Bearer ", "Authorization: pat."] {
+        assert!(docs.contains(form), "the page shows the header form {form:?}");
+    }
+}
+
 async fn every_harness_prefix_serves_the_api() {
     let app = TestApp::spawn().await;
     for prefix in devid_server::API_PREFIXES {

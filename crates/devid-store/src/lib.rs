@@ -321,6 +321,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_audit(&self, account: AccountId, query: AuditQuery) -> StoreResult<AuditPage>;
 
+    /// Leaves the database as a clean stop should: on SQLite every committed write is
+    /// copied from the WAL into the main file and the WAL emptied, so the one file holds
+    /// everything. Call it once, after the last request; the store may still be used,
+    /// but nothing after it is flushed. Never fails: what it cannot do it logs.
+    async fn close(&self) {}
+
     /// The database's secret called `name`: 32 random bytes created on the first call
     /// and the same afterwards for every process that opens the database (replicas
     /// sign cursors one of them can check). `Unavailable` on database trouble.

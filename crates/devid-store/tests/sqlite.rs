@@ -5,10 +5,10 @@ use std::sync::Arc;
 use devid_core::types::ApplicationType;
 use devid_store::{ChangeContext, NewIntegration, SqliteStore, Store, StoreError};
 
-async fn fresh() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
+async fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("devid.db")).expect("open store");
-    Some((Arc::new(store), dir))
+    (Arc::new(store), dir)
 }
 
 devid_store::contract_tests!(|| fresh());

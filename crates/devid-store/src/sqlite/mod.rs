@@ -3,6 +3,7 @@
 //! cheaper and fairer than retrying on SQLITE_BUSY), reads use a small pool and run
 //! beside writes thanks to WAL. All database work runs on tokio's blocking threads.
 
+pub mod backup;
 mod dry_run;
 mod migrations;
 mod secrets;
@@ -546,6 +547,14 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1 FROM schema_migrations LIMIT 1", [], |_| Ok(())).map_err(map_err))
             .await
+    }
+
+    async fn close(&self) {
+        let inner = Arc::clone(&self.inner);
+        let done = tokio::task::spawn_blocking(move || backup::checkpoint_and_truncate(&inner.writer(), &inner.path));
+        if let Err(e) = done.await {
+            tracing::warn!(error = %e, "the final checkpoint did not run; the WAL file still holds the latest writes");
+        }
     }
 
     async fn bootstrap(&self) -> StoreResult<Option<CreatedKey>> {

@@ -1,3 +1,13 @@
+//! The command line: `serve`, the admin commands that work on the database directly
+//! (`keys`, `integrations`) and `backup`. Only `serve` and the commands that exist to
+//! create something (`keys create`, `integrations add`) may create a database; every
+//! other command refuses a database that does not exist, so a mistyped path is an
+//! error rather than a new empty file.
+
+mod admin;
+mod backup;
+mod serve;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -5,9 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use devid_core::types::{ApplicationType, MAX_INTEGRATION_ID, Scope};
-use devid_server::{AppState, Limits};
-use devid_store::{ChangeContext, NewIntegration, NewKey, PostgresStore, SqliteStore, Store};
+use devid_core::types::{ApplicationType, Scope};
+use devid_store::{ChangeContext, PostgresStore, SqliteStore, Store};
 
 /// devid keeps which account IDs (GitHub usernames, Jira account IDs, Bitbucket UUIDs,
 /// ...) belong to which developer, and serves them over the Harness SEI developer
@@ -21,15 +30,22 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 struct DatabaseArg {
-    /// SQLite file path (created if missing) or postgres:// URL.
+    /// SQLite file path or postgres:// URL. Only `serve`, `keys create` and
+    /// `integrations add` create a missing SQLite file.
     #[arg(long, env = "DEVID_DATABASE", default_value = "./devid.db", global = true)]
     database: String,
 }
 
+impl DatabaseArg {
+    fn is_postgres(&self) -> bool {
+        is_postgres_url(&self.database)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server. On an empty database, creates account `default` and prints
-    /// its first admin key once.
+    /// Run the HTTP server. On an empty database, creates account `default` and its
+    /// first admin key, shown once (on a terminal) or written to a file (otherwise).
     Serve(ServeArgs),
     /// Create, list and revoke API keys directly in the database.
     #[command(subcommand)]
@@ -37,6 +53,9 @@ enum Command {
     /// Add and list integrations directly in the database.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
+    /// Copy a SQLite database to a new file: a consistent snapshot, safe while
+    /// `devid serve` runs. (For PostgreSQL use pg_dump.)
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,11 +114,17 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "DEVID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Where the first admin key is written (mode 0600) when it is not shown on a
+    /// terminal. Default: the SQLite file's path plus `.first-admin-key`, or
+    /// `./devid-first-admin-key` for PostgreSQL.
+    #[arg(long, env = "DEVID_FIRST_KEY_FILE")]
+    first_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Create a key and print it (once: only its hash is stored).
+    /// Create a key and print it (once: only its hash is stored). Creates the account,
+    /// and a missing SQLite database.
     Create {
         /// Account the key belongs to; created if it does not exist.
         #[arg(long, default_value = "default")]
@@ -125,8 +150,10 @@ enum KeysCommand {
         #[command(flatten)]
         db: DatabaseArg,
     },
-    /// Revoke a key by its id (the third part of pat.<account>.<keyId>.<secret>).
+    /// Revoke a key. Requests with it are refused (401) from then on.
     Revoke {
+        /// The key's id: the third part of pat.<account>.<keyId>.<secret>, or the ID
+        /// column of `devid keys list`.
         id: String,
         #[command(flatten)]
         db: DatabaseArg,
@@ -135,7 +162,7 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum IntegrationsCommand {
-    /// Add an integration.
+    /// Add an integration. Creates the account, and a missing SQLite database.
     Add {
         /// Its id, a whole number from 1 to 2^53 − 1 unique in the account; left out,
         /// the largest id in the account plus one.
@@ -145,8 +172,10 @@ enum IntegrationsCommand {
         /// BITBUCKET_SERVER, AZURE_DEVOPS, JIRA, HARNESS_CODE or CUSTOM.
         #[arg(long = "type", value_parser = parse_type)]
         application_type: ApplicationType,
+        /// A name people recognise, such as "GitHub Cloud".
         #[arg(long)]
         name: String,
+        /// Account the integration belongs to; created if it does not exist.
         #[arg(long, default_value = "default")]
         account: String,
         #[command(flatten)]
@@ -154,11 +183,21 @@ enum IntegrationsCommand {
     },
     /// List an account's integrations.
     List {
+        /// Whose integrations to list.
         #[arg(long, default_value = "default")]
         account: String,
         #[command(flatten)]
         db: DatabaseArg,
     },
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The new file to write; it must not exist yet.
+    #[arg(long)]
+    to: PathBuf,
+    #[command(flatten)]
+    db: DatabaseArg,
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -185,14 +224,33 @@ fn parse_lifetime(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-async fn open_store(database: &str) -> Result<Arc<dyn Store>> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+/// Whether a command may create the database it is pointed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    CreateIfMissing,
+    MustExist,
+}
+
+fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+async fn open_store(database: &str, open: Open) -> Result<Arc<dyn Store>> {
+    if is_postgres_url(database) {
+        // PostgreSQL databases are made with `createdb`, never by devid; a missing one
+        // fails to connect, with PostgreSQL's own message.
         let store = PostgresStore::connect(database)
             .await
             .with_context(|| format!("cannot use the PostgreSQL database at {}", redact_url(database)))?;
         return Ok(Arc::new(store));
     }
     let path = PathBuf::from(database);
+    if open == Open::MustExist && !path.exists() {
+        bail!(
+            "There is no database at {}. Check --database (or DEVID_DATABASE); this command only reads an existing database, while `devid serve`, `devid keys create` and `devid integrations add` create one.",
+            path.display()
+        );
+    }
     let store = SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
     Ok(Arc::new(store))
 }
@@ -217,184 +275,10 @@ fn cli_context(account: devid_store::AccountId) -> ChangeContext {
 
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Keys(cmd) => keys(cmd).await,
-        Command::Integrations(cmd) => integrations(cmd).await,
-    }
-}
-
-async fn serve(args: ServeArgs) -> Result<()> {
-    init_logging(&args.log_format);
-    let store = open_store(&args.db.database).await?;
-    // Bound first, so the hint below names the real port (also with `--listen …:0`).
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
-        format!("cannot listen on {}; is another process using it? Choose another with --listen", args.listen)
-    })?;
-    let local = listener.local_addr().context("cannot read the listening address")?;
-    if let Some(key) = store.bootstrap().await.context("cannot prepare the empty database")? {
-        eprintln!();
-        eprintln!(
-            "devid: created account `default` and its first admin key. It is shown only this once; store it now:"
-        );
-        eprintln!();
-        eprintln!("    {}", key.key);
-        eprintln!();
-        eprintln!("Try it:  curl -H \"x-api-key: {}\" http://{local}/v2/integrations", key.key);
-        eprintln!();
-    }
-    tracing::info!(address = %local, backend = store.backend(), database = %redact_url(&args.db.database), "devid listening");
-    let limits = Limits {
-        max_json_body: args.max_json_body,
-        max_multipart_body: args.max_multipart_body,
-        max_upload_rows: args.max_upload_rows,
-        request_timeout: Duration::from_secs(args.request_timeout),
-        max_concurrent_uploads: args.max_concurrent_uploads,
-        upload_queue_wait: Duration::from_secs(args.upload_queue_wait),
-        upload_idle: Duration::from_secs(args.upload_idle),
-        min_upload_bytes_per_second: args.min_upload_rate,
-        rate_limit_per_minute: args.rate_limit,
-        max_exports_per_account: args.max_exports_per_account,
-        account_rate_limit_per_minute: args.account_rate_limit,
-        auth_failures_per_minute: args.auth_failures_per_minute,
-    };
-    let connections = devid_server::ConnectionLimits {
-        header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
-        max_connections: args.max_connections,
-    };
-    devid_server::serve_with(listener, AppState::new(store, limits), connections, shutdown_signal())
-        .await
-        .context("the server failed")?;
-    tracing::info!("devid stopped");
-    Ok(())
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
-}
-
-/// Resolves on SIGINT or SIGTERM; the server then stops accepting and drains.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-}
-
-async fn keys(cmd: KeysCommand) -> Result<()> {
-    match cmd {
-        KeysCommand::Create { account, scopes, label, expires_in, db } => {
-            let store = open_store(&db.database).await?;
-            let account =
-                store.ensure_account(&account).await.with_context(|| format!("cannot use account `{account}`"))?;
-            let expires_at = expires_in.map(|d| devid_store::now_micros() + d.as_micros() as i64);
-            let created = store.create_key(&cli_context(account.id), NewKey { scopes, label, expires_at }).await?;
-            eprintln!(
-                "Created key {} for account `{}` with scopes {}{}. It is shown only this once:",
-                created.info.id,
-                created.info.account,
-                devid_core::types::scopes_to_string(&created.info.scopes),
-                created.info.expires_at.as_deref().map(|e| format!(", expiring {e}")).unwrap_or_default()
-            );
-            println!("{}", created.key);
-            Ok(())
-        }
-        KeysCommand::List { account, db } => {
-            let store = open_store(&db.database).await?;
-            let account_id = match account {
-                Some(name) => Some(
-                    store.account_by_name(&name).await?.with_context(|| format!("there is no account `{name}`"))?.id,
-                ),
-                None => None,
-            };
-            let keys = store.list_keys(account_id).await?;
-            println!(
-                "{:<18} {:<12} {:<48} {:<8} {:<27} {:<27} LABEL",
-                "ID", "ACCOUNT", "SCOPES", "STATE", "CREATED", "LAST USED"
-            );
-            for k in keys {
-                let state = if k.revoked {
-                    "revoked"
-                } else if k.expires_at.is_some() {
-                    "expiring"
-                } else {
-                    "active"
-                };
-                println!(
-                    "{:<18} {:<12} {:<48} {:<8} {:<27} {:<27} {}",
-                    k.id,
-                    k.account,
-                    devid_core::types::scopes_to_string(&k.scopes),
-                    state,
-                    k.created_at,
-                    k.last_used_at.as_deref().unwrap_or("never"),
-                    k.label
-                );
-            }
-            Ok(())
-        }
-        KeysCommand::Revoke { id, db } => {
-            let store = open_store(&db.database).await?;
-            let ctx = cli_context(devid_store::AccountId(0));
-            let info = store.revoke_key(&ctx, &id, true).await.with_context(|| format!("cannot revoke key `{id}`"))?;
-            eprintln!("Revoked key {} of account `{}`.", info.id, info.account);
-            Ok(())
-        }
-    }
-}
-
-async fn integrations(cmd: IntegrationsCommand) -> Result<()> {
-    match cmd {
-        IntegrationsCommand::Add { id, application_type, name, account, db } => {
-            if id.is_some_and(|id| !(1..=MAX_INTEGRATION_ID).contains(&id)) {
-                bail!("--id must be a whole number from 1 to {MAX_INTEGRATION_ID}; leave it out to have one assigned");
-            }
-            let store = open_store(&db.database).await?;
-            let account = store.ensure_account(&account).await?;
-            let created = store
-                .create_integration(&cli_context(account.id), NewIntegration { id, application_type, name })
-                .await
-                .context("cannot add the integration")?;
-            eprintln!(
-                "Added integration {} ({}) `{}` to account `{}`.",
-                created.id, created.application_type, created.name, account.name
-            );
-            Ok(())
-        }
-        IntegrationsCommand::List { account, db } => {
-            let store = open_store(&db.database).await?;
-            let account =
-                store.account_by_name(&account).await?.with_context(|| format!("there is no account `{account}`"))?;
-            println!("{:<6} {:<18} {:>10}  NAME", "ID", "TYPE", "IDENTITIES");
-            for i in store.list_integrations(account.id).await? {
-                println!("{:<6} {:<18} {:>10}  {}", i.id, i.application_type, i.identity_count, i.name);
-            }
-            Ok(())
-        }
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Integrations(cmd) => admin::integrations(cmd).await,
+        Command::Backup(args) => backup::backup(args),
     }
 }
 
