@@ -107,7 +107,11 @@ impl SmallUploads {
             };
             let response = response?;
             if !response.status().is_success() {
-                bail!("S7: a small upload answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+                bail!(
+                    "S7: a small upload answered {}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                );
             }
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             if finished {

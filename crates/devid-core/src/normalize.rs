@@ -23,7 +23,8 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailProblem> {
     if trimmed.is_empty() {
         return Err(EmailProblem::Missing);
     }
-    if trimmed.chars().count() > MAX_EMAIL_LEN {
+    // Counted as sent, spaces around included: the bound the API document states.
+    if raw.chars().count() > MAX_EMAIL_LEN {
         return Err(EmailProblem::Invalid("it is longer than 254 characters"));
     }
     if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -63,7 +64,8 @@ pub fn normalize_identity(raw: &str) -> Result<&str, IdentityProblem> {
     if trimmed.is_empty() {
         return Err(IdentityProblem::Missing);
     }
-    if trimmed.chars().count() > MAX_IDENTITY_LEN {
+    // Counted as sent, spaces around included: the bound the API document states.
+    if raw.chars().count() > MAX_IDENTITY_LEN {
         return Err(IdentityProblem::Invalid("it is longer than 255 characters"));
     }
     if trimmed.chars().any(char::is_control) {

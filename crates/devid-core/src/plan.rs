@@ -421,7 +421,25 @@ fn check_email(raw: &RawValue, position: Position, problems: &mut Problems) -> O
     }
 }
 
+/// Largest number accepted unquoted as an identity: beyond 2^53 - 1 a JSON number is
+/// not exact, and a fraction or exponent is not an id.
+const MAX_NUMERIC_IDENTITY: u64 = (1 << 53) - 1;
+
 fn check_identity(raw: RawValue, field: &str, position: Position, problems: &mut Problems) -> Option<String> {
+    if let RawValue::Number(n) = &raw
+        && !(n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u64>().is_ok_and(|v| v <= MAX_NUMERIC_IDENTITY))
+    {
+        problems.add_with_reason(
+            ErrorType::InvalidIdentity,
+            field,
+            position,
+            n,
+            Some(format!(
+                "an identity sent as a number must be a whole number from 0 to {MAX_NUMERIC_IDENTITY}; send other ids as strings"
+            )),
+        );
+        return None;
+    }
     let text = text_of(&raw, field, position, ErrorType::InvalidIdentity, problems)?;
     match normalize_identity(text) {
         Ok(trimmed) if trimmed.len() == text.len() => match raw {
@@ -526,7 +544,8 @@ pub fn parse_integration_id(text: &str) -> Option<IntegrationId> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<IntegrationId>().ok().filter(|id| *id > 0)
+    // Ids are created in 1..=2^53-1 (exact in every JSON number); nothing above exists.
+    digits.parse::<IntegrationId>().ok().filter(|id| (1..=crate::types::MAX_INTEGRATION_ID).contains(id))
 }
 
 fn check_application_type(
@@ -855,6 +874,19 @@ mod tests {
     fn empty_upload_is_an_error() {
         let err = plan_upload(current(vec![]), &integrations()).expect_err("empty");
         assert!(err.has(ErrorType::EmptyPayload));
+    }
+
+    #[test]
+    fn numeric_identities_are_whole_numbers_only() {
+        let mut rows = Vec::new();
+        for (n, number) in ["42", "1.5", "-3", "1e300", "9007199254740992"].iter().enumerate() {
+            let mut r = row(n as u64 + 2, "a@x.com", "1", "x");
+            r.identity = RawValue::Number(number.to_string());
+            rows.push(r);
+        }
+        let err = plan_upload(current(rows), &integrations()).expect_err("invalid");
+        let groups = err.into_groups();
+        assert_eq!(groups[0].error_count, 4, "all but 42");
     }
 
     #[test]

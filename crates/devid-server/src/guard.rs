@@ -76,7 +76,7 @@ impl UploadGate {
         };
         let deadline = tokio::time::Instant::now() + self.wait;
         let own = lane.account(account);
-        let retry_after = self.wait.as_secs().max(1);
+        let retry_after = u64::from(crate::error::RETRY_AFTER_SECONDS);
         let busy = |whose: &str| ApiError {
             retry_after: Some(retry_after),
             ..ApiError::unavailable(format!(

@@ -11,6 +11,7 @@ pub mod error;
 mod guard;
 mod middleware;
 pub mod openapi;
+mod openapi_exact;
 mod routes;
 mod serve;
 

@@ -59,5 +59,10 @@ impl Modify for KeyAuth {
 /// Rendered once: the document does not change while the process runs.
 pub fn document_json() -> String {
     static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))).clone()
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        crate::openapi_exact::tighten(&mut doc);
+        doc.to_string()
+    })
+    .clone()
 }

@@ -201,13 +201,15 @@ async fn integrations_can_be_managed_over_http() {
     .await;
     expect_error(post(json!({"id": -1, "applicationType": "JIRA", "name": "x"})).send().await.expect("send"), 400)
         .await;
-    // The largest id one may choose still leaves room for the next assigned one; above
-    // it (i64::MAX made the next assignment overflow: a 500), a 400 naming the range.
+    // After the largest id one may choose, the next assigned one is the first free id
+    // below it, never above (i64::MAX made the next assignment overflow: a 500; 2^53
+    // could not be addressed); above it, a 400 naming the range.
     let largest = (1i64 << 53) - 1;
     let top = post(json!({"id": largest, "applicationType": "CUSTOM", "name": "top"})).send().await.expect("send");
     expect_status(top, 201).await;
     let next = post(json!({"applicationType": "CUSTOM", "name": "next"})).send().await.expect("send");
-    assert_eq!(expect_status(next, 201).await["id"], largest + 1);
+    let next_id = expect_status(next, 201).await["id"].as_i64().expect("id");
+    assert!((1..largest).contains(&next_id), "{next_id}");
     let too_large = post(json!({"id": i64::MAX, "applicationType": "JIRA", "name": "x"})).send().await.expect("send");
     let body = expect_error(too_large, 400).await;
     assert!(body["message"].as_str().unwrap_or_default().contains(&largest.to_string()), "{body}");
@@ -243,7 +245,11 @@ async fn integrations_can_be_managed_over_http() {
         .await
         .expect("send");
     assert_eq!(expect_status(renamed, 200).await["name"], "Jira");
-    expect_error(app.get("/v2/integrations/abc", k).send().await.expect("send"), 400).await;
+    // What is not an id names no integration; nor does an id above 2^53 - 1.
+    expect_error(app.get("/v2/integrations/abc", k).send().await.expect("send"), 404).await;
+    expect_error(app.get("/v2/integrations/9007199254740992", k).send().await.expect("send"), 404).await;
+    let r = app.get("/v2/audit?integrationId=9007199254740992", k).send().await.expect("send");
+    assert_eq!(expect_error(r, 400).await["errors"][0]["fieldName"], "integrationId");
     expect_error(app.get("/v2/integrations/77", k).send().await.expect("send"), 404).await;
 
     let rows = json!([{"email": "a@x.com", "integrationId": 5, "identity": "acc-1"}]);
@@ -470,15 +476,20 @@ async fn the_last_active_admin_key_cannot_be_revoked_over_the_api() {
     let app = TestApp::spawn().await;
     let own_id = app.admin_key.split('.').nth(2).expect("key id").to_string();
     let revoke = |key: &str, id: &str| app.client.delete(app.url(&format!("/v2/api-keys/{id}"))).header("x-api-key", key.to_string());
+    // Over the API the last admin key can only be revoked by itself: refused, saying how
+    // to proceed (the store refuses the last admin key too, whoever asks).
     let body = expect_error(revoke(&app.admin_key, &own_id).send().await.expect("send"), 409).await;
-    assert!(body["message"].as_str().unwrap_or_default().contains("Create another admin key first"), "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("create one first"), "{body}");
     // A read-only key left over does not count: it cannot manage the account.
     app.key("default", &[Scope::DeveloperRecordsRead]).await;
     expect_error(revoke(&app.admin_key, &own_id).send().await.expect("send"), 409).await;
-    // With a second admin key, the first may go (even revoking itself), then the second is the last.
+    // With a second admin key, a key still cannot revoke itself; the other may revoke it,
+    // and is then the last.
     let second = app.key("default", &[Scope::Admin]).await;
     let second_id = second.split('.').nth(2).expect("key id").to_string();
-    expect_status(revoke(&app.admin_key, &own_id).send().await.expect("send"), 200).await;
+    let body = expect_error(revoke(&app.admin_key, &own_id).send().await.expect("send"), 409).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("cannot revoke itself"), "{body}");
+    expect_status(revoke(&second, &own_id).send().await.expect("send"), 200).await;
     expect_error(revoke(&second, &second_id).send().await.expect("send"), 409).await;
     expect_status(app.get("/v2/integrations", &second).send().await.expect("send"), 200).await;
 }

@@ -134,6 +134,20 @@ pub async fn integrations_are_managed_and_guarded(store: &dyn Store) {
         "next id",
     );
     assert_eq!(next.id, 8);
+    // After the largest id allowed, the next one assigned is the first gap, never above it.
+    integration(store, &ctx, devid_core::types::MAX_INTEGRATION_ID, ApplicationType::Custom).await;
+    let gap = ok(
+        store
+            .create_integration(
+                &ctx,
+                NewIntegration { id: None, application_type: ApplicationType::Jira, name: "g".into() },
+            )
+            .await,
+        "first gap",
+    );
+    assert_eq!(gap.id, 1);
+    ok(store.delete_integration(&ctx, gap.id, true).await, "delete gap");
+    ok(store.delete_integration(&ctx, devid_core::types::MAX_INTEGRATION_ID, true).await, "delete largest");
 
     ok(upload(store, &ctx, &[("a@x.com", 7, "alice")], false).await, "upload");
     let listed = ok(store.list_integrations(ctx.account).await, "list");

@@ -39,6 +39,19 @@ async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError>
     serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("The JSON body is not valid: {e}.")))
 }
 
+/// A whole number written either way JSON allows (`5` or `5.0`, as JSON Schema's
+/// `integer` does); `null` or absent is `None`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(value) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    if let Some(n) = value.as_i64() {
+        return Ok(Some(n));
+    }
+    match value.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!("expected a whole number, got {value}"))),
+    }
+}
+
 fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
@@ -53,8 +66,15 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 /// Longest lifetime a key may be given over the API: 100 years.
 pub const MAX_KEY_DAYS: u32 = 36_500;
 
+/// The path's integration id. Anything that is not one names no integration: 404, as
+/// for an id that does not exist.
 fn parse_id(raw: &str) -> Result<IntegrationId, ApiError> {
-    parse_id_named("id", raw)
+    devid_core::plan::parse_integration_id(raw).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "There is no integration `{}`: integration ids are whole numbers from 1 to {MAX_INTEGRATION_ID}; list them with GET /v2/integrations.",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
 }
 
 /// An integration id given as `field` (the path's `id`, or the audit's `integrationId`).
@@ -87,14 +107,16 @@ pub async fn list_integrations(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateIntegration {
     /// Leave out to get the next free id.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<i64>)]
     pub id: Option<IntegrationId>,
     pub application_type: ApplicationType,
     pub name: String,
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+fn check_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || raw.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_parameter(
             "name",
             name,
@@ -233,8 +255,9 @@ pub struct CreateKey {
     #[serde(default)]
     pub label: String,
     /// Days until the key stops working (1 to 36500); leave out for a key that does not expire.
-    #[schema(minimum = 1, maximum = 36500)]
-    pub expires_in_days: Option<u32>,
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 36500)]
+    pub expires_in_days: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -264,7 +287,7 @@ pub async fn create_key(
         ));
     }
     let expires_at = match body.expires_in_days {
-        Some(days) if !(1..=MAX_KEY_DAYS).contains(&days) => {
+        Some(days) if !(1..=i64::from(MAX_KEY_DAYS)).contains(&days) => {
             return Err(ApiError::invalid_parameter(
                 "expiresInDays",
                 &days.to_string(),
@@ -273,9 +296,12 @@ pub async fn create_key(
                 ),
             ));
         }
-        Some(days) => Some(devid_store::now_micros() + i64::from(days) * 86_400 * 1_000_000),
+        Some(days) => Some(devid_store::now_micros() + days * 86_400 * 1_000_000),
         None => None,
     };
+    if body.label.chars().count() > 200 {
+        return Err(ApiError::invalid_parameter("label", &body.label, "A key's label is at most 200 characters."));
+    }
     let created = state
         .store
         .create_key(
@@ -296,7 +322,7 @@ pub async fn create_key(
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v2/api-keys/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyInfo), (status = 404, body = ErrorBody),
-        (status = 409, description = "The account's last active admin key", body = ErrorBody)),
+        (status = 409, description = "The account's last active admin key, or the key making the request", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
@@ -304,6 +330,12 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyInfo>, ApiError> {
     auth.require(Scope::Admin)?;
+    if id.trim() == auth.principal.key_id {
+        // A key that revokes itself locks out whoever holds only it, mid-session.
+        return Err(ApiError::conflict(format!(
+            "Key {id} is the key making this request; a key cannot revoke itself. Revoke it with another admin key (create one first with POST /v2/api-keys), or with `devid keys revoke` on the server."
+        )));
+    }
     Ok(Json(state.store.revoke_key(&auth.change_context(), &id, false).await?))
 }
 

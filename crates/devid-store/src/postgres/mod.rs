@@ -16,7 +16,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, Recycli
 use devid_core::apikey::{format_key, parse_key};
 use devid_core::plan::{DeletePlan, IntegrationInfo, IntegrationRef, UploadPlan};
 use devid_core::time::{Micros, to_rfc3339};
-use devid_core::types::{ApplicationType, IntegrationId, Scope, scopes_from_string, scopes_to_string};
+use devid_core::types::{
+    ApplicationType, IntegrationId, MAX_INTEGRATION_ID, Scope, scopes_from_string, scopes_to_string,
+};
 use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
@@ -326,10 +328,25 @@ async fn insert_integration(
             }
             id
         }
-        None => tx
-            .query_one("SELECT COALESCE(MAX(id), 0) + 1 FROM integrations WHERE account_id = $1", &[&ctx.account.0])
-            .await?
-            .try_get(0)?,
+        None => {
+            let next: i64 = tx
+                .query_one("SELECT COALESCE(MAX(id), 0) + 1 FROM integrations WHERE account_id = $1", &[&ctx.account.0])
+                .await?
+                .try_get(0)?;
+            if next <= MAX_INTEGRATION_ID {
+                next
+            } else {
+                // Someone chose the largest id: take the first gap instead of passing 2^53 - 1.
+                tx.query_one(
+                    "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM integrations WHERE account_id = $1 AND id = 1) THEN 1
+                     ELSE (SELECT MIN(i.id) + 1 FROM integrations i WHERE i.account_id = $1
+                           AND NOT EXISTS (SELECT 1 FROM integrations j WHERE j.account_id = i.account_id AND j.id = i.id + 1)) END",
+                    &[&ctx.account.0],
+                )
+                .await?
+                .try_get(0)?
+            }
+        }
     };
     tx.execute(
         "INSERT INTO integrations (account_id, id, application_type, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",

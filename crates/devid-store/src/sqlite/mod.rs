@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use devid_core::apikey::{format_key, parse_key};
 use devid_core::plan::{DeletePlan, IntegrationInfo, IntegrationRef, UploadPlan};
 use devid_core::time::{Micros, to_rfc3339};
-use devid_core::types::{ApplicationType, IntegrationId, Scope, scopes_from_string, scopes_to_string};
+use devid_core::types::{
+    ApplicationType, IntegrationId, MAX_INTEGRATION_ID, Scope, scopes_from_string, scopes_to_string,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -298,6 +300,12 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 const WRITER_CACHE_KIB: i64 = 48 * 1024;
 const READER_CACHE_KIB: i64 = 16 * 1024;
 
+/// The smallest integration id of an account that is not taken (1 when free).
+const FIRST_FREE_INTEGRATION_ID_SQLITE: &str =
+    "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM integrations WHERE account_id = ?1 AND id = 1) THEN 1
+     ELSE (SELECT MIN(i.id) + 1 FROM integrations i WHERE i.account_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM integrations j WHERE j.account_id = i.account_id AND j.id = i.id + 1)) END";
+
 fn set_cache(conn: &Connection, kib: i64) -> StoreResult<()> {
     conn.execute_batch(&format!("PRAGMA cache_size=-{kib};")).map_err(map_err)
 }
@@ -507,13 +515,21 @@ fn insert_integration(
             }
             id
         }
-        None => tx
-            .query_row(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM integrations WHERE account_id = ?1",
-                [ctx.account.0],
-                |r| r.get(0),
-            )
-            .map_err(map_err)?,
+        None => {
+            let next: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(id), 0) + 1 FROM integrations WHERE account_id = ?1",
+                    [ctx.account.0],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            if next <= MAX_INTEGRATION_ID {
+                next
+            } else {
+                // Someone chose the largest id: take the first gap instead of passing 2^53 - 1.
+                tx.query_row(FIRST_FREE_INTEGRATION_ID_SQLITE, [ctx.account.0], |r| r.get(0)).map_err(map_err)?
+            }
+        }
     };
     tx.execute(
         "INSERT INTO integrations (account_id, id, application_type, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",

@@ -89,6 +89,9 @@ pub async fn list_identities(
     let mut q = parse_filters(&params)?;
     let account = auth.principal.account;
     if wants_csv(&params, &headers)? {
+        // The download has no pages, but a bad paging parameter is still an error.
+        params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 50)?;
+        params.u64_in("pageIndex", 0, MAX_PAGE_INDEX, 0)?;
         q.count_total = false;
         return super::export::csv_download(state, account, q);
     }
@@ -246,8 +249,9 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
 /// Longest `searchValue`: no email (254) or identity (255) is longer, and SQLite
 /// refuses LIKE patterns past 50,000 bytes.
 pub const MAX_SEARCH_CHARS: usize = devid_core::normalize::MAX_IDENTITY_LEN;
-/// Most values one list filter may name; each is a bound parameter of the query.
-pub const MAX_FILTER_VALUES: usize = 1000;
+/// Most values one list filter may name; each is a bound parameter of the query, and
+/// 100 of the longest emails still fit the 32 KiB a parameter may hold.
+pub const MAX_FILTER_VALUES: usize = 100;
 
 fn at_most_listed(name: &str, raw: &str, count: usize) -> Result<(), ApiError> {
     if count > MAX_FILTER_VALUES {

@@ -4,7 +4,7 @@
 pub(crate) mod export;
 pub(crate) mod list;
 
-pub use list::{MAX_PAGE_INDEX, MAX_PAGE_SIZE};
+pub use list::{MAX_FILTER_VALUES, MAX_PAGE_INDEX, MAX_PAGE_SIZE, MAX_SEARCH_CHARS};
 
 use axum::Json;
 use axum::extract::{Request, State};

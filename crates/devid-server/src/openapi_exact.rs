@@ -1,0 +1,250 @@
+//! What the generated OpenAPI document leaves out and the server enforces: every status
+//! code an operation can answer, and every bound on a parameter or body field. Kept in
+//! one place, beside the rules' own constants, so the document says what the server
+//! does (checked by schemathesis, `docs/api-conformance.md`).
+
+use serde_json::{Value, json};
+
+use crate::routes::identities::{MAX_FILTER_VALUES, MAX_PAGE_INDEX, MAX_PAGE_SIZE, MAX_SEARCH_CHARS};
+
+/// Largest integration id (2^53 − 1: exact in every JSON number).
+const MAX_ID: i64 = devid_core::types::MAX_INTEGRATION_ID;
+
+fn error(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+/// Adds `status` to `responses` unless the handler's own annotation described it.
+fn respond(responses: &mut Value, status: &str, description: &str) {
+    if let Some(map) = responses.as_object_mut() {
+        map.entry(status.to_string()).or_insert_with(|| error(description));
+    }
+}
+
+/// Tightens the document in place.
+pub fn tighten(doc: &mut Value) {
+    add_status_codes(doc);
+    bound_parameters(doc);
+    bound_bodies(doc);
+}
+
+fn add_status_codes(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, operations) in paths.iter_mut() {
+        let Some(operations) = operations.as_object_mut() else { continue };
+        for (method, op) in operations.iter_mut() {
+            let secured = op.get("security").is_some();
+            let has_body = op.get("requestBody").is_some();
+            let has_query = op["parameters"].as_array().is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
+            let Some(responses) = op.get_mut("responses") else { continue };
+            respond(responses, "408", "The request took longer than --request-timeout");
+            if secured {
+                respond(responses, "400", "A query parameter is unknown, repeated where it must not be, or not valid");
+                respond(responses, "401", "No API key, or one that is unknown, revoked or expired");
+                respond(responses, "403", "The key lacks the scope, or names another account");
+                respond(
+                    responses,
+                    "429",
+                    "Over the key's, the account's or the failed-authentication rate (Retry-After)",
+                );
+                respond(responses, "503", "The database is unavailable or busy (Retry-After)");
+            } else if has_query {
+                respond(responses, "400", "A query parameter is not valid");
+            }
+            if has_body {
+                respond(responses, "400", "The body is not valid; nothing was applied");
+                respond(responses, "413", "The body is larger than the server's limit");
+                respond(
+                    responses,
+                    "415",
+                    "The body's Content-Type is not one this operation takes, or it is compressed",
+                );
+            }
+            if path.contains('{') {
+                respond(responses, "404", "Nothing with that id in this account (or the id is not one)");
+            }
+            if path.starts_with("/v2/developers/") && method != "get" {
+                respond(
+                    responses,
+                    "409",
+                    "An integration the upload names was deleted while it was applied; send it again",
+                );
+            }
+        }
+    }
+    // The listing also answers the whole CSV.
+    if let Some(ok) = doc.pointer_mut("/paths/~1v2~1developers~1identities/get/responses/200/content") {
+        if let Some(map) = ok.as_object_mut() {
+            map.insert(
+                "text/csv".into(),
+                json!({"schema": {"type": "string", "description": "Header email,integrationId,identity,applicationType,updatedAt, then every matching row"}}),
+            );
+        }
+    }
+}
+
+/// The schema of parameter `name` of the operation at `pointer`.
+fn parameter<'a>(doc: &'a mut Value, pointer: &str, name: &str) -> Option<&'a mut Value> {
+    doc.pointer_mut(pointer)?.as_array_mut()?.iter_mut().find(|p| p["name"] == name)
+}
+
+fn bound_parameters(doc: &mut Value) {
+    let listing = "/paths/~1v2~1developers~1identities/get/parameters";
+    let audit = "/paths/~1v2~1audit/get/parameters";
+    for pointer in [listing, audit] {
+        if let Some(p) = parameter(doc, pointer, "pageSize") {
+            p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_PAGE_SIZE});
+        }
+        if let Some(p) = parameter(doc, pointer, "pageIndex") {
+            p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PAGE_INDEX});
+        }
+    }
+    let enums: [(&str, &[&str]); 3] = [
+        ("sortKey", &["email", "integrationId", "identity", "updatedAt"]),
+        ("sortOrder", &["asc", "desc"]),
+        ("format", &["json", "csv"]),
+    ];
+    for (name, values) in enums {
+        if let Some(p) = parameter(doc, listing, name) {
+            p["schema"] = json!({"type": "string", "enum": values});
+        }
+    }
+    if let Some(p) = parameter(doc, listing, "searchValue") {
+        p["schema"] = json!({"type": "string", "maxLength": MAX_SEARCH_CHARS});
+    }
+    if let Some(p) = parameter(doc, listing, "updatedAfter") {
+        p["schema"] = json!({"type": "string", "format": "date-time"});
+    }
+    // Comma-separated lists: arrays in OpenAPI's `form` style without explode.
+    let lists = [
+        // An email holds no comma: the list is split on them.
+        ("emails", json!({"type": "string", "maxLength": 254, "pattern": "^[^,]*$"})),
+        ("integrationIds", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID})),
+        ("applicationTypes", json!({"$ref": "#/components/schemas/ApplicationType"})),
+    ];
+    for (name, items) in lists {
+        if let Some(p) = parameter(doc, listing, name) {
+            p["schema"] = json!({"type": "array", "items": items, "maxItems": MAX_FILTER_VALUES});
+            p["style"] = json!("form");
+            p["explode"] = json!(false);
+        }
+    }
+    // Flags: `true`/`false` as usual, and the forms the server also takes (a bare
+    // `?dryRun` is true), stated rather than hidden.
+    let flag = json!({"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", ""],
+        "description": "true or false; 1/0, yes/no and a bare `?name` (true) are accepted too, in any case."});
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for operations in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in operations.values_mut() {
+                for p in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
+                    if p["name"] == "dryRun" || p["name"] == "force" {
+                        p["schema"] = flag.clone();
+                    }
+                }
+            }
+        }
+    }
+    for name in ["from", "to"] {
+        if let Some(p) = parameter(doc, audit, name) {
+            p["schema"] = json!({"type": "string", "format": "date-time"});
+        }
+    }
+    if let Some(p) = parameter(doc, audit, "integrationId") {
+        p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID});
+    }
+    for pointer in [
+        "/paths/~1v2~1integrations~1{id}/get/parameters",
+        "/paths/~1v2~1integrations~1{id}/patch/parameters",
+        "/paths/~1v2~1integrations~1{id}/delete/parameters",
+    ] {
+        if let Some(p) = parameter(doc, pointer, "id") {
+            p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID});
+        }
+    }
+}
+
+fn bound_bodies(doc: &mut Value) {
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    let email = json!({"type": "string", "maxLength": 254, "pattern": email_pattern(),
+        "description": "Trimmed and lower-cased; exactly one @, a dotted domain without empty labels, no whitespace, control, invisible or text-direction characters."});
+    let identity = json!({"type": ["string", "integer"], "minLength": 1, "maxLength": 255, "pattern": text_pattern(IDENTITY_FORBIDDEN),
+        "minimum": 0, "maximum": MAX_ID,
+        "description": "Trimmed; no control, invisible or text-direction characters. A whole number up to 2^53 - 1 is accepted too and read as its digits (numeric ids sent unquoted)."});
+    let integration_id = json!({"type": ["integer", "string"], "format": "int64", "minimum": 1, "maximum": MAX_ID,
+        "pattern": "^0*[1-9][0-9]{0,14}(?:\\.0)?$",
+        "description": "A numeric string (\"3\") is accepted too."});
+    let patches = [
+        (
+            "IdentityRow",
+            vec![("email", email.clone()), ("identity", identity.clone()), ("integrationId", integration_id.clone())],
+        ),
+        ("CloudIdRow", vec![("email", email), ("cloudId", identity.clone())]),
+        ("DeleteRowBody", vec![("identity", identity), ("integrationId", integration_id.clone())]),
+        (
+            "CreateIntegration",
+            vec![
+                ("id", json!({"type": ["integer", "null"], "format": "int64", "minimum": 1, "maximum": MAX_ID})),
+                ("name", name_schema(false)),
+            ],
+        ),
+        ("UpdateIntegration", vec![("name", name_schema(true))]),
+    ];
+    for (schema, fields) in patches {
+        let Some(schema) = schemas.get_mut(schema) else { continue };
+        schema["additionalProperties"] = json!(false);
+        for (field, bound) in fields {
+            schema["properties"][field] = bound;
+        }
+    }
+    if let Some(create_key) = schemas.get_mut("CreateKey") {
+        create_key["additionalProperties"] = json!(false);
+        create_key["properties"]["scopes"]["minItems"] = json!(1);
+        create_key["properties"]["label"] = json!({"type": "string", "maxLength": 200});
+    }
+    // Uploads and deletes of nothing are refused (EMPTY_PAYLOAD).
+    for pointer in [
+        "/paths/~1v2~1developers~1identities/patch/requestBody/content/application~1json/schema",
+        "/paths/~1v2~1developers~1identities/delete/requestBody/content/application~1json/schema",
+    ] {
+        if let Some(schema) = doc.pointer_mut(pointer) {
+            schema["minItems"] = json!(1);
+        }
+    }
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    if let Some(body) = schemas.get_mut("CloudIdsBody") {
+        body["additionalProperties"] = json!(false);
+        body["properties"]["integrationUsers"]["minItems"] = json!(1);
+    }
+}
+
+/// An integration name: 1 to 200 characters without control characters, trimmed.
+fn name_schema(nullable: bool) -> Value {
+    let kind = if nullable { json!(["string", "null"]) } else { json!("string") };
+    json!({"type": kind, "maxLength": 200, "pattern": text_pattern(CONTROL),
+        "description": "1 to 200 characters without control characters; leading and trailing spaces are trimmed."})
+}
+
+/// Characters `char::is_control` refuses (Unicode category Cc).
+const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+/// What `normalize_identity` refuses beside control characters: text-direction controls
+/// and invisible characters (see devid-core's normalize.rs).
+const IDENTITY_FORBIDDEN: &str = "\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff";
+/// Unicode White_Space, what Rust's `trim` removes and `is_whitespace` matches.
+const WHITESPACE: &str = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+
+/// Text with none of `forbidden` and something left once trimmed.
+fn text_pattern(forbidden: &str) -> String {
+    format!("^[{WHITESPACE}]*[^{WHITESPACE}{forbidden}](?:[^{forbidden}]*[^{WHITESPACE}{forbidden}])?[{WHITESPACE}]*$")
+}
+
+/// `normalize_email`: around surrounding whitespace, one `@` between a local part and a
+/// domain of dot-separated non-empty labels, with no whitespace, control, invisible,
+/// text-direction or joiner characters, and none of `,;<>()[]"\` in the domain.
+fn email_pattern() -> String {
+    let bad = format!("{WHITESPACE}{IDENTITY_FORBIDDEN}\\u200c\\u200d@");
+    let label = format!("[^{bad}.,;<>()\\[\\]\"\\\\]+");
+    format!("^[{WHITESPACE}]*[^{bad}]+@{label}(?:\\.{label})+[{WHITESPACE}]*$")
+}
