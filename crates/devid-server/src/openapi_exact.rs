@@ -76,13 +76,13 @@ fn add_status_codes(doc: &mut Value) {
         }
     }
     // The listing also answers the whole CSV.
-    if let Some(ok) = doc.pointer_mut("/paths/~1v2~1developers~1identities/get/responses/200/content") {
-        if let Some(map) = ok.as_object_mut() {
-            map.insert(
-                "text/csv".into(),
-                json!({"schema": {"type": "string", "description": "Header email,integrationId,identity,applicationType,updatedAt, then every matching row"}}),
-            );
-        }
+    if let Some(map) =
+        doc.pointer_mut("/paths/~1v2~1developers~1identities/get/responses/200/content").and_then(Value::as_object_mut)
+    {
+        map.insert(
+            "text/csv".into(),
+            json!({"schema": {"type": "string", "description": "Header email,integrationId,identity,applicationType,updatedAt, then every matching row"}}),
+        );
     }
 }
 

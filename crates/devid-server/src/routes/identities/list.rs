@@ -98,7 +98,10 @@ pub async fn list_identities(
     let page_size = params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 50)?;
     let filter = FilterDigest::of(&q);
     let signer = state.cursor_signer().await?;
-    let page_index = match (params.get("cursor"), params.get("pageIndex")) {
+    // An empty `cursor=` is no cursor: what a client sends that fills the next page's
+    // cursor from a `null` it was given.
+    let cursor = params.get("cursor").filter(|c| !c.trim().is_empty());
+    let page_index = match (cursor, params.get("pageIndex")) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_parameter(
                 "cursor",
