@@ -132,16 +132,16 @@ fn is_other_separator(c: char) -> bool {
     c == ';' || c == '\t'
 }
 
-/// Where [`guard_formula`] puts a `'`: at the start of the cell and after every other
-/// separator, wherever what follows reads as a formula.
+/// The byte offsets where a spreadsheet may start a cell within `cell` (its start, and
+/// just after each other separator) whose text satisfies `starts_cell`.
+fn cell_starts<'a>(cell: &'a str, starts_cell: impl Fn(&str) -> bool + 'a) -> impl Iterator<Item = usize> + 'a {
+    let after_separators = cell.char_indices().filter(|(_, c)| is_other_separator(*c)).map(|(at, c)| at + c.len_utf8());
+    std::iter::once(0).chain(after_separators).filter(move |at| starts_cell(&cell[*at..]))
+}
+
+/// Where [`guard_formula`] puts a `'`: wherever a cell would start with a formula.
 fn guard_points(cell: &str) -> impl Iterator<Item = usize> + '_ {
-    let start = is_formula_after_quotes(cell).then_some(0);
-    let inner = cell
-        .char_indices()
-        .filter(|(_, c)| is_other_separator(*c))
-        .map(|(at, c)| at + c.len_utf8())
-        .filter(|after| is_formula_after_quotes(&cell[*after..]));
-    start.into_iter().chain(inner)
+    cell_starts(cell, is_formula_after_quotes)
 }
 
 /// Prefixes every part of a cell that a spreadsheet would run as a formula with `'`, so
@@ -167,13 +167,7 @@ pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
 /// from the start and from after every `;` or tab, where a formula follows it.
 pub fn strip_formula_guard(cell: &str) -> std::borrow::Cow<'_, str> {
     let guarded = |rest: &str| rest.strip_prefix('\'').is_some_and(is_formula_after_quotes);
-    let start = guarded(cell).then_some(0);
-    let inner = cell
-        .char_indices()
-        .filter(|(_, c)| is_other_separator(*c))
-        .map(|(at, c)| at + c.len_utf8())
-        .filter(|after| guarded(&cell[*after..]));
-    let mut points = start.into_iter().chain(inner).peekable();
+    let mut points = cell_starts(cell, guarded).peekable();
     if points.peek().is_none() {
         return std::borrow::Cow::Borrowed(cell);
     }
