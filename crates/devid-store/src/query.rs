@@ -23,7 +23,7 @@ impl SortKey {
     ];
 
     pub fn parse(s: &str) -> Option<SortKey> {
-        Self::ALL.iter().find(|(_, name)| name.eq_ignore_ascii_case(s.trim())).map(|(k, _)| *k)
+        Self::ALL.iter().find(|(_, name)| name.eq_ignore_ascii_case(s)).map(|(k, _)| *k)
     }
 }
 

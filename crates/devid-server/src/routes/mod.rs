@@ -34,7 +34,8 @@ pub fn api_routes() -> Router<AppState> {
 
 /// Parses `true`/`false` (and `1`/`0`) query flags.
 pub(crate) fn parse_flag(name: &str, value: &str) -> Result<bool, crate::error::ApiError> {
-    match value.trim().to_ascii_lowercase().as_str() {
+    // Not trimmed: the document lists the accepted forms exactly.
+    match value.to_ascii_lowercase().as_str() {
         "" | "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
         _ => Err(crate::error::ApiError::invalid_parameter(
@@ -98,7 +99,7 @@ impl QueryParams {
 
     pub fn u64_in(&self, name: &str, min: u64, max: u64, default: u64) -> Result<u64, crate::error::ApiError> {
         let Some(raw) = self.get(name) else { return Ok(default) };
-        match raw.trim().parse::<u64>() {
+        match raw.parse::<u64>() {
             Ok(v) if (min..=max).contains(&v) => Ok(v),
             _ => Err(crate::error::ApiError::invalid_parameter(
                 name,

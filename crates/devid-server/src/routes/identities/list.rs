@@ -179,7 +179,7 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
         })?;
     }
     if let Some(raw) = params.get("sortOrder") {
-        q.order = match raw.trim().to_ascii_lowercase().as_str() {
+        q.order = match raw.to_ascii_lowercase().as_str() {
             "asc" => SortOrder::Asc,
             "desc" => SortOrder::Desc,
             _ => {
@@ -275,7 +275,7 @@ fn list(raw: &str) -> impl Iterator<Item = &str> {
 /// JSON type; `*/*` and no Accept header get JSON.
 fn wants_csv(params: &QueryParams, headers: &HeaderMap) -> Result<bool, ApiError> {
     if let Some(format) = params.get("format") {
-        return match format.trim().to_ascii_lowercase().as_str() {
+        return match format.to_ascii_lowercase().as_str() {
             "csv" => Ok(true),
             "json" => Ok(false),
             _ => Err(ApiError::invalid_parameter(
