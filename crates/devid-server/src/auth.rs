@@ -67,7 +67,11 @@ impl FromRequestParts<AppState> for Authenticated {
         let Some(key) = key_from_headers(header("x-api-key"), header("authorization")) else {
             return Err(failed(ApiError::unauthorized(format!("No API key was sent; {HOW_TO_SEND}.")), None));
         };
-        let key_id = devid_core::apikey::parse_key(key).map(|k| k.key_id);
+        // Only ids of the shape devid issues are tracked: a client-chosen string of any
+        // length must not become a key of the failure table.
+        let key_id = devid_core::apikey::parse_key(key)
+            .map(|k| k.key_id)
+            .filter(|id| id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()));
         let principal = match state.store.authenticate(key).await? {
             AuthOutcome::Valid(p) => p,
             AuthOutcome::Unknown => {

@@ -109,7 +109,7 @@ fn bound_parameters(doc: &mut Value) {
     ];
     for (name, values) in enums {
         if let Some(p) = parameter(doc, listing, name) {
-            p["schema"] = json!({"type": "string", "enum": values});
+            p["schema"] = any_case(values, Spelling::Exact);
         }
     }
     if let Some(p) = parameter(doc, listing, "searchValue") {
@@ -134,8 +134,8 @@ fn bound_parameters(doc: &mut Value) {
     }
     // Flags: `true`/`false` as usual, and the forms the server also takes (a bare
     // `?dryRun` is true), stated rather than hidden.
-    let flag = json!({"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", ""],
-        "description": "true or false; 1/0, yes/no and a bare `?name` (true) are accepted too, in any case."});
+    let mut flag = any_case(&["true", "false", "1", "0", "yes", "no", ""], Spelling::Exact);
+    flag["description"] = json!("true or false; 1/0, yes/no and a bare `?name` (true) are accepted too, in any case.");
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for operations in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in operations.values_mut() {
@@ -214,6 +214,10 @@ fn bound_bodies(doc: &mut Value) {
         }
     }
     let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    let types: Vec<&str> = devid_core::types::ApplicationType::ALL.iter().map(|t| t.as_str()).collect();
+    schemas.insert("ApplicationType".into(), any_case(&types, Spelling::TrimmedWithDashes));
+    let scopes: Vec<&str> = devid_core::types::Scope::ALL.iter().map(|s| s.as_str()).collect();
+    schemas.insert("Scope".into(), any_case(&scopes, Spelling::Trimmed));
     if let Some(body) = schemas.get_mut("CloudIdsBody") {
         body["additionalProperties"] = json!(false);
         body["properties"]["integrationUsers"]["minItems"] = json!(1);
@@ -225,6 +229,38 @@ fn name_schema(nullable: bool) -> Value {
     let kind = if nullable { json!(["string", "null"]) } else { json!("string") };
     json!({"type": kind, "maxLength": 200, "pattern": text_pattern(CONTROL),
         "description": "1 to 200 characters without control characters; leading and trailing spaces are trimmed."})
+}
+
+/// How loosely the server reads an enumerated value, beyond any letter case.
+#[derive(Clone, Copy, PartialEq)]
+enum Spelling {
+    Exact,
+    /// Surrounding whitespace is trimmed.
+    Trimmed,
+    /// Trimmed, and `-` or a space stand for `_` (application types).
+    TrimmedWithDashes,
+}
+
+/// The values as listed (for client generators), or any spelling the server takes.
+fn any_case(values: &[&str], spelling: Spelling) -> Value {
+    let alternatives: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| match c {
+                    c if c.is_ascii_alphabetic() => format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()),
+                    '_' if spelling == Spelling::TrimmedWithDashes => "[_\\- ]".to_string(),
+                    c if c.is_ascii_alphanumeric() => c.to_string(),
+                    c => format!("\\{c}"),
+                })
+                .collect()
+        })
+        .collect();
+    let around = if spelling == Spelling::Exact { String::new() } else { format!("[{WHITESPACE}]*") };
+    json!({"anyOf": [
+        {"type": "string", "enum": values},
+        {"type": "string", "pattern": format!("^{around}(?:{}){around}$", alternatives.join("|"))},
+    ]})
 }
 
 /// Characters `char::is_control` refuses (Unicode category Cc).

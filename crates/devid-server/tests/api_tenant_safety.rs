@@ -288,13 +288,13 @@ async fn slow_uploads_of_one_account_neither_starve_another_nor_hold_their_slot(
 
 async fn enumerated_parameters_are_taken_exactly_as_documented() {
     let app = TestApp::spawn().await;
-    for query in ["sortOrder=%20asc", "pageSize=%205", "format=json%20", "sortKey=email%20", "pageIndex=0%0A"] {
+    for query in ["sortOrder=%20asc", "pageSize=%205", "format=json%20", "sortKey=email%20", "pageIndex=0%0A", "integrationIds=1,,2", "applicationTypes=GITHUB,"] {
         let r = app.get(&format!("/v2/developers/identities?{query}"), &app.admin_key).send().await.expect("send");
         expect_error(r, 400).await;
     }
     let r = app.client.delete(app.url("/v2/integrations/5?force=%C2%85")).header("x-api-key", &app.admin_key).send().await.expect("send");
     expect_error(r, 400).await;
-    for query in ["sortOrder=DESC", "format=JSON", "sortKey=UPDATEDAT"] {
+    for query in ["sortOrder=DESC", "format=JSON", "sortKey=UPDATEDAT", "integrationIds=", "applicationTypes=github,%20bitbucket-cloud"] {
         let r = app.get(&format!("/v2/developers/identities?{query}"), &app.admin_key).send().await.expect("send");
         expect_status(r, 200).await;
     }

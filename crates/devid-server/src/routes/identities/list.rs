@@ -193,10 +193,10 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
     }
     if let Some(raw) = params.get("emails") {
         q.emails = list(raw).map(|e| e.to_lowercase()).collect();
-        at_most_listed("emails", raw, q.emails.len())?;
+        at_most_listed("emails", raw)?;
     }
     if let Some(raw) = params.get("integrationIds") {
-        q.integration_ids = list(raw)
+        q.integration_ids = entries(raw)
             .map(|id| {
                 devid_core::plan::parse_integration_id(id).ok_or_else(|| {
                     ApiError::invalid_parameter(
@@ -207,10 +207,10 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        at_most_listed("integrationIds", raw, q.integration_ids.len())?;
+        at_most_listed("integrationIds", raw)?;
     }
     if let Some(raw) = params.get("applicationTypes") {
-        q.application_types = list(raw)
+        q.application_types = entries(raw)
             .map(|t| {
                 t.parse::<ApplicationType>().map_err(|_| {
                     ApiError::invalid_parameter(
@@ -224,7 +224,7 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        at_most_listed("applicationTypes", raw, q.application_types.len())?;
+        at_most_listed("applicationTypes", raw)?;
     }
     if let Some(raw) = params.get("searchValue")
         && !raw.trim().is_empty()
@@ -256,7 +256,9 @@ pub const MAX_SEARCH_CHARS: usize = devid_core::normalize::MAX_IDENTITY_LEN;
 /// 100 of the longest emails still fit the 32 KiB a parameter may hold.
 pub const MAX_FILTER_VALUES: usize = 100;
 
-fn at_most_listed(name: &str, raw: &str, count: usize) -> Result<(), ApiError> {
+/// Counts what the client listed, empty entries included, as the document's `maxItems` does.
+fn at_most_listed(name: &str, raw: &str) -> Result<(), ApiError> {
+    let count = if raw.is_empty() { 0 } else { raw.split(',').count() };
     if count > MAX_FILTER_VALUES {
         return Err(ApiError::invalid_parameter(
             name,
@@ -269,6 +271,12 @@ fn at_most_listed(name: &str, raw: &str, count: usize) -> Result<(), ApiError> {
 
 fn list(raw: &str) -> impl Iterator<Item = &str> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Every entry of a list whose entries must each be valid (`1,,2` names an empty one);
+/// an empty parameter is an empty list.
+fn entries(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(move |_| !raw.trim().is_empty())
 }
 
 /// CSV when asked by `format=csv`, or by an Accept header naming text/csv before any
