@@ -26,20 +26,31 @@ pub enum ContentKind {
     Csv,
 }
 
-pub fn content_kind(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
-    // Decompressing on request would let a small body expand without bound.
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok())
-        && !encoding.trim().eq_ignore_ascii_case("identity")
-    {
-        return Err(ApiError::unsupported_media_type(format!(
-            "Content-Encoding `{encoding}` is not accepted; send the body uncompressed."
-        )));
+/// Decompressing on request would let a small body expand without bound.
+fn refuse_compression(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        Some(encoding) if !encoding.trim().eq_ignore_ascii_case("identity") => Err(ApiError::unsupported_media_type(
+            format!("Content-Encoding `{encoding}` is not accepted; send the body uncompressed."),
+        )),
+        _ => Ok(()),
     }
+}
+
+/// The media type without parameters, lower-cased.
+fn media_type(headers: &HeaderMap) -> String {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+pub fn content_kind(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
+    refuse_compression(headers)?;
+    let essence = media_type(headers);
     match essence.as_str() {
-        "application/json" => Ok(ContentKind::Json),
-        e if e.starts_with("application/") && e.ends_with("+json") => Ok(ContentKind::Json),
+        e if is_json(e) => Ok(ContentKind::Json),
         "multipart/form-data" => Ok(ContentKind::Multipart),
         "text/csv" => Ok(ContentKind::Csv),
         "" => Err(ApiError::unsupported_media_type(
@@ -126,12 +137,8 @@ fn body_read_error(e: axum::Error) -> ApiError {
 /// For endpoints that take JSON only: any other body, or none, is 415 with `sentence`,
 /// which says what to send (not the CSV forms the upload endpoints also take).
 pub fn require_json(headers: &HeaderMap, sentence: &str) -> Result<(), ApiError> {
-    match content_kind(headers) {
-        Ok(ContentKind::Json) => Ok(()),
-        Ok(_) => Err(ApiError::unsupported_media_type(sentence.to_string())),
-        Err(e) if e.message.contains("Content-Encoding") => Err(e),
-        Err(_) => Err(ApiError::unsupported_media_type(sentence.to_string())),
-    }
+    refuse_compression(headers)?;
+    if is_json(&media_type(headers)) { Ok(()) } else { Err(ApiError::unsupported_media_type(sentence.to_string())) }
 }
 
 /// The body size the client announced. hyper ends the body there, so it is a bound.
