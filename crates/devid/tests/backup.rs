@@ -2,74 +2,17 @@
 //! holds a complete state (all of that upload or none of it, in an intact database),
 //! and a backup copied into place is a database devid serves.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::{devid, start};
+
 const BASE_ROWS: usize = 1_000;
 const UPLOAD_ROWS: usize = 300_000;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn start(db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(db)
-        .env("RUST_LOG", "info")
-        .env_remove("DEVID_DATABASE")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn devid serve");
-    let stderr = child.stderr.take().expect("stderr");
-    // Owned from here on, so that a failure below still stops the process.
-    let mut server = Server { child, base: String::new() };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    while server.base.is_empty() {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("devid serve started");
-        if let Some(rest) = line.split("address=").nth(1) {
-            server.base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
-        }
-    }
-    server
-}
-
-fn devid(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(args)
-        .arg("--database")
-        .arg(db)
-        .env_remove("DEVID_DATABASE")
-        .output()
-        .expect("run devid")
-}
 
 fn csv(tag: &str, rows: usize) -> Vec<u8> {
     let mut out = String::with_capacity(rows * 40);

@@ -2,21 +2,15 @@
 //! used, stopped with SIGTERM and restarted; where its first admin key goes, and that
 //! no secret reaches its log in either log format.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn devid(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(args)
-        .arg("--database")
-        .arg(db)
-        .env_remove("DEVID_DATABASE")
-        .output()
-        .expect("run devid")
-}
+use common::devid;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -1,52 +1,15 @@
 //! Crash safety with the real binary: an upload killed with SIGKILL at any point leaves
 //! all of it or none of it, and an intact database; SIGTERM lets it finish.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
+
+use common::{Server, start};
 
 const ROWS: usize = 500_000;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn start(db: &Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(db)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn devid");
-    let mut server = Server { child, base: String::new() };
-    let stderr = server.child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    while server.base.is_empty() {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("devid started");
-        if let Some(rest) = line.split("address=").nth(1) {
-            server.base = format!("http://{}", rest.split_whitespace().next().unwrap_or_default());
-        }
-    }
-    server
-}
 
 fn signal(server: &Server, name: &str) {
     let status =
