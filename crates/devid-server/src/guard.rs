@@ -105,17 +105,17 @@ pub struct PerAccountSlots {
 /// One running piece of work; its slot is freed when this is dropped.
 #[derive(Debug)]
 pub struct AccountSlot {
-    slots: std::sync::Arc<PerAccountSlots>,
+    slots: Arc<PerAccountSlots>,
     account: i64,
 }
 
 impl PerAccountSlots {
-    pub fn new(max: usize) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self { max: max.max(1), running: Mutex::new(HashMap::new()) })
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { max: max.max(1), running: Mutex::new(HashMap::new()) })
     }
 
     /// A slot for `account`, or `None` when it already runs `max`.
-    pub fn try_enter(self: &std::sync::Arc<Self>, account: i64) -> Option<AccountSlot> {
+    pub fn try_enter(self: &Arc<Self>, account: i64) -> Option<AccountSlot> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let count = running.entry(account).or_insert(0);
         if *count >= self.max {
