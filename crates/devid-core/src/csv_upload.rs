@@ -33,7 +33,6 @@ struct Columns {
     email: usize,
     integration: usize,
     identity: usize,
-    count: usize,
 }
 
 /// Reads a CSV upload into memory. `native` is the header set the endpoint documents;
@@ -56,6 +55,62 @@ pub fn parse_csv_into<R: Read>(
     max_rows: u64,
     sink: &mut dyn FnMut(Addressing, RawRow),
 ) -> Result<Problems, CsvReadError> {
+    let (_, problems) = read_records(
+        reader,
+        max_rows,
+        "a header line `email,integrationId,identity`",
+        |names| read_header(names, native),
+        &mut |(addressing, columns): &(Addressing, Columns), position, record, problems| {
+            let email = cell(record, columns.email, "email", position, problems);
+            let integration = cell(record, columns.integration, addressing.integration_field(), position, problems);
+            let identity = cell(record, columns.identity, addressing.identity_field(), position, problems);
+            if let (Some(email), Some(integration), Some(identity)) = (email, integration, identity) {
+                sink(*addressing, RawRow { position, email, integration, identity });
+            }
+        },
+    )?;
+    Ok(problems)
+}
+
+/// A header's column names, trimmed and lower-cased, as [`read_records`] hands them to
+/// the caller that decides which columns it needs.
+pub struct HeaderNames(Vec<String>);
+
+impl HeaderNames {
+    /// The index of the column called `wanted` (any case); an error when the header
+    /// names it twice, since either column could be the one meant.
+    pub fn find(&self, wanted: &str) -> Result<Option<usize>, CsvReadError> {
+        let wanted = wanted.to_ascii_lowercase();
+        let mut found = self.0.iter().enumerate().filter(|(_, n)| **n == wanted).map(|(i, _)| i);
+        match (found.next(), found.next()) {
+            (first, None) => Ok(first),
+            (Some(_), Some(_)) => Err(fatal(
+                ErrorType::InvalidCsv,
+                "header",
+                Position::Line(1),
+                &wanted,
+                format!("the header names the column `{wanted}` more than once."),
+            )),
+            (None, Some(_)) => Ok(None),
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// The one CSV reading loop every upload kind shares: the header is checked (UTF-8, no
+/// blank names) and given to `header`, which picks its columns; each data record of the
+/// header's width then goes to `row` with its file line. Ragged rows, bad text, an
+/// unclosed quote, too many rows and an empty file are reported here, once for all.
+pub fn read_records<R: Read, H>(
+    reader: R,
+    max_rows: u64,
+    expected_header: &str,
+    header: impl FnOnce(&HeaderNames) -> Result<H, CsvReadError>,
+    row: &mut dyn FnMut(&H, Position, &csv::ByteRecord, &mut Problems),
+) -> Result<(H, Problems), CsvReadError> {
     let mut tracked = QuoteTracker::new(reader);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -74,10 +129,12 @@ pub fn parse_csv_into<R: Read>(
             "file",
             Position::Whole,
             "",
-            "the CSV file is empty; it needs a header line `email,integrationId,identity` and at least one row.".into(),
+            format!("the CSV file is empty; it needs {expected_header} and at least one row."),
         ));
     }
-    let (addressing, columns) = read_header(&record, native)?;
+    let names = header_names(&record)?;
+    let width = names.0.len();
+    let columns = header(&names)?;
 
     let mut rows: u64 = 0;
     let mut problems = Problems::new();
@@ -103,39 +160,18 @@ pub fn parse_csv_into<R: Read>(
                 ),
             ));
         }
-        if record.len() != columns.count {
+        rows += 1;
+        if record.len() != width {
             problems.add_with_reason(
                 ErrorType::InvalidCsv,
                 "file",
                 position,
                 &row_as_csv(&record),
-                Some(format!("this row has {} fields but the header has {}", record.len(), columns.count)),
+                Some(format!("this row has {} fields but the header has {width}", record.len())),
             );
             continue;
         }
-        let mut cell = |i: usize, name: &str| -> Option<RawValue> {
-            let bytes = record.get(i).unwrap_or_default();
-            match std::str::from_utf8(bytes) {
-                Ok(text) => Some(RawValue::Text(strip_formula_guard(text).into_owned())),
-                Err(e) => {
-                    problems.add_with_reason(
-                        ErrorType::InvalidCsv,
-                        name,
-                        position,
-                        &String::from_utf8_lossy(bytes),
-                        Some(format!("the value is not UTF-8 text ({e}); save the file as UTF-8")),
-                    );
-                    None
-                }
-            }
-        };
-        let email = cell(columns.email, "email");
-        let integration = cell(columns.integration, addressing.integration_field());
-        let identity = cell(columns.identity, addressing.identity_field());
-        rows += 1;
-        if let (Some(email), Some(integration), Some(identity)) = (email, integration, identity) {
-            sink(addressing, RawRow { position, email, integration, identity });
-        }
+        row(&columns, position, &record, &mut problems);
     }
     drop(csv);
     if let Some(line) = tracked.unterminated_quote_line() {
@@ -159,7 +195,32 @@ pub fn parse_csv_into<R: Read>(
             "the CSV file has a header but no data rows.".into(),
         ));
     }
-    Ok(problems)
+    Ok((columns, problems))
+}
+
+/// One cell as text, the formula guard a download adds taken off again; `None` (and a
+/// problem naming `field`) when it is not UTF-8.
+pub fn cell(
+    record: &csv::ByteRecord,
+    index: usize,
+    field: &str,
+    position: Position,
+    problems: &mut Problems,
+) -> Option<RawValue> {
+    let bytes = record.get(index).unwrap_or_default();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(RawValue::Text(strip_formula_guard(text).into_owned())),
+        Err(e) => {
+            problems.add_with_reason(
+                ErrorType::InvalidCsv,
+                field,
+                position,
+                &String::from_utf8_lossy(bytes),
+                Some(format!("the value is not UTF-8 text ({e}); save the file as UTF-8")),
+            );
+            None
+        }
+    }
 }
 
 /// A read that failed: an oversized row is the file's fault, anything else the
@@ -172,7 +233,7 @@ fn read_failure<R>(e: csv::Error, tracked: &&mut QuoteTracker<R>) -> CsvReadErro
             Position::Line(line),
             "",
             format!(
-                "the row starting on line {line} is longer than {} KiB; a row holds one email, integration and identity. Check for an unclosed quote.",
+                "the row starting on line {line} is longer than {} KiB; a row holds a few short fields. Check for an unclosed quote.",
                 MAX_RECORD_BYTES / 1024
             ),
         ),
@@ -189,7 +250,7 @@ fn csv_error(e: csv::Error) -> CsvReadError {
     }
 }
 
-fn read_header(record: &csv::ByteRecord, native: Addressing) -> Result<(Addressing, Columns), CsvReadError> {
+fn header_names(record: &csv::ByteRecord) -> Result<HeaderNames, CsvReadError> {
     let mut names = Vec::with_capacity(record.len());
     let mut problems = Problems::new();
     for (i, raw) in record.iter().enumerate() {
@@ -217,21 +278,11 @@ fn read_header(record: &csv::ByteRecord, native: Addressing) -> Result<(Addressi
     if !problems.is_empty() {
         return Err(problems.into());
     }
-    let find = |wanted: &str| -> Result<Option<usize>, CsvReadError> {
-        let wanted = wanted.to_ascii_lowercase();
-        let mut found = names.iter().enumerate().filter(|(_, n)| **n == wanted).map(|(i, _)| i);
-        match (found.next(), found.next()) {
-            (first, None) => Ok(first),
-            (Some(_), Some(_)) => Err(fatal(
-                ErrorType::InvalidCsv,
-                "header",
-                Position::Line(1),
-                &wanted,
-                format!("the header names the column `{wanted}` more than once."),
-            )),
-            (None, Some(_)) => Ok(None),
-        }
-    };
+    Ok(HeaderNames(names))
+}
+
+fn read_header(names: &HeaderNames, native: Addressing) -> Result<(Addressing, Columns), CsvReadError> {
+    let find = |wanted: &str| names.find(wanted);
     let email = find("email")?;
     let by_id = (find("integrationId")?, find("identity")?);
     let by_type = (find("applicationType")?, find("cloudId")?);
@@ -260,7 +311,7 @@ fn read_header(record: &csv::ByteRecord, native: Addressing) -> Result<(Addressi
         }
         return Err(missing.into());
     };
-    Ok((addressing, Columns { email, integration, identity, count: names.len() }))
+    Ok((addressing, Columns { email, integration, identity }))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,16 @@ pub enum ErrorType {
     InvalidParameter,
     /// A listing cursor that is malformed, tampered with, or from another query.
     InvalidCursor,
+    /// A contributor's `kind` is not one of the activity kinds.
+    InvalidActivityKind,
+    /// A contributor's `count` is not a whole number in range.
+    InvalidCount,
+    /// A `firstSeen` or `lastSeen` that is not a date or an RFC 3339 timestamp.
+    InvalidTimestamp,
+    /// `firstSeen` after `lastSeen` in one row.
+    InvalidTimeRange,
+    /// A display name that is too long or holds control or invisible characters.
+    InvalidName,
 }
 
 impl ErrorType {
@@ -56,6 +66,11 @@ impl ErrorType {
             ErrorType::TooManyRows => "TOO_MANY_ROWS",
             ErrorType::InvalidParameter => "INVALID_PARAMETER",
             ErrorType::InvalidCursor => "INVALID_CURSOR",
+            ErrorType::InvalidActivityKind => "INVALID_ACTIVITY_KIND",
+            ErrorType::InvalidCount => "INVALID_COUNT",
+            ErrorType::InvalidTimestamp => "INVALID_TIMESTAMP",
+            ErrorType::InvalidTimeRange => "INVALID_TIME_RANGE",
+            ErrorType::InvalidName => "INVALID_NAME",
         }
     }
 
@@ -82,6 +97,11 @@ impl ErrorType {
             ErrorType::TooManyRows => "the upload has more rows than the server accepts",
             ErrorType::InvalidParameter => "a request parameter is not valid",
             ErrorType::InvalidCursor => "the cursor is not one this query issued",
+            ErrorType::InvalidActivityKind => "a kind is not one of commit, pr, review, issue, other",
+            ErrorType::InvalidCount => "a count is not a whole number from 0 to 1000000000",
+            ErrorType::InvalidTimestamp => "a time is not a date (2026-01-31) or an RFC 3339 timestamp",
+            ErrorType::InvalidTimeRange => "firstSeen is later than lastSeen",
+            ErrorType::InvalidName => "a name is too long or contains control or invisible characters",
         }
     }
 }

@@ -269,7 +269,7 @@ impl<'de> Visitor<'de> for RowSeed {
         let mut values = [RawValue::Absent, RawValue::Absent, RawValue::Absent];
         let mut unknown = Vec::new();
         let mut repeated = Vec::new();
-        while let Some(key) = map.next_key_seed(KeySeed { fields: self.fields })? {
+        while let Some(key) = map.next_key_seed(KeySeed { fields: &self.fields })? {
             match key {
                 Key::Known(i) => {
                     let value = map.next_value_seed(ValueSeed)?;
@@ -317,16 +317,17 @@ impl<'de> Visitor<'de> for RowSeed {
     }
 }
 
-enum Key {
+pub(crate) enum Key {
     Known(usize),
     Unknown(String),
 }
 
-struct KeySeed {
-    fields: [&'static str; 3],
+/// Reads an object key as the index of a known field (any case) or the unknown name.
+pub(crate) struct KeySeed<'f> {
+    pub(crate) fields: &'f [&'static str],
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Key;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -334,7 +335,7 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
+impl<'de> Visitor<'de> for KeySeed<'_> {
     type Value = Key;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -349,7 +350,8 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-struct ValueSeed;
+/// Reads one field's value as it was sent, whatever its JSON kind.
+pub(crate) struct ValueSeed;
 
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = RawValue;

@@ -84,6 +84,12 @@ pub fn normalize_identity(raw: &str) -> Result<&str, IdentityProblem> {
     Ok(trimmed)
 }
 
+/// True for characters that reorder text or display as nothing: refused in every label
+/// a person reads (source labels, display names), as in identities.
+pub fn is_hidden_char(c: char) -> bool {
+    is_bidi_control(c) || is_invisible(c)
+}
+
 /// Characters that reorder how text is displayed (Trojan Source, CVE-2021-42574).
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')

@@ -36,9 +36,10 @@ impl Addressing {
 }
 
 /// A value as it arrived, before any interpretation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RawValue {
     /// The JSON key was not there.
+    #[default]
     Absent,
     Null,
     Text(String),
@@ -425,7 +426,12 @@ fn check_email(raw: &RawValue, position: Position, problems: &mut Problems) -> O
 /// not exact, and a fraction or exponent is not an id.
 const MAX_NUMERIC_IDENTITY: u64 = (1 << 53) - 1;
 
-fn check_identity(raw: RawValue, field: &str, position: Position, problems: &mut Problems) -> Option<String> {
+pub(crate) fn check_identity(
+    raw: RawValue,
+    field: &str,
+    position: Position,
+    problems: &mut Problems,
+) -> Option<String> {
     if let RawValue::Number(n) = &raw
         && !(n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u64>().is_ok_and(|v| v <= MAX_NUMERIC_IDENTITY))
     {
@@ -460,7 +466,7 @@ fn check_identity(raw: RawValue, field: &str, position: Position, problems: &mut
 
 /// The text of a value that must be a string; numbers are accepted as their digits,
 /// since a numeric cloud ID sent unquoted is still an ID.
-fn text_of<'a>(
+pub(crate) fn text_of<'a>(
     raw: &'a RawValue,
     field: &str,
     position: Position,
@@ -501,7 +507,7 @@ fn text_of<'a>(
     }
 }
 
-fn check_integration_id(
+pub(crate) fn check_integration_id(
     raw: &RawValue,
     position: Position,
     known: &HashMap<IntegrationId, ApplicationType>,

@@ -25,10 +25,12 @@ pub enum ApplicationType {
     Jira,
     HarnessCode,
     Custom,
+    /// devid's addition: commit authors, keyed by the author email as recorded.
+    Git,
 }
 
 impl ApplicationType {
-    pub const ALL: [ApplicationType; 10] = [
+    pub const ALL: [ApplicationType; 11] = [
         ApplicationType::Github,
         ApplicationType::GithubEnterprise,
         ApplicationType::GitlabCloud,
@@ -39,6 +41,7 @@ impl ApplicationType {
         ApplicationType::Jira,
         ApplicationType::HarnessCode,
         ApplicationType::Custom,
+        ApplicationType::Git,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,11 +56,13 @@ impl ApplicationType {
             ApplicationType::Jira => "JIRA",
             ApplicationType::HarnessCode => "HARNESS_CODE",
             ApplicationType::Custom => "CUSTOM",
+            ApplicationType::Git => "GIT",
         }
     }
 
     /// Usernames and emails in these systems are case-insensitive, so `JDoe` and `jdoe`
-    /// are one account. Jira and custom IDs are opaque account IDs and compared exactly.
+    /// are one account (a `GIT` identity is an author email, compared the same way).
+    /// Jira and custom IDs are opaque account IDs and compared exactly.
     pub fn identity_is_case_insensitive(self) -> bool {
         !matches!(self, ApplicationType::Jira | ApplicationType::Custom)
     }
@@ -199,6 +204,7 @@ mod tests {
     fn case_sensitivity_follows_the_source_system() {
         assert!(ApplicationType::Github.identity_is_case_insensitive());
         assert!(ApplicationType::GitlabServer.identity_is_case_insensitive());
+        assert!(ApplicationType::Git.identity_is_case_insensitive());
         assert!(!ApplicationType::Jira.identity_is_case_insensitive());
         assert!(!ApplicationType::Custom.identity_is_case_insensitive());
     }

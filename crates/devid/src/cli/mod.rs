@@ -169,7 +169,8 @@ enum IntegrationsCommand {
         #[arg(long)]
         id: Option<i64>,
         /// GITHUB, GITHUB_ENTERPRISE, GITLAB_CLOUD, GITLAB_SERVER, BITBUCKET_CLOUD,
-        /// BITBUCKET_SERVER, AZURE_DEVOPS, JIRA, HARNESS_CODE or CUSTOM.
+        /// BITBUCKET_SERVER, AZURE_DEVOPS, JIRA, HARNESS_CODE, CUSTOM or GIT (commit
+        /// authors by email, for `devid discover`).
         #[arg(long = "type", value_parser = parse_type)]
         application_type: ApplicationType,
         /// A name people recognise, such as "GitHub Cloud".

@@ -1,0 +1,484 @@
+//! From raw contributor rows to a plan: every row validated against the account's
+//! integrations, rows naming the same `(integrationId, identity)` folded into one
+//! contributor (counts summed per kind, each name and email counted, first and last
+//! seen widened), bots detected. Anything wrong is reported for all rows at once and
+//! nothing is applied.
+
+use foldhash::HashMap;
+
+use super::bots::{self, BotRule};
+use super::upload::{COUNT, EMAIL, FIRST_SEEN, IDENTITY, KIND, LAST_SEEN, NAME, RawContributor};
+use super::{ActivityCounts, ActivityKind};
+use crate::errors::{ErrorType, Position, Problems};
+use crate::normalize::{MAX_EMAIL_LEN, is_hidden_char};
+use crate::plan::{IntegrationInfo, IntegrationRef, RawValue, check_identity, check_integration_id};
+use crate::time::{Micros, parse_rfc3339};
+use crate::types::{ApplicationType, IntegrationId};
+
+/// Largest `count` one row may carry. Real feeds send a few thousand at most; the bound
+/// keeps sums far from overflow and refuses a misplaced timestamp or id.
+pub const MAX_ROW_COUNT: u64 = 1_000_000_000;
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// One contributor as the upload describes it, all its rows folded together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedContributor {
+    pub integration_id: IntegrationId,
+    pub application_type: ApplicationType,
+    /// As first written in the upload (trimmed): what is shown.
+    pub identity: Box<str>,
+    /// What the contributor is matched on; `None` when it equals `identity`.
+    pub identity_key: Option<Box<str>>,
+    pub counts: ActivityCounts,
+    pub first_seen: Option<Micros>,
+    pub last_seen: Option<Micros>,
+    /// Each display name seen, with how much activity came under it, in first-seen order.
+    pub names: Vec<(Box<str>, u64)>,
+    /// Each email seen, as written, with how much activity came under it.
+    pub emails: Vec<(Box<str>, u64)>,
+    /// The rule that takes this contributor for a bot, if any.
+    pub bot_rule: Option<BotRule>,
+}
+
+impl PlannedContributor {
+    pub fn key(&self) -> &str {
+        self.identity_key.as_deref().unwrap_or(&self.identity)
+    }
+
+    /// The name seen with the most activity (the first seen on a tie).
+    pub fn top_name(&self) -> Option<&str> {
+        most_seen(&self.names)
+    }
+
+    pub fn top_email(&self) -> Option<&str> {
+        most_seen(&self.emails)
+    }
+}
+
+/// The value with the highest count, the earliest on a tie.
+pub fn most_seen(values: &[(Box<str>, u64)]) -> Option<&str> {
+    let mut best: Option<&(Box<str>, u64)> = None;
+    for v in values {
+        if best.is_none_or(|b| v.1 > b.1) {
+            best = Some(v);
+        }
+    }
+    best.map(|(v, _)| &**v)
+}
+
+/// A validated contributor upload, ready for one store call.
+#[derive(Debug, Default)]
+pub struct ContributorPlan {
+    /// One entry per distinct contributor, in (integration, identity key) order.
+    pub rows: Vec<PlannedContributor>,
+    /// Rows the upload carried.
+    pub received: u64,
+}
+
+/// Validates rows as they are read and folds them; [`ContributorPlanner::finish`] gives
+/// the plan or every problem found.
+pub struct ContributorPlanner {
+    known: HashMap<IntegrationId, ApplicationType>,
+    index: HashMap<(IntegrationId, Box<str>), usize>,
+    rows: Vec<PlannedContributor>,
+    problems: Problems,
+    received: u64,
+}
+
+impl ContributorPlanner {
+    pub fn new(integrations: &[IntegrationInfo]) -> Self {
+        Self {
+            known: integrations.iter().map(|i| (i.id, i.application_type)).collect(),
+            index: HashMap::default(),
+            rows: Vec::new(),
+            problems: Problems::new(),
+            received: 0,
+        }
+    }
+
+    pub fn push(&mut self, position: Position, raw: RawContributor) {
+        self.received += 1;
+        let [integration, identity, name, email, kind, count, first_seen, last_seen] = raw;
+        let problems = &mut self.problems;
+        let integration = check_integration_id(&integration, position, &self.known, problems);
+        let identity = check_identity(identity, super::upload::FIELDS[IDENTITY], position, problems);
+        let name = check_name(name, position, problems);
+        let email = check_seen_email(email, position, problems);
+        let kind = check_kind(&kind, position, problems);
+        let count = check_count(&count, position, problems);
+        let first = check_time(&first_seen, super::upload::FIELDS[FIRST_SEEN], position, problems);
+        let last = check_time(&last_seen, super::upload::FIELDS[LAST_SEEN], position, problems);
+        if let (Ok(Some(f)), Ok(Some(l))) = (first, last)
+            && f > l
+        {
+            problems.add_with_reason(
+                ErrorType::InvalidTimeRange,
+                super::upload::FIELDS[FIRST_SEEN],
+                position,
+                &first_seen.display(),
+                Some(format!("firstSeen is later than lastSeen ({})", last_seen.display())),
+            );
+            return;
+        }
+        let (
+            Some((IntegrationRef::Existing(integration_id), application_type)),
+            Some(identity),
+            Ok(name),
+            Ok(email),
+            Ok(kind),
+            Ok(count),
+            Ok(first),
+            Ok(last),
+        ) = (integration, identity, name, email, kind, count, first, last)
+        else {
+            return;
+        };
+        if !self.problems.is_empty() {
+            // Nothing will be applied; folding further rows would only cost memory.
+            return;
+        }
+        let kind = kind.unwrap_or(if application_type == ApplicationType::Git {
+            ActivityKind::Commit
+        } else {
+            ActivityKind::Other
+        });
+        let count = count.unwrap_or(1);
+        // A single time is when the contributor was seen: both ends of the range.
+        let (first, last) = (first.or(last), last.or(first));
+        let key = crate::normalize::identity_key(application_type, &identity);
+        let lookup_key: Box<str> = key.as_deref().unwrap_or(&identity).into();
+        let slot = match self.index.get(&(integration_id, lookup_key.clone())) {
+            Some(slot) => *slot,
+            None => {
+                self.rows.push(PlannedContributor {
+                    integration_id,
+                    application_type,
+                    identity: identity.into_boxed_str(),
+                    identity_key: key.map(String::into_boxed_str),
+                    counts: ActivityCounts::default(),
+                    first_seen: None,
+                    last_seen: None,
+                    names: Vec::new(),
+                    emails: Vec::new(),
+                    bot_rule: None,
+                });
+                self.index.insert((integration_id, lookup_key), self.rows.len() - 1);
+                self.rows.len() - 1
+            }
+        };
+        let row = &mut self.rows[slot];
+        row.counts.add(kind, count);
+        row.first_seen = min_some(row.first_seen, first);
+        row.last_seen = max_some(row.last_seen, last);
+        // A name seen on a row without activity was still seen once.
+        let weight = count.max(1);
+        if let Some(name) = name {
+            tally(&mut row.names, name, weight);
+        }
+        if let Some(email) = email {
+            tally(&mut row.emails, email, weight);
+        }
+    }
+
+    pub fn finish(mut self, parse_problems: Problems) -> Result<ContributorPlan, Problems> {
+        self.problems.merge(parse_problems);
+        if !self.problems.is_empty() {
+            return Err(self.problems);
+        }
+        drop(self.index);
+        let mut rows = self.rows;
+        for row in &mut rows {
+            row.bot_rule =
+                bots::detect(&row.identity, row.names.iter().map(|(n, _)| &**n), row.emails.iter().map(|(e, _)| &**e));
+        }
+        rows.sort_unstable_by(|a, b| (a.integration_id, a.key()).cmp(&(b.integration_id, b.key())));
+        Ok(ContributorPlan { rows, received: self.received })
+    }
+}
+
+fn tally(values: &mut Vec<(Box<str>, u64)>, value: String, weight: u64) {
+    match values.iter_mut().find(|(v, _)| **v == *value) {
+        Some((_, n)) => *n = n.saturating_add(weight),
+        None => values.push((value.into_boxed_str(), weight)),
+    }
+}
+
+fn min_some(a: Option<Micros>, b: Option<Micros>) -> Option<Micros> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn max_some(a: Option<Micros>, b: Option<Micros>) -> Option<Micros> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// An optional text field: absent, null and blank mean "not given".
+fn optional_text<'a>(
+    raw: &'a RawValue,
+    field: &str,
+    wrong: ErrorType,
+    position: Position,
+    problems: &mut Problems,
+) -> Result<Option<&'a str>, ()> {
+    match raw {
+        RawValue::Absent | RawValue::Null => Ok(None),
+        RawValue::Text(t) | RawValue::Number(t) if t.trim().is_empty() => Ok(None),
+        RawValue::Text(t) | RawValue::Number(t) => Ok(Some(t.trim())),
+        RawValue::WrongKind(kind) => {
+            problems.add_with_reason(
+                wrong,
+                field,
+                position,
+                &raw.display(),
+                Some(format!("expected a string, got {kind}")),
+            );
+            Err(())
+        }
+    }
+}
+
+fn check_name(raw: RawValue, position: Position, problems: &mut Problems) -> Result<Option<String>, ()> {
+    let field = super::upload::FIELDS[NAME];
+    let Some(name) = optional_text(&raw, field, ErrorType::InvalidName, position, problems)? else {
+        return Ok(None);
+    };
+    let reason = if name.chars().count() > MAX_NAME_CHARS {
+        format!("a name is at most {MAX_NAME_CHARS} characters")
+    } else if name.chars().any(|c| c.is_control() || is_hidden_char(c)) {
+        "it contains control, text-direction or invisible characters".into()
+    } else {
+        return Ok(Some(name.to_string()));
+    };
+    problems.add_with_reason(ErrorType::InvalidName, field, position, name, Some(reason));
+    Err(())
+}
+
+/// An email as the source recorded it: kept as written (git allows `me@(none)`), only
+/// bounded and cleaned of characters that would disguise it.
+fn check_seen_email(raw: RawValue, position: Position, problems: &mut Problems) -> Result<Option<String>, ()> {
+    let field = super::upload::FIELDS[EMAIL];
+    let Some(email) = optional_text(&raw, field, ErrorType::InvalidEmail, position, problems)? else {
+        return Ok(None);
+    };
+    let reason = if email.chars().count() > MAX_EMAIL_LEN {
+        format!("an email is at most {MAX_EMAIL_LEN} characters")
+    } else if email.chars().any(|c| c.is_control() || is_hidden_char(c)) {
+        "it contains control, text-direction or invisible characters".into()
+    } else {
+        return Ok(Some(email.to_string()));
+    };
+    problems.add_with_reason(ErrorType::InvalidEmail, field, position, email, Some(reason));
+    Err(())
+}
+
+fn check_kind(raw: &RawValue, position: Position, problems: &mut Problems) -> Result<Option<ActivityKind>, ()> {
+    let field = super::upload::FIELDS[KIND];
+    let Some(text) = optional_text(raw, field, ErrorType::InvalidActivityKind, position, problems)? else {
+        return Ok(None);
+    };
+    match ActivityKind::parse(text) {
+        Some(kind) => Ok(Some(kind)),
+        None => {
+            problems.add_with_reason(
+                ErrorType::InvalidActivityKind,
+                field,
+                position,
+                text,
+                Some(format!("expected one of {}", ActivityKind::allowed_values())),
+            );
+            Err(())
+        }
+    }
+}
+
+fn check_count(raw: &RawValue, position: Position, problems: &mut Problems) -> Result<Option<u64>, ()> {
+    let field = super::upload::FIELDS[COUNT];
+    let Some(text) = optional_text(raw, field, ErrorType::InvalidCount, position, problems)? else {
+        return Ok(None);
+    };
+    // `5.0` is how some JSON writers send 5.
+    let digits = text.strip_suffix(".0").unwrap_or(text);
+    match digits.parse::<u64>() {
+        Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) && n <= MAX_ROW_COUNT => Ok(Some(n)),
+        _ => {
+            problems.add_with_reason(
+                ErrorType::InvalidCount,
+                field,
+                position,
+                text,
+                Some(format!("expected a whole number from 0 to {MAX_ROW_COUNT}")),
+            );
+            Err(())
+        }
+    }
+}
+
+/// RFC 3339 (`2026-01-31T12:00:00Z`, any offset) or a date (`2026-01-31`, midnight UTC).
+pub fn parse_seen_time(text: &str) -> Result<Micros, String> {
+    let text = text.trim();
+    if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
+        return parse_rfc3339(&format!("{text}T00:00:00Z"))
+            .map_err(|_| format!("`{text}` is not a date such as 2026-01-31"));
+    }
+    parse_rfc3339(text)
+}
+
+fn check_time(raw: &RawValue, field: &str, position: Position, problems: &mut Problems) -> Result<Option<Micros>, ()> {
+    let text = match raw {
+        RawValue::Number(n) => {
+            problems.add_with_reason(
+                ErrorType::InvalidTimestamp,
+                field,
+                position,
+                n,
+                Some("send a date or timestamp as a string, such as \"2026-01-31T12:00:00Z\"".into()),
+            );
+            return Err(());
+        }
+        _ => optional_text(raw, field, ErrorType::InvalidTimestamp, position, problems)?,
+    };
+    let Some(text) = text else { return Ok(None) };
+    match parse_seen_time(text) {
+        Ok(t) => Ok(Some(t)),
+        Err(reason) => {
+            problems.add_with_reason(ErrorType::InvalidTimestamp, field, position, text, Some(reason));
+            Err(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contributor::upload::FIELDS;
+
+    fn infos() -> Vec<IntegrationInfo> {
+        vec![
+            IntegrationInfo { id: 1, application_type: ApplicationType::Git },
+            IntegrationInfo { id: 2, application_type: ApplicationType::Jira },
+        ]
+    }
+
+    fn row(values: &[(&str, RawValue)]) -> RawContributor {
+        let mut raw: RawContributor = Default::default();
+        for (field, value) in values {
+            let i = FIELDS.iter().position(|f| f == field).expect("known field");
+            raw[i] = value.clone();
+        }
+        raw
+    }
+
+    fn text(s: &str) -> RawValue {
+        RawValue::Text(s.into())
+    }
+
+    fn num(s: &str) -> RawValue {
+        RawValue::Number(s.into())
+    }
+
+    #[test]
+    fn rows_of_one_contributor_fold_together_case_insensitively_for_git() {
+        let mut planner = ContributorPlanner::new(&infos());
+        planner.push(
+            Position::Index(0),
+            row(&[
+                ("integrationId", num("1")),
+                ("identity", text("Jane@Example.com")),
+                ("name", text("Jane Doe")),
+                ("count", num("3")),
+                ("firstSeen", text("2026-01-05")),
+            ]),
+        );
+        planner.push(
+            Position::Index(1),
+            row(&[
+                ("integrationId", num("1")),
+                ("identity", text("jane@example.com")),
+                ("name", text("J. Doe")),
+                ("kind", text("review")),
+                ("count", num("2")),
+                ("lastSeen", text("2026-03-01T10:00:00+01:00")),
+            ]),
+        );
+        let plan = planner.finish(Problems::new()).expect("valid");
+        assert_eq!(plan.received, 2);
+        assert_eq!(plan.rows.len(), 1);
+        let c = &plan.rows[0];
+        assert_eq!(&*c.identity, "Jane@Example.com");
+        assert_eq!(c.key(), "jane@example.com");
+        assert_eq!(c.counts.get(ActivityKind::Commit), 3);
+        assert_eq!(c.counts.get(ActivityKind::Review), 2);
+        assert_eq!(c.top_name(), Some("Jane Doe"));
+        assert_eq!(c.first_seen, parse_seen_time("2026-01-05").ok());
+        assert_eq!(c.last_seen, parse_seen_time("2026-03-01T09:00:00Z").ok());
+    }
+
+    #[test]
+    fn jira_identities_stay_case_sensitive_and_default_to_other() {
+        let mut planner = ContributorPlanner::new(&infos());
+        planner.push(Position::Index(0), row(&[("integrationId", num("2")), ("identity", text("AbC"))]));
+        planner.push(Position::Index(1), row(&[("integrationId", num("2")), ("identity", text("abc"))]));
+        let plan = planner.finish(Problems::new()).expect("valid");
+        assert_eq!(plan.rows.len(), 2);
+        assert!(plan.rows.iter().all(|r| r.counts.get(ActivityKind::Other) == 1));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_row() {
+        let mut planner = ContributorPlanner::new(&infos());
+        let cases = [
+            row(&[("integrationId", num("9")), ("identity", text("a"))]),
+            row(&[("integrationId", num("1")), ("identity", text("a")), ("kind", text("commits"))]),
+            row(&[("integrationId", num("1")), ("identity", text("a")), ("count", num("-1"))]),
+            row(&[("integrationId", num("1")), ("identity", text("a")), ("count", num("1.5"))]),
+            row(&[("integrationId", num("1")), ("identity", text("a")), ("firstSeen", text("yesterday"))]),
+            row(&[
+                ("integrationId", num("1")),
+                ("identity", text("a")),
+                ("firstSeen", text("2026-02-01")),
+                ("lastSeen", text("2026-01-01")),
+            ]),
+            row(&[("integrationId", num("1")), ("identity", text("a")), ("name", text("x\u{202E}y"))]),
+            row(&[("integrationId", num("1"))]),
+        ];
+        for (i, raw) in cases.into_iter().enumerate() {
+            planner.push(Position::Index(i as u64), raw);
+        }
+        let problems = planner.finish(Problems::new()).expect_err("all refused");
+        for t in [
+            ErrorType::UnknownIntegration,
+            ErrorType::InvalidActivityKind,
+            ErrorType::InvalidCount,
+            ErrorType::InvalidTimestamp,
+            ErrorType::InvalidTimeRange,
+            ErrorType::InvalidName,
+            ErrorType::RequiredFieldMissing,
+        ] {
+            assert!(problems.has(t), "{t:?} not reported");
+        }
+        assert_eq!(problems.total(), 8);
+    }
+
+    #[test]
+    fn bots_are_flagged_when_the_plan_is_finished() {
+        let mut planner = ContributorPlanner::new(&infos());
+        planner.push(
+            Position::Index(0),
+            row(&[
+                ("integrationId", num("1")),
+                ("identity", text("49699333+dependabot[bot]@users.noreply.github.com")),
+                ("name", text("dependabot[bot]")),
+            ]),
+        );
+        planner.push(Position::Index(1), row(&[("integrationId", num("1")), ("identity", text("jane@example.com"))]));
+        let plan = planner.finish(Problems::new()).expect("valid");
+        assert_eq!(plan.rows[0].bot_rule, Some(BotRule::BotSuffix));
+        assert_eq!(plan.rows[1].bot_rule, None);
+    }
+}
