@@ -176,7 +176,9 @@ fn too_many_rows(max_rows: u64, field: &str) -> Problems {
     p
 }
 
-/// One element of the array or one NDJSON line, before validation.
+/// One element of the array or one NDJSON line, before validation. Built and consumed
+/// one at a time, so its size costs nothing, while boxing it would allocate per row.
+#[allow(clippy::large_enum_variant)]
 enum Element {
     Object { values: RawContributor, unknown: Vec<String>, repeated: Vec<&'static str> },
     NotAnObject(&'static str),
