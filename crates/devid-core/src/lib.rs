@@ -5,6 +5,7 @@
 //! socket bridged from async code); this crate only consumes bytes and returns values.
 
 pub mod apikey;
+pub mod change;
 pub mod contributor;
 pub mod csv_upload;
 pub mod errors;

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 #[doc(hidden)]
 pub mod contract;
+pub mod contributors;
 pub mod keys;
 pub mod memory;
 pub mod postgres;
@@ -21,6 +22,7 @@ pub mod query;
 pub mod sql;
 pub mod sqlite;
 
+pub use contributors::ContributorStore;
 pub use postgres::PostgresStore;
 pub use query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
 pub use sqlite::SqliteStore;
@@ -239,7 +241,7 @@ pub struct AuditPage {
 /// each upload or delete atomically, and answer `Unavailable` (not `Internal`) when the
 /// database cannot be reached, so the server can say 503 and the client can retry.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ContributorStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// A cheap round trip to the database, for `/readyz`.

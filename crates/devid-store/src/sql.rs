@@ -2,6 +2,7 @@
 //! the case-insensitive match differ.
 
 use crate::AccountId;
+use crate::contributors::{ContributorPaging, ContributorQuery, ContributorSort, ContributorStatus};
 use crate::query::{AuditQuery, CursorKey, IdentityQuery, Paging, SortKey, SortOrder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +219,131 @@ pub fn next_cursor(
             SortKey::UpdatedAt => Some(updated_at.to_string()),
             SortKey::IntegrationId => None,
         },
+        integration_id,
+        identity_key: identity_key.to_string(),
+    }
+}
+
+/// Columns of a contributor listing, read by `contributor_from_row` in each backend in
+/// this order. The type, a manual bot decision and the mapped email are correlated
+/// lookups on unique keys, so the planner walks only the contributors index it sorts by.
+pub const CONTRIBUTOR_COLUMNS: &str = "c.id, c.integration_id,
+    (SELECT i.application_type FROM integrations i WHERE i.account_id = c.account_id AND i.id = c.integration_id),
+    c.identity, c.name, c.email, c.commits, c.prs, c.reviews, c.issues, c.others, c.first_seen, c.last_seen,
+    c.bot_rule, c.is_bot,
+    (SELECT f.is_bot FROM contributor_bot_flags f
+      WHERE f.account_id = c.account_id AND f.integration_id = c.integration_id AND f.identity_key = c.identity_key),
+    (SELECT d.email FROM identities d
+      WHERE d.account_id = c.account_id AND d.integration_id = c.integration_id AND d.identity_key = c.identity_key),
+    c.identity_key, c.activity";
+
+/// An identity with the contributor's key exists: the contributor is mapped.
+const MAPPED: &str = "EXISTS (SELECT 1 FROM identities d
+    WHERE d.account_id = c.account_id AND d.integration_id = c.integration_id AND d.identity_key = c.identity_key)";
+
+fn contributor_filters(sql: &mut Sql, account: AccountId, q: &ContributorQuery) -> String {
+    let mut filters = vec![format!("c.account_id = {}", sql.arg(Arg::Int(account.0)))];
+    match q.status {
+        None => {}
+        Some(ContributorStatus::Bot) => filters.push("c.is_bot = 1".into()),
+        Some(ContributorStatus::Mapped) => filters.push(format!("c.is_bot = 0 AND {MAPPED}")),
+        Some(ContributorStatus::Unmapped) => filters.push(format!("c.is_bot = 0 AND NOT {MAPPED}")),
+    }
+    if !q.integration_ids.is_empty() {
+        let list = sql.list(q.integration_ids.iter().map(|i| Arg::Int(*i)));
+        filters.push(format!("c.integration_id IN ({list})"));
+    }
+    if let Some(search) = &q.search {
+        let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let like = match sql.dialect {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        };
+        let args: Vec<String> = (0..3).map(|_| sql.arg(Arg::Text(pattern.clone()))).collect();
+        filters.push(format!(
+            "(c.identity_key {like} {} ESCAPE '\\' OR c.name {like} {} ESCAPE '\\' OR c.email {like} {} ESCAPE '\\')",
+            args[0], args[1], args[2]
+        ));
+    }
+    if let Some(after) = q.active_after {
+        filters.push(format!("c.last_seen > {}", sql.arg(Arg::Int(after))));
+    }
+    filters.join(" AND ")
+}
+
+/// The sort columns and direction: each tuple is the tail of one contributors index.
+fn contributor_order(sort: ContributorSort) -> (&'static [&'static str], &'static str) {
+    match sort {
+        ContributorSort::Activity => (&["c.activity", "c.integration_id", "c.identity_key"], "DESC"),
+        ContributorSort::LastSeen => (&["c.last_seen", "c.integration_id", "c.identity_key"], "DESC"),
+        ContributorSort::Identity => (&["c.identity_key", "c.integration_id"], "ASC"),
+    }
+}
+
+pub struct ContributorSql {
+    pub count: Option<Sql>,
+    pub page: Sql,
+    pub limit: Option<u64>,
+}
+
+pub fn contributor_sql(dialect: Dialect, account: AccountId, q: &ContributorQuery) -> Result<ContributorSql, String> {
+    let count = q.count_total.then(|| {
+        let mut sql = Sql::new(dialect);
+        let filters = contributor_filters(&mut sql, account, q);
+        sql.text = format!("SELECT COUNT(*) FROM contributors c WHERE {filters}");
+        sql
+    });
+    let mut sql = Sql::new(dialect);
+    let mut filters = contributor_filters(&mut sql, account, q);
+    let (columns, dir) = contributor_order(q.sort);
+    let (limit, offset) = match &q.paging {
+        ContributorPaging::Offset { page_index, page_size } => {
+            (Some(*page_size), page_index.saturating_mul(*page_size))
+        }
+        ContributorPaging::After { cursor, page_size } => {
+            let value = cursor.value.as_ref().ok_or("the cursor does not match the sort")?;
+            let value = match q.sort {
+                ContributorSort::Identity => None,
+                _ => Some(sql.arg(Arg::Int(value.parse().map_err(|_| "the cursor is not valid".to_string())?))),
+            };
+            let mut position = Vec::new();
+            if let Some(v) = value {
+                position.push(v);
+                position.push(sql.arg(Arg::Int(cursor.integration_id)));
+                position.push(sql.arg(Arg::Text(cursor.identity_key.clone())));
+            } else {
+                position.push(sql.arg(Arg::Text(cursor.identity_key.clone())));
+                position.push(sql.arg(Arg::Int(cursor.integration_id)));
+            }
+            let cmp = if dir == "ASC" { ">" } else { "<" };
+            filters.push_str(&format!(" AND ({}) {cmp} ({})", columns.join(", "), position.join(", ")));
+            (Some(*page_size), 0)
+        }
+        ContributorPaging::All => (None, 0),
+    };
+    let order = columns.iter().map(|c| format!("{c} {dir}")).collect::<Vec<_>>().join(", ");
+    let limit_sql = match limit {
+        Some(size) => format!(" LIMIT {} OFFSET {offset}", size + 1),
+        None => String::new(),
+    };
+    sql.text = format!("SELECT {CONTRIBUTOR_COLUMNS} FROM contributors c WHERE {filters} ORDER BY {order}{limit_sql}");
+    Ok(ContributorSql { count, page: sql, limit })
+}
+
+/// The keyset position after a contributor, for the sort in use.
+pub fn contributor_cursor(
+    sort: ContributorSort,
+    activity: i64,
+    last_seen: i64,
+    integration_id: i64,
+    identity_key: &str,
+) -> CursorKey {
+    CursorKey {
+        value: Some(match sort {
+            ContributorSort::Activity => activity.to_string(),
+            ContributorSort::LastSeen => last_seen.to_string(),
+            ContributorSort::Identity => identity_key.to_string(),
+        }),
         integration_id,
         identity_key: identity_key.to_string(),
     }

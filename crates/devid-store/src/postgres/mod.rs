@@ -4,6 +4,7 @@
 //! deadlock; uploads stage their rows with binary COPY and apply them with a handful of
 //! set-based statements, never a round trip per row.
 
+mod contributors;
 mod migrations;
 mod secrets;
 

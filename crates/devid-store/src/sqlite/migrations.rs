@@ -127,6 +127,76 @@ CREATE TABLE server_secrets (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+-- Contributors: accounts seen in activity (both backends have these tables). Totals
+-- are kept on the contributor so listings sort by an index; each source's own report is
+-- a row of contributor_sources, so re-sending a source replaces exactly its share.
+-- last_seen is 0 when unknown: a NULL would drop out of keyset comparisons.
+CREATE TABLE contributors (
+    id              INTEGER PRIMARY KEY,
+    account_id      INTEGER NOT NULL,
+    integration_id  INTEGER NOT NULL,
+    identity_key    TEXT NOT NULL,
+    identity        TEXT NOT NULL,
+    name            TEXT,
+    email           TEXT,
+    commits         INTEGER NOT NULL,
+    prs             INTEGER NOT NULL,
+    reviews         INTEGER NOT NULL,
+    issues          INTEGER NOT NULL,
+    others          INTEGER NOT NULL,
+    activity        INTEGER NOT NULL,
+    first_seen      INTEGER,
+    last_seen       INTEGER NOT NULL,
+    bot_rule        TEXT,
+    is_bot          INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX contributors_by_key ON contributors(account_id, integration_id, identity_key);
+CREATE INDEX contributors_by_activity ON contributors(account_id, activity, integration_id, identity_key);
+CREATE INDEX contributors_by_last_seen ON contributors(account_id, last_seen, integration_id, identity_key);
+CREATE INDEX contributors_by_identity ON contributors(account_id, identity_key, integration_id);
+CREATE INDEX contributor_bots_by_activity ON contributors(account_id, activity, integration_id, identity_key) WHERE is_bot = 1;
+
+-- One source's report of one contributor. names and emails are JSON objects
+-- {"value": count}: read whole, never queried inside.
+CREATE TABLE contributor_sources (
+    contributor_id  INTEGER NOT NULL,
+    source          TEXT NOT NULL,
+    account_id      INTEGER NOT NULL,
+    commits         INTEGER NOT NULL,
+    prs             INTEGER NOT NULL,
+    reviews         INTEGER NOT NULL,
+    issues          INTEGER NOT NULL,
+    others          INTEGER NOT NULL,
+    first_seen      INTEGER,
+    last_seen       INTEGER,
+    names           TEXT NOT NULL,
+    emails          TEXT NOT NULL,
+    PRIMARY KEY (contributor_id, source)
+) WITHOUT ROWID;
+CREATE INDEX contributor_sources_by_source ON contributor_sources(account_id, source, contributor_id);
+
+-- A person's bot decisions, keyed like identities so they hold before a contributor
+-- appears and after it is removed: no ingest or rule change ever overrides them.
+CREATE TABLE contributor_bot_flags (
+    account_id      INTEGER NOT NULL,
+    integration_id  INTEGER NOT NULL,
+    identity_key    TEXT NOT NULL,
+    identity        TEXT NOT NULL,
+    is_bot          INTEGER NOT NULL,
+    key_id          TEXT,
+    set_at          INTEGER NOT NULL,
+    PRIMARY KEY (account_id, integration_id, identity_key)
+) WITHOUT ROWID;
+
+-- Bumped by every transaction that changes contributors or bot decisions.
+ALTER TABLE accounts ADD COLUMN contributors_version INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

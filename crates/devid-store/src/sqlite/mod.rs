@@ -4,6 +4,7 @@
 //! beside writes thanks to WAL. All database work runs on tokio's blocking threads.
 
 pub mod backup;
+mod contributors;
 mod dry_run;
 mod migrations;
 mod secrets;
@@ -867,6 +868,7 @@ impl Store for SqliteStore {
             let deleted = tx
                 .execute("DELETE FROM identities WHERE account_id = ?1 AND integration_id = ?2", params![ctx.account.0, id])
                 .map_err(map_err)?;
+            contributors::delete_integration_contributors_in(&tx, ctx.account, id)?;
             tx.execute("DELETE FROM integrations WHERE account_id = ?1 AND id = ?2", params![ctx.account.0, id])
                 .map_err(map_err)?;
             bump_version(&tx, ctx.account)?;

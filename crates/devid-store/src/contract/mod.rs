@@ -2,6 +2,10 @@
 //! by its test file (`tests/sqlite.rs`, `tests/postgres.rs`). Each check receives a
 //! fresh, empty store.
 
+mod contributors;
+
+pub use contributors::*;
+
 use devid_core::errors::Position;
 use devid_core::plan::{Addressing, IntegrationInfo, ParsedUpload, RawRow, RawValue, plan_delete, plan_upload};
 use devid_core::types::{ApplicationType, Scope};
@@ -558,6 +562,13 @@ macro_rules! contract_tests {
             large_uploads_classify_every_row,
             export_batches_walk_every_row_once,
             concurrent_uploads_succeed_or_fail_each_on_their_own,
+            contributor_sources_replace_and_add,
+            contributor_dry_runs_change_nothing,
+            contributors_are_mapped_by_their_integrations_case_rules,
+            manual_bot_decisions_outlive_every_ingest,
+            contributor_listings_page_by_cursor_and_filter,
+            coverage_counts_attributed_activity_without_bots,
+            contributors_stay_in_their_account_and_integration,
         );
     };
     ($fresh:expr) => {

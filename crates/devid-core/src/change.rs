@@ -1,0 +1,26 @@
+//! The vocabulary of changes: every audit action devid records, named once so both
+//! backends, the API and the docs spell them alike.
+
+/// An audit event's action, `<resource>.<past verb>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A source's contributor report was ingested.
+    ContributorsIngested,
+    /// A person marked a contributor as a bot.
+    ContributorBotFlagged,
+    /// A person marked a contributor as not a bot, whatever the rules say.
+    ContributorBotUnflagged,
+    /// A person's bot decision was withdrawn: the rules decide again.
+    ContributorBotFlagCleared,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::ContributorsIngested => "contributors.ingested",
+            AuditAction::ContributorBotFlagged => "contributor.bot_flagged",
+            AuditAction::ContributorBotUnflagged => "contributor.bot_unflagged",
+            AuditAction::ContributorBotFlagCleared => "contributor.bot_flag_cleared",
+        }
+    }
+}
