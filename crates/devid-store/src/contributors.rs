@@ -351,7 +351,7 @@ pub(crate) fn merge_tallies(into: &mut Vec<(String, u64)>, more: Vec<(String, u6
 
 /// Most seen first; equal counts keep their first-seen order.
 pub(crate) fn most_seen_first(mut values: Vec<(String, u64)>) -> Vec<(String, u64)> {
-    values.sort_by(|a, b| b.1.cmp(&a.1));
+    values.sort_by_key(|v| std::cmp::Reverse(v.1));
     values
 }
 
