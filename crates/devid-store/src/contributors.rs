@@ -171,16 +171,8 @@ pub struct ContributorPage {
     pub next_cursor: Option<CursorKey>,
 }
 
-/// One manual bot decision: `Some(true)` a bot, `Some(false)` not a bot, `None` withdraws
-/// the decision so the rules decide again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BotFlag {
-    pub integration_id: IntegrationId,
-    /// As sent (trimmed); matched by the integration's case rules.
-    pub identity: String,
-    pub identity_key: String,
-    pub bot: Option<bool>,
-}
+/// One manual bot decision, as core validated it.
+pub use devid_core::contributor::bots::BotDecision as BotFlag;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BotFlagSummary {

@@ -3,6 +3,13 @@
 //! (and, later, of suggestions). Rules only ever flag; a person's manual decision
 //! (kept by the store) overrides them both ways.
 
+use foldhash::HashMap;
+
+use crate::errors::{ErrorType, Position, Problems};
+use crate::normalize::identity_key;
+use crate::plan::{IntegrationInfo, IntegrationRef, RawValue, check_identity, check_integration_id};
+use crate::types::IntegrationId;
+
 /// Why a contributor was taken for a bot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BotRule {
@@ -161,6 +168,127 @@ fn has_bot_word(lower: &str) -> bool {
     lower.split(|c: char| !c.is_alphanumeric()).any(|word| word == "bot")
 }
 
+/// A person's decision about one account: `Some(true)` a bot, `Some(false)` a person
+/// whatever the rules say, `None` back to the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotDecision {
+    pub integration_id: IntegrationId,
+    /// As sent, trimmed.
+    pub identity: String,
+    /// What it is matched on, by the integration's case rules.
+    pub identity_key: String,
+    pub bot: Option<bool>,
+}
+
+/// Most decisions one request may carry.
+pub const MAX_BOT_DECISIONS: usize = 10_000;
+
+const BOT_DECISION_FIELDS: [&str; 3] = ["integrationId", "identity", "bot"];
+const BOT_DECISION_SHAPE: &str =
+    r#"a JSON array such as [{"integrationId":1,"identity":"ci-runner","bot":true}] ("bot": false marks a person, null hands the account back to the rules)"#;
+
+/// Reads and validates a body of bot decisions: every problem is reported with its
+/// index, and nothing is decided unless all are valid.
+pub fn plan_bot_decisions(body: &[u8], integrations: &[IntegrationInfo]) -> Result<Vec<BotDecision>, Problems> {
+    let whole = |error_type: ErrorType, reason: String| {
+        let mut p = Problems::new();
+        p.add_with_reason(error_type, "body", Position::Whole, "", Some(reason));
+        p
+    };
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() && body.iter().all(u8::is_ascii_whitespace) {
+            whole(ErrorType::EmptyPayload, format!("the request body is empty; send {BOT_DECISION_SHAPE}."))
+        } else {
+            whole(ErrorType::InvalidJson, format!("{e}; expected {BOT_DECISION_SHAPE}."))
+        }
+    })?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(whole(ErrorType::InvalidJson, format!("the body is not an array; send {BOT_DECISION_SHAPE}.")));
+    };
+    if items.is_empty() {
+        return Err(whole(ErrorType::EmptyPayload, format!("the array is empty; send {BOT_DECISION_SHAPE}.")));
+    }
+    if items.len() > MAX_BOT_DECISIONS {
+        return Err(whole(
+            ErrorType::TooManyRows,
+            format!("the body holds {} decisions; at most {MAX_BOT_DECISIONS} are taken at once.", items.len()),
+        ));
+    }
+    let known: HashMap<IntegrationId, crate::types::ApplicationType> =
+        integrations.iter().map(|i| (i.id, i.application_type)).collect();
+    let mut problems = Problems::new();
+    let mut decisions = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let position = Position::Index(index as u64);
+        let serde_json::Value::Object(map) = item else {
+            problems.add_with_reason(
+                ErrorType::InvalidJson,
+                "body",
+                position,
+                &item.to_string(),
+                Some(format!("each element must be an object with the fields {}", BOT_DECISION_FIELDS.join(", "))),
+            );
+            continue;
+        };
+        let mut integration = RawValue::Absent;
+        let mut identity = RawValue::Absent;
+        let mut bot: Option<Option<bool>> = None;
+        for (key, value) in map {
+            match BOT_DECISION_FIELDS.iter().position(|f| f.eq_ignore_ascii_case(&key)) {
+                Some(0) => integration = raw_of(value),
+                Some(1) => identity = raw_of(value),
+                Some(_) => match value {
+                    serde_json::Value::Bool(b) => bot = Some(Some(b)),
+                    serde_json::Value::Null => bot = Some(None),
+                    other => problems.add_with_reason(
+                        ErrorType::InvalidParameter,
+                        "bot",
+                        position,
+                        &other.to_string(),
+                        Some("`bot` must be true, false or null".into()),
+                    ),
+                },
+                None => problems.add_with_reason(
+                    ErrorType::UnknownField,
+                    &key,
+                    position,
+                    &key,
+                    Some(format!("accepted fields are {}", BOT_DECISION_FIELDS.join(", "))),
+                ),
+            }
+        }
+        let checked_integration = check_integration_id(&integration, position, &known, &mut problems);
+        let checked_identity = check_identity(identity, "identity", position, &mut problems);
+        if bot.is_none() {
+            problems.add_with_reason(
+                ErrorType::RequiredFieldMissing,
+                "bot",
+                position,
+                "",
+                Some("the field `bot` is absent; send true, false or null".into()),
+            );
+        }
+        if let (Some((IntegrationRef::Existing(id), application_type)), Some(identity), Some(bot)) =
+            (checked_integration, checked_identity, bot)
+        {
+            let key = identity_key(application_type, &identity).unwrap_or_else(|| identity.clone());
+            decisions.push(BotDecision { integration_id: id, identity, identity_key: key, bot });
+        }
+    }
+    if problems.is_empty() { Ok(decisions) } else { Err(problems) }
+}
+
+fn raw_of(value: serde_json::Value) -> RawValue {
+    match value {
+        serde_json::Value::Null => RawValue::Null,
+        serde_json::Value::String(s) => RawValue::Text(s),
+        serde_json::Value::Number(n) => RawValue::Number(n.to_string()),
+        serde_json::Value::Bool(_) => RawValue::WrongKind("a boolean"),
+        serde_json::Value::Array(_) => RawValue::WrongKind("an array"),
+        serde_json::Value::Object(_) => RawValue::WrongKind("an object"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +326,29 @@ mod tests {
         assert_eq!(rule("chris.sidebottom@arm.com", "Chris Sidebottom", "chris.sidebottom@arm.com"), None);
         assert_eq!(rule("jtalbot", "Jane Talbot", "jane@abbott.com"), None);
         assert_eq!(rule("robot-wars", "Robert Bottle", ""), None);
+    }
+
+    #[test]
+    fn bot_decisions_are_validated_row_by_row() {
+        let infos = [IntegrationInfo { id: 1, application_type: crate::types::ApplicationType::Git }];
+        let ok = plan_bot_decisions(
+            br#"[{"integrationId":1,"identity":"CI@Example.com","bot":true},{"integrationId":"1","identity":"x","bot":null}]"#,
+            &infos,
+        )
+        .expect("valid");
+        assert_eq!(ok[0].identity_key, "ci@example.com");
+        assert_eq!(ok[0].bot, Some(true));
+        assert_eq!(ok[1].bot, None);
+        let problems = plan_bot_decisions(
+            br#"[{"integrationId":2,"identity":"a","bot":true},{"integrationId":1,"identity":"a"},{"integrationId":1,"identity":"a","bot":"yes","extra":1}]"#,
+            &infos,
+        )
+        .expect_err("invalid");
+        for t in [ErrorType::UnknownIntegration, ErrorType::RequiredFieldMissing, ErrorType::InvalidParameter, ErrorType::UnknownField] {
+            assert!(problems.has(t), "{t:?}");
+        }
+        assert!(plan_bot_decisions(b"{}", &infos).is_err());
+        assert!(plan_bot_decisions(b"[]", &infos).is_err());
     }
 
     #[test]
