@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, header};
 use bytes::{Buf, Bytes};
+use devid_core::contributor::plan::{ContributorPlan, ContributorPlanner};
 use devid_core::csv_upload::{CsvReadError, parse_csv_into};
 use devid_core::json_upload::{JsonBody, parse_json_upload};
 use devid_core::plan::{Addressing, IntegrationInfo, ParsedUpload, Planner, UploadPlan, plan_upload};
@@ -24,6 +25,16 @@ pub enum ContentKind {
     Json,
     Multipart,
     Csv,
+    /// One JSON object per line: only where an endpoint says it takes it.
+    Ndjson,
+}
+
+/// The names NDJSON goes by.
+fn is_ndjson(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+    )
 }
 
 /// Decompressing on request would let a small body expand without bound.
@@ -56,6 +67,7 @@ pub fn content_kind(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
         "" => Err(ApiError::unsupported_media_type(
             "The request has no Content-Type. Send JSON with `Content-Type: application/json`, or a CSV file as multipart/form-data in the field `file` (curl -F 'file=@identities.csv').",
         )),
+        e if is_ndjson(e) => Ok(ContentKind::Ndjson),
         other => Err(ApiError::unsupported_media_type(format!(
             "Content-Type `{other}` is not accepted here. Send JSON with `Content-Type: application/json`, or a CSV file as multipart/form-data in the field `file` (curl -F 'file=@identities.csv')."
         ))),
@@ -193,6 +205,9 @@ pub async fn read_and_plan(
 ) -> Result<(UploadPlan, bool), ApiError> {
     let limits = state.limits.clone();
     match content_kind(request.headers())? {
+        ContentKind::Ndjson => Err(ApiError::unsupported_media_type(
+            "Identity uploads take a JSON array (`Content-Type: application/json`) or a CSV file, not NDJSON.",
+        )),
         ContentKind::Json => {
             let parsed = read_json(request, state, json_kind).await?;
             let plan = tokio::task::spawn_blocking(move || plan_upload(parsed, &integrations))
@@ -272,14 +287,29 @@ async fn parse_csv_stream<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>>,
 {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
-    let parser = tokio::task::spawn_blocking(move || {
+    parse_csv_stream_with(stream, byte_limit, map_err, move |reader| {
         let mut planner = Planner::new(&integrations);
-        let reader = ChannelReader { rx, current: Bytes::new() };
         let file_problems =
             parse_csv_into(reader, native, max_rows, &mut |addressing, row| planner.push(addressing, row))?;
         planner.finish(file_problems).map_err(CsvReadError::Invalid)
-    });
+    })
+    .await
+}
+
+/// Feeds a stream of body chunks to `parse`, which reads them as a file on a blocking
+/// thread and returns what it made of them (a plan), or the file's problems.
+async fn parse_csv_stream_with<S, E, T>(
+    stream: S,
+    byte_limit: Option<usize>,
+    map_err: impl Fn(E) -> ApiError,
+    parse: impl FnOnce(ChannelReader) -> Result<T, CsvReadError> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    T: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let parser = tokio::task::spawn_blocking(move || parse(ChannelReader { rx, current: Bytes::new() }));
     let mut stream = std::pin::pin!(stream);
     let mut failure = None;
     let mut received = 0usize;
@@ -330,7 +360,7 @@ where
 }
 
 /// A blocking reader over chunks sent from the async side.
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
@@ -348,5 +378,76 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.advance(n);
         Ok(n)
+    }
+}
+
+/// Reads a contributor upload in any of its forms (JSON array, NDJSON, CSV as a bare
+/// body or a multipart `file`) and validates it as it is read.
+pub async fn read_contributors(
+    request: Request,
+    state: &AppState,
+    integrations: Vec<IntegrationInfo>,
+) -> Result<ContributorPlan, ApiError> {
+    use devid_core::contributor::upload;
+    let limits = state.limits.clone();
+    let max_rows = limits.max_upload_rows;
+    let kind = content_kind(request.headers())?;
+    let in_memory = |bytes: Bytes, ndjson: bool, integrations: Vec<IntegrationInfo>| async move {
+        tokio::task::spawn_blocking(move || {
+            let mut planner = ContributorPlanner::new(&integrations);
+            let mut sink = |position, row| planner.push(position, row);
+            let read = if ndjson {
+                upload::read_ndjson(&bytes, max_rows, &mut sink)
+            } else {
+                upload::read_json(&bytes, max_rows, &mut sink)
+            };
+            planner.finish(read?)
+        })
+        .await
+        .map_err(|e| ApiError::from(devid_store::StoreError::Internal(e.to_string())))?
+        .map_err(ApiError::upload)
+    };
+    let csv = move |integrations: Vec<IntegrationInfo>| {
+        move |reader: ChannelReader| {
+            let mut planner = ContributorPlanner::new(&integrations);
+            let problems = upload::read_csv(reader, max_rows, &mut |position, row| planner.push(position, row))?;
+            planner.finish(problems).map_err(CsvReadError::Invalid)
+        }
+    };
+    match kind {
+        ContentKind::Json | ContentKind::Ndjson => {
+            let (parts, body) = request.into_parts();
+            let bytes = read_limited(body, &parts.headers, limits.max_json_body, "JSON body").await?;
+            in_memory(bytes, kind == ContentKind::Ndjson, integrations).await
+        }
+        ContentKind::Csv => {
+            let stream = request.into_body().into_data_stream();
+            parse_csv_stream_with(stream, Some(limits.max_multipart_body), body_read_error, csv(integrations)).await
+        }
+        ContentKind::Multipart => {
+            let mut multipart = Multipart::from_request(request, state).await.map_err(|rejection| {
+                ApiError::bad_request(format!("The multipart body is not valid: {}.", rejection.body_text()))
+            })?;
+            let mut plan = None;
+            let mut integrations = Some(integrations);
+            while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+                if field.name() == Some("file") {
+                    let Some(integrations) = integrations.take() else {
+                        return Err(ApiError::bad_request(
+                            "The multipart body has more than one `file` field; send exactly one CSV file per upload.",
+                        ));
+                    };
+                    plan = Some(parse_csv_stream_with(field, None, multipart_error, csv(integrations)).await?);
+                } else {
+                    let mut field = field;
+                    while field.chunk().await.map_err(multipart_error)?.is_some() {}
+                }
+            }
+            plan.ok_or_else(|| {
+                ApiError::bad_request(
+                    "The multipart body has no `file` field; send the CSV as the field `file` (curl -F 'file=@contributors.csv').",
+                )
+            })
+        }
     }
 }

@@ -39,6 +39,31 @@ impl FilterDigest {
         Self(Sha256::digest(canonical.as_bytes()).into())
     }
 
+    /// The digest of a contributor listing's filters and sort.
+    pub fn of_contributors(q: &devid_store::contributors::ContributorQuery) -> Self {
+        let canonical = format!(
+            "contributors|{:?}|{:?}|{:?}|{:?}|{:?}",
+            q.status, q.integration_ids, q.search, q.active_after, q.sort
+        );
+        Self(Sha256::digest(canonical.as_bytes()).into())
+    }
+
+    /// The digest of a coverage request.
+    pub fn of_coverage(q: &devid_store::contributors::CoverageQuery) -> Self {
+        Self(Sha256::digest(format!("coverage|{q:?}").as_bytes()).into())
+    }
+
+    /// This digest bound to a version of something else the cached value depends on
+    /// (contributor totals depend on identities too): a cache keyed by it misses once
+    /// that version moves.
+    pub fn at_version(&self, what: &str, version: i64) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(self.0);
+        hasher.update(what.as_bytes());
+        hasher.update(version.to_be_bytes());
+        Self(hasher.finalize().into())
+    }
+
     fn tag(&self) -> [u8; FILTER_TAG_BYTES] {
         let mut tag = [0u8; FILTER_TAG_BYTES];
         tag.copy_from_slice(&self.0[..FILTER_TAG_BYTES]);

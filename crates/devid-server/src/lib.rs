@@ -3,6 +3,7 @@
 
 mod account_cache;
 mod anchors;
+pub mod api;
 pub mod auth;
 mod body;
 mod counts;
@@ -88,6 +89,7 @@ pub struct AppState {
     account_rate: Arc<guard::RateLimiter>,
     auth_failures: Arc<guard::RateLimiter>,
     exports: Arc<guard::PerAccountSlots>,
+    coverage: Arc<routes::coverage::CoverageCache>,
     /// Loaded from the database on first use (see `cursor`).
     cursors: Arc<tokio::sync::OnceCell<cursor::CursorSigner>>,
 }
@@ -109,6 +111,7 @@ impl AppState {
             account_rate,
             auth_failures,
             exports,
+            coverage: Arc::default(),
             cursors: Arc::default(),
         }
     }

@@ -28,6 +28,10 @@ use crate::routes;
         routes::admin::create_key,
         routes::admin::revoke_key,
         routes::admin::list_audit,
+        routes::contributors::upload_contributors,
+        routes::contributors::list_contributors,
+        routes::contributors::set_bots,
+        routes::coverage::get_coverage,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::metrics,
@@ -35,6 +39,7 @@ use crate::routes;
     modifiers(&KeyAuth),
     tags(
         (name = "identities", description = "Developer identities: upload, list, download, delete"),
+        (name = "contributors", description = "Accounts seen in activity, bots and coverage"),
         (name = "admin", description = "Integrations, API keys, audit (scope admin)"),
         (name = "operations", description = "Health, readiness, metrics (no key)"),
     )

@@ -184,8 +184,7 @@ pub struct BotDecision {
 pub const MAX_BOT_DECISIONS: usize = 10_000;
 
 const BOT_DECISION_FIELDS: [&str; 3] = ["integrationId", "identity", "bot"];
-const BOT_DECISION_SHAPE: &str =
-    r#"a JSON array such as [{"integrationId":1,"identity":"ci-runner","bot":true}] ("bot": false marks a person, null hands the account back to the rules)"#;
+const BOT_DECISION_SHAPE: &str = r#"a JSON array such as [{"integrationId":1,"identity":"ci-runner","bot":true}] ("bot": false marks a person, null hands the account back to the rules)"#;
 
 /// Reads and validates a body of bot decisions: every problem is reported with its
 /// index, and nothing is decided unless all are valid.
@@ -344,7 +343,12 @@ mod tests {
             &infos,
         )
         .expect_err("invalid");
-        for t in [ErrorType::UnknownIntegration, ErrorType::RequiredFieldMissing, ErrorType::InvalidParameter, ErrorType::UnknownField] {
+        for t in [
+            ErrorType::UnknownIntegration,
+            ErrorType::RequiredFieldMissing,
+            ErrorType::InvalidParameter,
+            ErrorType::UnknownField,
+        ] {
             assert!(problems.has(t), "{t:?}");
         }
         assert!(plan_bot_decisions(b"{}", &infos).is_err());

@@ -1,6 +1,8 @@
 //! Routes, one module per resource.
 
 pub(crate) mod admin;
+pub(crate) mod contributors;
+pub(crate) mod coverage;
 pub(crate) mod identities;
 pub(crate) mod ops;
 
@@ -30,6 +32,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api-keys", get(admin::list_keys).post(admin::create_key))
         .route("/api-keys/{id}", delete(admin::revoke_key))
         .route("/audit", get(admin::list_audit))
+        .route("/contributors", post(contributors::upload_contributors).get(contributors::list_contributors))
+        .route("/contributors/bots", post(contributors::set_bots))
+        .route("/coverage", get(coverage::get_coverage))
 }
 
 /// Parses `true`/`false` (and `1`/`0`) query flags.

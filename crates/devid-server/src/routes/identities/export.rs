@@ -97,7 +97,7 @@ fn push_csv_row(row: &devid_store::ExportRow<'_>, out: &mut Vec<u8>) {
 
 /// Quotes where CSV needs it, and also around a `;` or tab: a spreadsheet that splits
 /// on those then keeps a cell that starts its line whole.
-fn push_csv_cell(out: &mut Vec<u8>, cell: &str) {
+pub(crate) fn push_csv_cell(out: &mut Vec<u8>, cell: &str) {
     let cell = guard_formula(cell);
     let bytes = cell.as_bytes();
     if !bytes.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n' | b';' | b'\t')) {

@@ -257,7 +257,7 @@ pub const MAX_SEARCH_CHARS: usize = devid_core::normalize::MAX_IDENTITY_LEN;
 pub const MAX_FILTER_VALUES: usize = 100;
 
 /// Counts what the client listed, empty entries included, as the document's `maxItems` does.
-fn at_most_listed(name: &str, raw: &str) -> Result<(), ApiError> {
+pub(crate) fn at_most_listed(name: &str, raw: &str) -> Result<(), ApiError> {
     let count = if raw.is_empty() { 0 } else { raw.split(',').count() };
     if count > MAX_FILTER_VALUES {
         return Err(ApiError::invalid_parameter(
@@ -275,13 +275,13 @@ fn list(raw: &str) -> impl Iterator<Item = &str> {
 
 /// Every entry of a list whose entries must each be valid (`1,,2` names an empty one);
 /// an empty parameter is an empty list.
-fn entries(raw: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn entries(raw: &str) -> impl Iterator<Item = &str> {
     raw.split(',').map(str::trim).filter(move |_| !raw.trim().is_empty())
 }
 
 /// CSV when asked by `format=csv`, or by an Accept header naming text/csv before any
 /// JSON type; `*/*` and no Accept header get JSON.
-fn wants_csv(params: &QueryParams, headers: &HeaderMap) -> Result<bool, ApiError> {
+pub(crate) fn wants_csv(params: &QueryParams, headers: &HeaderMap) -> Result<bool, ApiError> {
     if let Some(format) = params.get("format") {
         return match format.to_ascii_lowercase().as_str() {
             "csv" => Ok(true),
