@@ -112,6 +112,14 @@ async fn another_accounts_key_sees_and_changes_nothing() {
     expect_status(app.patch_json("/v2/developers/identities", &app.admin_key, &rows).send().await.expect("send"), 200)
         .await;
     let a_key_id = app.admin_key.split('.').nth(2).expect("id").to_string();
+    let seen = json!([{"integrationId": 1, "identity": "alice-a", "name": "Alice", "count": 4}, {"integrationId": 1, "identity": "ci-bot"}]);
+    let r = app.client.post(app.url("/v2/contributors")).header("x-api-key", &app.admin_key).json(&seen).send().await.expect("send");
+    expect_status(r, 200).await;
+    let decision = json!([{"integrationId": 1, "identity": "alice-a", "bot": true}]);
+    let r = app.client.post(app.url("/v2/contributors/bots")).header("x-api-key", &app.admin_key).json(&decision).send().await.expect("send");
+    expect_status(r, 200).await;
+    let contributors_before =
+        expect_status(app.get("/v2/contributors", &app.admin_key).send().await.expect("send"), 200).await;
     let before = app.dump().await;
 
     let b = app.key("acme", &[Scope::Admin]).await;
@@ -148,6 +156,26 @@ async fn another_accounts_key_sees_and_changes_nothing() {
         .await
         .expect("send");
     expect_error(r, 404).await;
+    let theirs = expect_status(app.get("/v2/contributors", &b).send().await.expect("send"), 200).await;
+    assert_eq!(theirs["_metadata"]["total_count"], 0);
+    for path in ["/v2/contributors?format=csv", "/v2/contributors?status=bot", "/v2/coverage"] {
+        let text = app.get(path, &b).send().await.expect("send").text().await.expect("text");
+        assert!(!text.contains("alice"), "{path}: {text}");
+    }
+    let body = expect_error(app.get("/v2/coverage?missingIn=1", &b).send().await.expect("send"), 400).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("no integration 1"), "{body}");
+    let r = app.client.post(app.url("/v2/contributors")).header("x-api-key", &b).json(&seen).send().await.expect("send");
+    assert_eq!(error_types(&expect_error(r, 400).await), vec!["UNKNOWN_INTEGRATION"]);
+    let r = app.client.post(app.url("/v2/contributors/bots")).header("x-api-key", &b).json(&json!([{"integrationId": 1, "identity": "alice-a", "bot": false}])).send().await.expect("send");
+    assert_eq!(error_types(&expect_error(r, 400).await), vec!["UNKNOWN_INTEGRATION"]);
+    // B's cursor is no good for A, nor A's for B.
+    let a_page = expect_status(app.get("/v2/contributors?pageSize=1", &app.admin_key).send().await.expect("send"), 200).await;
+    let a_cursor = a_page["_metadata"]["next_cursor"].as_str().expect("A has a next page").to_string();
+    expect_error(app.get(&format!("/v2/contributors?pageSize=1&cursor={a_cursor}"), &b).send().await.expect("send"), 400).await;
+    let contributors_after =
+        expect_status(app.get("/v2/contributors", &app.admin_key).send().await.expect("send"), 200).await;
+    assert_eq!(contributors_after, contributors_before, "A's contributors and bot decisions are untouched");
+
     let upload = app.patch_json(
         "/v2/developers/identities",
         &b,
