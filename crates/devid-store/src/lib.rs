@@ -23,6 +23,12 @@ pub mod sql;
 pub mod sqlite;
 
 pub use contributors::ContributorStore;
+
+/// The store traits, for code that holds a concrete store rather than `dyn Store`.
+pub mod prelude {
+    pub use crate::Store;
+    pub use crate::contributors::ContributorStore;
+}
 pub use postgres::PostgresStore;
 pub use query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
 pub use sqlite::SqliteStore;
