@@ -29,6 +29,7 @@ pub fn tighten(doc: &mut Value) {
     add_status_codes(doc);
     bound_parameters(doc);
     bound_bodies(doc);
+    bound_contributors(doc);
 }
 
 fn add_status_codes(doc: &mut Value) {
@@ -65,6 +66,9 @@ fn add_status_codes(doc: &mut Value) {
             }
             if path.contains('{') {
                 respond(responses, "404", "Nothing with that id in this account (or the id is not one)");
+            }
+            if path.starts_with("/v2/contributors") && method == "post" {
+                respond(responses, "409", "Another upload changed the same contributors at the same moment; send it again");
             }
             if path.starts_with("/v2/developers/") && method != "get" {
                 respond(
@@ -283,4 +287,106 @@ fn email_pattern() -> String {
     let bad = format!("{WHITESPACE}{IDENTITY_FORBIDDEN}\\u200c\\u200d@");
     let label = format!("[^{bad}.,;<>()\\[\\]\"\\\\]+");
     format!("^[{WHITESPACE}]*[^{bad}]+@{label}(?:\\.{label})+[{WHITESPACE}]*$")
+}
+
+/// The contributor and coverage operations: parameters, bodies and the CSV answer.
+fn bound_contributors(doc: &mut Value) {
+    use crate::routes::coverage::{MAX_LIST_LIMIT, MAX_MANY_IDENTITIES};
+    use devid_core::contributor::MAX_SOURCE_LABEL_CHARS;
+    use devid_core::contributor::plan::{MAX_NAME_CHARS, MAX_ROW_COUNT};
+
+    let seen_time = json!({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+        "description": "A date (2026-01-31, midnight UTC) or an RFC 3339 timestamp."});
+    let listing = "/paths/~1v2~1contributors/get/parameters";
+    let bounds = [
+        ("pageSize", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_PAGE_SIZE})),
+        ("pageIndex", json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PAGE_INDEX})),
+        ("status", any_case(&["mapped", "unmapped", "bot"], Spelling::Trimmed)),
+        ("sortKey", any_case(&["activity", "lastSeen", "identity"], Spelling::Trimmed)),
+        ("format", any_case(&["json", "csv"], Spelling::Exact)),
+        ("searchValue", json!({"type": "string", "maxLength": MAX_SEARCH_CHARS})),
+        ("activeAfter", seen_time.clone()),
+    ];
+    for (name, schema) in bounds {
+        if let Some(p) = parameter(doc, listing, name) {
+            p["schema"] = schema;
+        }
+    }
+    if let Some(p) = parameter(doc, listing, "integrationIds") {
+        p["schema"] = json!({"type": "array", "maxItems": MAX_FILTER_VALUES,
+            "items": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}});
+        p["style"] = json!("form");
+        p["explode"] = json!(false);
+    }
+    if let Some(map) =
+        doc.pointer_mut("/paths/~1v2~1contributors/get/responses/200/content").and_then(Value::as_object_mut)
+    {
+        map.insert(
+            "text/csv".into(),
+            json!({"schema": {"type": "string", "description": "Header integrationId,applicationType,identity,name,email,status,mappedEmail,botReason,commit,pr,review,issue,other,activity,firstSeen,lastSeen, then every matching contributor"}}),
+        );
+    }
+    let upload = "/paths/~1v2~1contributors/post/parameters";
+    if let Some(p) = parameter(doc, upload, "source") {
+        p["schema"] = json!({"type": "string", "minLength": 1, "maxLength": MAX_SOURCE_LABEL_CHARS,
+            "pattern": format!("^[^{WHITESPACE}{IDENTITY_FORBIDDEN}](?:[^{IDENTITY_FORBIDDEN}]*[^{WHITESPACE}{IDENTITY_FORBIDDEN}])?$")});
+    }
+    if let Some(p) = parameter(doc, upload, "mode") {
+        p["schema"] = any_case(&["replace", "add"], Spelling::Trimmed);
+    }
+    let coverage = "/paths/~1v2~1coverage/get/parameters";
+    let bounds = [
+        ("top", json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PAGE_SIZE})),
+        ("manyIdentitiesOver", json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_MANY_IDENTITIES})),
+        ("missingIn", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID})),
+        ("limit", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_LIST_LIMIT})),
+    ];
+    for (name, schema) in bounds {
+        if let Some(p) = parameter(doc, coverage, name) {
+            p["schema"] = schema;
+        }
+    }
+    for pointer in [
+        "/paths/~1v2~1contributors/post/requestBody/content/application~1json/schema",
+        "/paths/~1v2~1contributors~1bots/post/requestBody/content/application~1json/schema",
+    ] {
+        if let Some(schema) = doc.pointer_mut(pointer) {
+            schema["minItems"] = json!(1);
+        }
+    }
+    if let Some(schema) = doc.pointer_mut("/paths/~1v2~1contributors~1bots/post/requestBody/content/application~1json/schema") {
+        schema["maxItems"] = json!(devid_core::contributor::bots::MAX_BOT_DECISIONS);
+    }
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    let identity = json!({"type": ["string", "integer"], "minLength": 1, "maxLength": 255, "pattern": text_pattern(IDENTITY_FORBIDDEN),
+        "minimum": 0, "maximum": MAX_ID});
+    let integration_id = json!({"type": ["integer", "string"], "format": "int64", "minimum": 1, "maximum": MAX_ID,
+        "pattern": "^0*[1-9][0-9]{0,14}(?:\\.0)?$"});
+    let free_text = |max: usize| json!({"type": ["string", "null"], "maxLength": max, "pattern": format!("^[^{IDENTITY_FORBIDDEN}]*$")});
+    let mut kind = any_case(&["commit", "pr", "review", "issue", "other"], Spelling::Trimmed);
+    if let Some(a) = kind["anyOf"].as_array_mut() {
+        a.push(json!({"type": "null"}));
+    }
+    if let Some(row) = schemas.get_mut("ContributorRow") {
+        row["additionalProperties"] = json!(false);
+        row["properties"]["integrationId"] = integration_id.clone();
+        row["properties"]["identity"] = identity.clone();
+        row["properties"]["name"] = free_text(MAX_NAME_CHARS);
+        row["properties"]["email"] = free_text(devid_core::normalize::MAX_EMAIL_LEN);
+        row["properties"]["kind"] = kind;
+        row["properties"]["count"] = json!({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ROW_COUNT});
+        let mut time = seen_time.clone();
+        if let Some(a) = time["anyOf"].as_array_mut() {
+            a.push(json!({"type": "null"}));
+        }
+        row["properties"]["firstSeen"] = time.clone();
+        row["properties"]["lastSeen"] = time;
+    }
+    if let Some(row) = schemas.get_mut("BotDecisionRow") {
+        row["additionalProperties"] = json!(false);
+        row["properties"]["integrationId"] = integration_id;
+        row["properties"]["identity"] = identity;
+        row["properties"]["bot"] = json!({"type": ["boolean", "null"]});
+        row["required"] = json!(["integrationId", "identity", "bot"]);
+    }
 }

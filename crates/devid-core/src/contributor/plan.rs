@@ -218,7 +218,8 @@ fn max_some(a: Option<Micros>, b: Option<Micros>) -> Option<Micros> {
     }
 }
 
-/// An optional text field: absent, null and blank mean "not given".
+/// An optional text field: absent, null and blank mean "not given". A JSON number is
+/// refused: a name, an email or a kind is never one, so a number there is a mistake.
 fn optional_text<'a>(
     raw: &'a RawValue,
     field: &str,
@@ -228,8 +229,12 @@ fn optional_text<'a>(
 ) -> Result<Option<&'a str>, ()> {
     match raw {
         RawValue::Absent | RawValue::Null => Ok(None),
-        RawValue::Text(t) | RawValue::Number(t) if t.trim().is_empty() => Ok(None),
-        RawValue::Text(t) | RawValue::Number(t) => Ok(Some(t.trim())),
+        RawValue::Text(t) if t.trim().is_empty() => Ok(None),
+        RawValue::Text(t) => Ok(Some(t.trim())),
+        RawValue::Number(n) => {
+            problems.add_with_reason(wrong, field, position, n, Some("expected a string, got a number".into()));
+            Err(())
+        }
         RawValue::WrongKind(kind) => {
             problems.add_with_reason(
                 wrong,
@@ -299,8 +304,12 @@ fn check_kind(raw: &RawValue, position: Position, problems: &mut Problems) -> Re
 
 fn check_count(raw: &RawValue, position: Position, problems: &mut Problems) -> Result<Option<u64>, ()> {
     let field = super::upload::FIELDS[COUNT];
-    let Some(text) = optional_text(raw, field, ErrorType::InvalidCount, position, problems)? else {
-        return Ok(None);
+    let text = match raw {
+        RawValue::Number(n) => n.as_str(),
+        _ => match optional_text(raw, field, ErrorType::InvalidCount, position, problems)? {
+            Some(text) => text,
+            None => return Ok(None),
+        },
     };
     // `5.0` is how some JSON writers send 5.
     let digits = text.strip_suffix(".0").unwrap_or(text);
@@ -463,6 +472,17 @@ mod tests {
             assert!(problems.has(t), "{t:?} not reported");
         }
         assert_eq!(problems.total(), 8);
+    }
+
+    #[test]
+    fn a_number_where_text_belongs_is_refused() {
+        let mut planner = ContributorPlanner::new(&infos());
+        planner.push(Position::Index(0), row(&[("integrationId", num("1")), ("identity", text("a")), ("name", num("0"))]));
+        planner.push(Position::Index(1), row(&[("integrationId", num("1")), ("identity", text("b")), ("kind", num("1"))]));
+        planner.push(Position::Index(2), row(&[("integrationId", num("1")), ("identity", text("c")), ("count", text("7"))]));
+        let problems = planner.finish(Problems::new()).expect_err("numbers refused");
+        assert!(problems.has(ErrorType::InvalidName) && problems.has(ErrorType::InvalidActivityKind));
+        assert_eq!(problems.total(), 2, "a count written as text is still a count");
     }
 
     #[test]

@@ -389,7 +389,13 @@ pub async fn set_bots(
     let (parts, body) = request.into_parts();
     let bytes = crate::body::read_limited(body, &parts.headers, state.limits.max_json_body, "JSON body").await?;
     let integrations = state.store.integration_infos(auth.principal.account).await?;
-    let decisions = plan_bot_decisions(&bytes, &integrations).map_err(ApiError::upload)?;
+    let decisions = plan_bot_decisions(&bytes, &integrations).map_err(|problems| {
+        // Too many decisions is a bound of the body's array, stated in the document,
+        // not a body too large to read: 400 like every other invalid body here.
+        let mut error = ApiError::upload(problems);
+        error.status = axum::http::StatusCode::BAD_REQUEST;
+        error
+    })?;
     let summary = state.store.set_bot_flags(&auth.change_context(), decisions).await?;
     Ok(Json(BotFlagResponse {
         status: "success".into(),
