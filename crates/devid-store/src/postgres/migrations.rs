@@ -120,17 +120,19 @@ CREATE TABLE server_secrets (
 -- Contributors, as SQLite migration 6 adds them: accounts seen in activity, each source's
 -- report apart, and manual bot decisions that outlive every ingest. Counts and times are
 -- BIGINT; is_bot is INTEGER 0/1, not BOOLEAN, so the listing SQL shared with SQLite
--- (`is_bot = 1`, `SUM(is_bot)`) runs unchanged. Keys and source labels compare byte-wise
--- ("C"), as on SQLite, so both backends list in one order and keyset cursors agree.
--- last_seen is 0 when unknown: a NULL would drop out of keyset comparisons.
+-- (`is_bot = 1`, `is_bot = 0`) runs unchanged. Keys and source labels compare byte-wise
+-- ("C"), as on SQLite, so both backends list in one order and keyset cursors agree; name
+-- and email are "C" too, so ILIKE folds ASCII case only, as SQLite's LIKE does, and a
+-- search finds the same contributors on both. last_seen is 0 when unknown: a NULL would
+-- drop out of keyset comparisons.
 CREATE TABLE contributors (
     id              BIGSERIAL PRIMARY KEY,
     account_id      BIGINT NOT NULL,
     integration_id  BIGINT NOT NULL,
     identity_key    TEXT COLLATE "C" NOT NULL,
     identity        TEXT NOT NULL,
-    name            TEXT,
-    email           TEXT,
+    name            TEXT COLLATE "C",
+    email           TEXT COLLATE "C",
     commits         BIGINT NOT NULL,
     prs             BIGINT NOT NULL,
     reviews         BIGINT NOT NULL,
