@@ -73,7 +73,7 @@ pub(super) async fn set_bot_flags_in(
         return Ok(summary);
     }
     // The last change of each key is the decision that stays.
-    let mut last: HashMap<(IntegrationId, &str), &BotFlag> = HashMap::new();
+    let mut last: HashMap<FlagKey<'_>, &BotFlag> = HashMap::new();
     for change in &changes {
         last.insert((change.flag.integration_id, change.flag.identity_key.as_str()), change.flag);
     }
@@ -107,10 +107,9 @@ async fn flags_in<'a>(
     let (mut decided, mut carried) = (HashMap::new(), HashSet::new());
     for r in tx.query(&statement, &[&account.0, &ids, &keys]).await? {
         let ord: i64 = r.try_get(0)?;
-        let flag = usize::try_from(ord - 1)
-            .ok()
-            .and_then(|i| flags.get(i))
-            .ok_or_else(|| StoreError::Internal(format!("there is no bot decision {ord}")))?;
+        let flag = usize::try_from(ord - 1).ok().and_then(|i| flags.get(i)).ok_or_else(|| {
+            StoreError::Internal(format!("PostgreSQL answered for bot decision {ord}, which was not sent."))
+        })?;
         let key = (flag.integration_id, flag.identity_key.as_str());
         decided.insert(key, r.try_get::<_, Option<i32>>(1)?.map(|b| b != 0));
         if r.try_get::<_, bool>(2)? {

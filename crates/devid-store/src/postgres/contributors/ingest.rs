@@ -53,10 +53,9 @@ async fn find_in(
     let mut found: Vec<Found> = std::iter::repeat_with(Found::default).take(plan.rows.len()).collect();
     for r in &rows {
         let ord: i64 = r.try_get(0)?;
-        let slot = usize::try_from(ord - 1)
-            .ok()
-            .and_then(|i| found.get_mut(i))
-            .ok_or_else(|| StoreError::Internal(format!("the plan has no row {ord}")))?;
+        let slot = usize::try_from(ord - 1).ok().and_then(|i| found.get_mut(i)).ok_or_else(|| {
+            StoreError::Internal(format!("PostgreSQL answered for plan row {ord}, which the plan does not have."))
+        })?;
         if let Some(id) = r.try_get::<_, Option<i64>>(1)? {
             slot.existing = Some((id, r.try_get(2)?, r.try_get::<_, i32>(3)? != 0));
         }
@@ -122,6 +121,8 @@ struct Changed<'a> {
     is_bot: bool,
 }
 
+/// Applies `plan` as `source`'s report, in `tx`. With `dry_run` does the same work but
+/// records no audit event; the caller rolls back.
 pub(super) async fn ingest_in(
     tx: &Transaction<'_>,
     ctx: &ChangeContext,

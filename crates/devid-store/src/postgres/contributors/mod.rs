@@ -146,7 +146,7 @@ struct ListedRow {
 fn contributor_from_row(r: &Row) -> PgResult<ListedRow> {
     let application_type = match r.try_get::<_, Option<String>>(2)? {
         Some(t) => parse_type(&t)?,
-        None => return Err(StoreError::Internal("a contributor's integration is missing".into()).into()),
+        None => return Err(StoreError::Internal("A listed contributor's integration is missing.".into()).into()),
     };
     let mut counts = ActivityCounts::default();
     for (i, slot) in counts.0.iter_mut().enumerate() {
