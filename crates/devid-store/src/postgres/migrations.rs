@@ -149,7 +149,8 @@ CREATE TABLE contributors (
 CREATE UNIQUE INDEX contributors_by_key ON contributors(account_id, integration_id, identity_key);
 CREATE INDEX contributors_by_activity ON contributors(account_id, activity, integration_id, identity_key);
 CREATE INDEX contributors_by_last_seen ON contributors(account_id, last_seen, integration_id, identity_key);
-CREATE INDEX contributors_by_identity ON contributors(account_id, identity_key, integration_id);
+-- is_bot rides along so that counting a status reads this index alone.
+CREATE INDEX contributors_by_identity ON contributors(account_id, identity_key, integration_id, is_bot);
 CREATE INDEX contributor_bots_by_activity ON contributors(account_id, activity, integration_id, identity_key)
     WHERE is_bot = 1;
 
