@@ -141,6 +141,17 @@ impl BotStatus {
     }
 }
 
+/// A listed contributor's bot status, from its manual decision (stored apart, so it
+/// outlives the contributor) and the rule its latest ingest stored: the decision wins.
+pub(crate) fn bot_status(manual: Option<bool>, rule: Option<&str>) -> BotStatus {
+    match (manual, rule.and_then(BotRule::parse)) {
+        (Some(true), _) => BotStatus::Flagged,
+        (Some(false), _) => BotStatus::Unflagged,
+        (None, Some(rule)) => BotStatus::Rule(rule),
+        (None, None) => BotStatus::Person,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContributorRecord {
     pub id: ContributorId,

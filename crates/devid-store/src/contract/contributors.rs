@@ -351,3 +351,138 @@ pub async fn contributors_stay_in_their_account_and_integration(store: &dyn Stor
     assert_eq!(left[0].integration_id, 1);
     assert_eq!(all(store, &other, None).await.len(), 1);
 }
+
+pub async fn bot_decisions_apply_in_the_order_sent(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Git).await;
+    ingest(store, &ctx, "s", IngestMode::Replace, &[(1, "Jane@example.com", "Jane", "", "commit", 2)]).await;
+    let flag = |identity: &str, bot: Option<bool>| BotFlag {
+        integration_id: 1,
+        identity: identity.to_string(),
+        identity_key: identity.to_lowercase(),
+        bot,
+    };
+    let set = ok(
+        store
+            .set_bot_flags(
+                &ctx,
+                vec![
+                    flag("Jane@example.com", Some(true)),
+                    flag("Jane@example.com", Some(true)),
+                    flag("jane@example.com", Some(false)),
+                    flag("later@example.com", None),
+                    flag("later@example.com", Some(true)),
+                    flag("later@example.com", None),
+                ],
+            )
+            .await,
+        "flags",
+    );
+    // Each decision sees the ones before it: a repeat is unchanged, withdrawing nothing
+    // is unchanged, and only the changes count as not seen yet.
+    assert_eq!(
+        (set.received, set.flagged, set.unflagged, set.cleared, set.unchanged, set.not_seen_yet),
+        (6, 2, 1, 1, 2, 2)
+    );
+    assert_eq!(find(&all(store, &ctx, None).await, "jane@example.com").bot, BotStatus::Unflagged);
+    let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 100, ..Default::default() }).await, "audit");
+    let changes: Vec<(&str, Option<&str>)> = audit
+        .events
+        .iter()
+        .filter(|e| e.action.starts_with("contributor."))
+        .map(|e| (e.action.as_str(), e.identity.as_deref()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("contributor.bot_flag_cleared", Some("later@example.com")),
+            ("contributor.bot_flagged", Some("later@example.com")),
+            ("contributor.bot_unflagged", Some("jane@example.com")),
+            ("contributor.bot_flagged", Some("Jane@example.com")),
+        ]
+    );
+    // The decision about `later` was withdrawn: when it appears, the rules decide.
+    ingest(store, &ctx, "s", IngestMode::Add, &[(1, "later@example.com", "Later", "", "commit", 1)]).await;
+    assert_eq!(find(&all(store, &ctx, None).await, "later@example.com").bot, BotStatus::Person);
+}
+
+pub async fn deleting_an_integration_forgets_its_contributors_and_decisions(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 2, ApplicationType::Git).await;
+    let scan: &[Seen] = &[(2, "ci@example.com", "CI", "", "commit", 3)];
+    ingest(store, &ctx, "s", IngestMode::Replace, scan).await;
+    let flag = BotFlag {
+        integration_id: 2,
+        identity: "ci@example.com".into(),
+        identity_key: "ci@example.com".into(),
+        bot: Some(true),
+    };
+    ok(store.set_bot_flags(&ctx, vec![flag]).await, "flag");
+    let version = ok(store.contributors_version(ctx.account).await, "version");
+    ok(store.delete_integration(&ctx, 2, false).await, "delete integration");
+    assert!(ok(store.contributors_version(ctx.account).await, "version") > version);
+    assert!(all(store, &ctx, None).await.is_empty());
+    // An integration made again with the same id starts with no contributor and no decision.
+    integration(store, &ctx, 2, ApplicationType::Git).await;
+    let again = ingest(store, &ctx, "s", IngestMode::Replace, scan).await;
+    assert_eq!((again.created, again.bots), (1, 0));
+    assert_eq!(find(&all(store, &ctx, None).await, "ci@example.com").bot, BotStatus::Person);
+}
+
+pub async fn every_ingest_is_audited_once_and_dry_runs_never(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Git).await;
+    let scan: &[Seen] = &[(1, "a@example.com", "A", "", "commit", 1), (1, "b@example.com", "B", "", "commit", 2)];
+    ingest(store, &ctx, "git:repo", IngestMode::Replace, scan).await;
+    let version = ok(store.contributors_version(ctx.account).await, "version");
+    ingest(store, &ctx, "git:repo", IngestMode::Replace, scan).await;
+    assert_eq!(ok(store.contributors_version(ctx.account).await, "version"), version, "a no-op moves nothing");
+    let p = plan(store, &ctx, &scan[..1]).await;
+    let dry = ok(store.ingest_contributors(&ctx, "git:repo", IngestMode::Replace, p, true).await, "dry run");
+    assert_eq!((dry.unchanged, dry.removed), (1, 1));
+    assert_eq!(all(store, &ctx, None).await.len(), 2, "the dry run removed nobody");
+    let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 100, ..Default::default() }).await, "audit");
+    let ingests: Vec<serde_json::Value> = audit
+        .events
+        .iter()
+        .filter(|e| e.action == "contributors.ingested")
+        .map(|e| serde_json::from_str(e.detail.as_deref().unwrap_or("{}")).expect("the detail is JSON"))
+        .collect();
+    assert_eq!(ingests.len(), 2, "one event per ingest, none for the dry run");
+    assert_eq!(
+        ingests[0],
+        serde_json::json!({
+            "source": "git:repo", "mode": "replace", "received": 2, "created": 0, "updated": 0,
+            "unchanged": 2, "removed": 0, "detached": 0,
+        })
+    );
+}
+
+pub async fn contributor_search_reads_names_and_emails_literally(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    ingest(
+        store,
+        &ctx,
+        "s",
+        IngestMode::Replace,
+        &[
+            (1, "jdoe", "Jane Doe", "jane@example.com", "review", 3),
+            (1, "bob", "Bob 100%", "bob_b@example.com", "review", 1),
+            (1, "carol", "Carol", "carol@example.com", "review", 1),
+        ],
+    )
+    .await;
+    let search = |text: &str| {
+        let q = ContributorQuery { search: Some(text.to_string()), ..Default::default() };
+        async move {
+            let page = ok(store.list_contributors(ctx.account, q).await, "search");
+            page.records.into_iter().map(|r| r.identity).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("JANE DOE").await, vec!["jdoe"], "names match whatever their case");
+    assert_eq!(search("JANE@EXAMPLE").await, vec!["jdoe"], "emails too");
+    assert_eq!(search("%").await, vec!["bob"], "% is a character, not a wildcard");
+    assert_eq!(search("b_b").await, vec!["bob"], "and so is _");
+    assert!(search("b_c").await.is_empty());
+}

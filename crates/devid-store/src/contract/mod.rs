@@ -569,6 +569,10 @@ macro_rules! contract_tests {
             contributor_listings_page_by_cursor_and_filter,
             coverage_counts_attributed_activity_without_bots,
             contributors_stay_in_their_account_and_integration,
+            bot_decisions_apply_in_the_order_sent,
+            deleting_an_integration_forgets_its_contributors_and_decisions,
+            every_ingest_is_audited_once_and_dry_runs_never,
+            contributor_search_reads_names_and_emails_literally,
         );
     };
     ($fresh:expr) => {

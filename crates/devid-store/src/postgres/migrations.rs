@@ -114,6 +114,82 @@ CREATE TABLE server_secrets (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+-- Contributors, as SQLite migration 6 adds them: accounts seen in activity, each source's
+-- report apart, and manual bot decisions that outlive every ingest. Counts and times are
+-- BIGINT; is_bot is INTEGER 0/1, not BOOLEAN, so the listing SQL shared with SQLite
+-- (`is_bot = 1`, `is_bot = 0`) runs unchanged. Keys and source labels compare byte-wise
+-- ("C"), as on SQLite, so both backends list in one order and keyset cursors agree; name
+-- and email are "C" too, so ILIKE folds ASCII case only, as SQLite's LIKE does, and a
+-- search finds the same contributors on both. last_seen is 0 when unknown: a NULL would
+-- drop out of keyset comparisons.
+CREATE TABLE contributors (
+    id              BIGSERIAL PRIMARY KEY,
+    account_id      BIGINT NOT NULL,
+    integration_id  BIGINT NOT NULL,
+    identity_key    TEXT COLLATE "C" NOT NULL,
+    identity        TEXT NOT NULL,
+    name            TEXT COLLATE "C",
+    email           TEXT COLLATE "C",
+    commits         BIGINT NOT NULL,
+    prs             BIGINT NOT NULL,
+    reviews         BIGINT NOT NULL,
+    issues          BIGINT NOT NULL,
+    others          BIGINT NOT NULL,
+    activity        BIGINT NOT NULL,
+    first_seen      BIGINT,
+    last_seen       BIGINT NOT NULL,
+    bot_rule        TEXT,
+    is_bot          INTEGER NOT NULL,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX contributors_by_key ON contributors(account_id, integration_id, identity_key);
+CREATE INDEX contributors_by_activity ON contributors(account_id, activity, integration_id, identity_key);
+CREATE INDEX contributors_by_last_seen ON contributors(account_id, last_seen, integration_id, identity_key);
+-- is_bot rides along so that counting a status reads this index alone.
+CREATE INDEX contributors_by_identity ON contributors(account_id, identity_key, integration_id, is_bot);
+CREATE INDEX contributor_bots_by_activity ON contributors(account_id, activity, integration_id, identity_key)
+    WHERE is_bot = 1;
+
+-- One source's report of one contributor. names and emails are JSON arrays of
+-- [value, count] pairs: read whole, never queried inside.
+CREATE TABLE contributor_sources (
+    contributor_id  BIGINT NOT NULL,
+    source          TEXT COLLATE "C" NOT NULL,
+    account_id      BIGINT NOT NULL,
+    commits         BIGINT NOT NULL,
+    prs             BIGINT NOT NULL,
+    reviews         BIGINT NOT NULL,
+    issues          BIGINT NOT NULL,
+    others          BIGINT NOT NULL,
+    first_seen      BIGINT,
+    last_seen       BIGINT,
+    names           TEXT NOT NULL,
+    emails          TEXT NOT NULL,
+    PRIMARY KEY (contributor_id, source)
+);
+CREATE INDEX contributor_sources_by_source ON contributor_sources(account_id, source, contributor_id);
+
+-- A person's bot decisions, keyed like identities so they hold before a contributor
+-- appears and after it is removed.
+CREATE TABLE contributor_bot_flags (
+    account_id      BIGINT NOT NULL,
+    integration_id  BIGINT NOT NULL,
+    identity_key    TEXT COLLATE "C" NOT NULL,
+    identity        TEXT NOT NULL,
+    is_bot          INTEGER NOT NULL,
+    key_id          TEXT,
+    set_at          BIGINT NOT NULL,
+    PRIMARY KEY (account_id, integration_id, identity_key)
+);
+
+-- Bumped by every transaction that changes contributors or bot decisions.
+ALTER TABLE accounts ADD COLUMN contributors_version BIGINT NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

@@ -999,6 +999,7 @@ impl Store for PostgresStore {
             .await?;
             let deleted =
                 tx.execute("DELETE FROM identities WHERE account_id = $1 AND integration_id = $2", &[&ctx.account.0, &id]).await?;
+            contributors::delete_integration_contributors_in(&tx, ctx.account, id).await?;
             tx.execute("DELETE FROM integrations WHERE account_id = $1 AND id = $2", &[&ctx.account.0, &id]).await?;
             bump_version(&tx, ctx.account).await?;
             let detail = serde_json::json!({

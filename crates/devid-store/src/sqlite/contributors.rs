@@ -13,9 +13,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::{Audit, SqliteStore, insert_audit, integration_infos_in, map_err, parse_type, to_values};
 use crate::contributors::{
-    BotFlag, BotFlagSummary, BotStatus, ContributorId, ContributorPage, ContributorPaging, ContributorQuery,
-    ContributorRecord, ContributorStatus, ContributorStore, Coverage, CoverageQuery, DeveloperIdentityCount,
-    IngestSummary, IntegrationCoverage, SourceReport, merge_tallies, stored_count,
+    BotFlag, BotFlagSummary, ContributorId, ContributorPage, ContributorPaging, ContributorQuery, ContributorRecord,
+    ContributorStatus, ContributorStore, Coverage, CoverageQuery, DeveloperIdentityCount, IngestSummary,
+    IntegrationCoverage, SourceReport, bot_status, merge_tallies, stored_count,
 };
 use crate::sql::{self, Dialect};
 use crate::{AccountId, ChangeContext, StoreError, StoreResult, now_micros};
@@ -386,15 +386,6 @@ fn contributor_from_row(r: &rusqlite::Row<'_>) -> StoreResult<ListedRow> {
         activity: r.get(18).map_err(get)?,
         last_seen,
     })
-}
-
-pub(crate) fn bot_status(manual: Option<bool>, rule: Option<&str>) -> BotStatus {
-    match (manual, rule.and_then(BotRule::parse)) {
-        (Some(true), _) => BotStatus::Flagged,
-        (Some(false), _) => BotStatus::Unflagged,
-        (None, Some(rule)) => BotStatus::Rule(rule),
-        (None, None) => BotStatus::Person,
-    }
 }
 
 fn list_in(conn: &Connection, account: AccountId, q: &ContributorQuery) -> StoreResult<ContributorPage> {
