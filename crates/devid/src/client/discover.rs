@@ -236,11 +236,16 @@ impl Discovery {
             Input::Git(path) | Input::Csv(path) => path.display(),
         };
         format!(
-            "Found {} contributors ({commit} commit, {other} other) in {} commits of {of}",
-            self.contributors.len(),
-            self.stats.commits
+            "Found {} ({commit} commit, {other} other) in {} of {of}",
+            plural(self.contributors.len() as u64, "contributor"),
+            plural(self.stats.commits, "commit")
         )
     }
+}
+
+/// "1 commit", "2 commits".
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// Counts a summary reports.

@@ -91,12 +91,16 @@ impl Client {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
-        // reqwest's own text is terse ("error sending request"); its sources say why.
+        // reqwest's own text repeats the URL; the innermost cause says why
+        // ("Connection refused", "invalid peer certificate: UnknownIssuer").
         let mut cause = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
-            cause = format!("{cause}: {s}");
+            cause = s.to_string();
             source = s.source();
+        }
+        if e.is_timeout() {
+            cause = format!("timed out: {cause}");
         }
         anyhow!(
             "Cannot talk to the devid server at {} ({cause}). Check --url (or DEVID_URL) and that `devid serve` runs there.",
