@@ -211,6 +211,73 @@ fn numpy_commits_csv_gives_one_commit_row_per_author_email_and_name() {
 }
 
 #[test]
+fn a_repository_and_its_commits_csv_give_the_same_contributors() {
+    let Some(csv_path) = numpy_commits_csv() else {
+        assert!(std::env::var_os("CI").is_none(), "CI has the shared data beside the repository");
+        eprintln!("skipped: shared/data/numpy/commits.csv is not beside the repository");
+        return;
+    };
+    // numpy's first 2,000 commits (newest first) as a CSV and as a repository holding
+    // the same authors, committers and times, made with `git fast-import`.
+    let all = std::fs::read_to_string(&csv_path).expect("read the CSV");
+    let subset: String = all.lines().take(2_001).flat_map(|line| [line, "\n"]).collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let csv_file = dir.path().join("numpy-2000.csv");
+    std::fs::write(&csv_file, &subset).expect("write the CSV");
+    let mut reader = csv::Reader::from_reader(subset.as_bytes());
+    let header = reader.headers().expect("header").clone();
+    let column = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let (an, ae, at, cn, ce) = (
+        column("author_name"),
+        column("author_email"),
+        column("authored_at"),
+        column("committer_name"),
+        column("committer_email"),
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let mut stream = Vec::new();
+    for record in records.iter().rev() {
+        let time = time::OffsetDateTime::parse(&record[at], &time::format_description::well_known::Rfc3339)
+            .expect("an RFC 3339 time");
+        let offset = time.offset().whole_minutes();
+        let zone = format!("{}{:02}{:02}", if offset < 0 { '-' } else { '+' }, offset.abs() / 60, offset.abs() % 60);
+        let when = format!("{} {zone}", time.unix_timestamp());
+        stream.extend_from_slice(b"commit refs/heads/main\n");
+        stream.extend_from_slice(format!("author {} <{}> {when}\n", &record[an], &record[ae]).as_bytes());
+        stream.extend_from_slice(format!("committer {} <{}> {when}\n", &record[cn], &record[ce]).as_bytes());
+        stream.extend_from_slice(b"data 7\nCommit\n\n");
+    }
+    let repo = dir.path().join("numpy");
+    std::fs::create_dir(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"], &[]);
+    let mut import = Command::new("git")
+        .current_dir(&repo)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("git fast-import");
+    std::io::Write::write_all(&mut import.stdin.take().expect("stdin"), &stream).expect("feed git fast-import");
+    assert!(import.wait().expect("git fast-import ends").success());
+
+    let mut outputs = Vec::new();
+    for (flag, path) in [("--git", &repo), ("--commits-csv", &csv_file)] {
+        let out_file = dir.path().join(format!("{}.ndjson", &flag[2..]));
+        let out = discover(&[
+            flag.as_ref(),
+            path.as_os_str(),
+            "--integration".as_ref(),
+            "7".as_ref(),
+            "--out".as_ref(),
+            out_file.as_os_str(),
+        ]);
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        outputs.push(rows(&std::fs::read_to_string(&out_file).expect("the NDJSON file")));
+    }
+    assert!(outputs[0].len() > 100, "numpy's 2,000 commits have many contributors: {}", outputs[0].len());
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+#[test]
 fn a_path_that_is_not_a_repository_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("dir");
     let plain = dir.path().join("not-a-repo");

@@ -49,7 +49,7 @@ pub struct DiscoverArgs {
     #[arg(long, value_name = "FILE")]
     commits_csv: Option<PathBuf>,
     /// Id of the integration the contributors belong to: a GIT-type integration
-    /// (see `GET /v2/integrations`).
+    /// (`GET /v2/integrations` lists them).
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(IntegrationId).range(1..=MAX_INTEGRATION_ID))]
     integration: IntegrationId,
     /// Where these contributors come from. The upload replaces the contributors
@@ -94,12 +94,12 @@ pub async fn discover(args: DiscoverArgs) -> Result<()> {
     }
     let body = ndjson(&discovery.contributors, args.integration)?;
     let found = discovery.describe(&input);
-    let elapsed = || format!("{:.1} s", started.elapsed().as_secs_f64());
+    let elapsed = || format!("{:.2} s", started.elapsed().as_secs_f64());
     match (&args.out, client) {
         (Some(out), _) => {
             write_out(out, &body)?;
             let to = if out.as_os_str() == "-" { "stdout".to_string() } else { out.display().to_string() };
-            eprintln!("{found}; wrote them to {to} in {}.", elapsed());
+            eprintln!("{found}; wrote the upload to {to} in {}.", elapsed());
         }
         (None, Some(client)) => {
             if discovery.contributors.is_empty() {
@@ -114,9 +114,10 @@ pub async fn discover(args: DiscoverArgs) -> Result<()> {
             for line in summary_lines(&answer) {
                 println!("{line}");
             }
-            let what = if args.dry_run { "checked them (dry run: nothing was changed)" } else { "uploaded them" };
+            let (what, note) =
+                if args.dry_run { ("checked by", " (dry run: nothing was changed)") } else { ("uploaded to", "") };
             eprintln!(
-                "{found}; {what} at {} for integration {} as source `{source}` in {}.",
+                "{found}; {what} {} for integration {} as source `{source}` in {}{note}.",
                 client.base(),
                 args.integration,
                 elapsed()
