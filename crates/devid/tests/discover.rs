@@ -302,3 +302,37 @@ fn uploading_without_a_key_names_the_flag_and_the_variable() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--api-key") && stderr.contains("DEVID_API_KEY"), "{stderr}");
 }
+
+#[test]
+fn the_api_key_never_shows_in_help_or_errors() {
+    let secret = "pat.default.0123456789abcdef.c2VjcmV0LXRoYXQtbXVzdC1zdGF5LWhpZGRlbg";
+    let csv = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(
+        csv.path(),
+        "author_name,author_email,authored_at,committer_name,committer_email\nJane,jane@example.com,2024-05-01T00:00:00Z,Jane,jane@example.com\n",
+    )
+    .expect("write");
+    let run = |args: &[&OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_devid"))
+            .arg("discover")
+            .args(args)
+            .env("DEVID_API_KEY", secret)
+            // Nothing listens on port 1: the upload fails to connect.
+            .env("DEVID_URL", "http://127.0.0.1:1")
+            .output()
+            .expect("run devid discover")
+    };
+    let help = run(&["--help".as_ref()]);
+    assert!(help.status.success());
+    let failed = run(&["--commits-csv".as_ref(), csv.path().as_os_str(), "--integration".as_ref(), "1".as_ref()]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        text(&failed.stderr).contains("Cannot talk to the devid server at http://127.0.0.1:1"),
+        "{}",
+        text(&failed.stderr)
+    );
+    for out in [&help, &failed] {
+        let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!printed.contains("c2VjcmV0"), "the key's secret was printed: {printed}");
+    }
+}

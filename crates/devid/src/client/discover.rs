@@ -107,10 +107,10 @@ pub async fn discover(args: DiscoverArgs) -> Result<()> {
                     "{found}, so nothing was uploaded: an empty upload would remove every contributor of source `{source}`."
                 );
             }
-            let bar = progress(Some(body.len() as u64), "{spinner} Uploading {bytes}/{total_bytes} {wide_bar}");
+            let bar = progress(Some(body.len() as u64), "{spinner} Uploading {bytes}/{total_bytes} {bar:30} {msg}");
             let answer = upload(&client, &source, args.dry_run, body, &bar).await;
             bar.finish_and_clear();
-            let answer = answer?;
+            let answer = answer.inspect_err(|_| eprintln!("{found}; the upload failed:"))?;
             for line in summary_lines(&answer) {
                 println!("{line}");
             }
@@ -142,6 +142,9 @@ pub async fn upload(client: &Client, source: &str, dry_run: bool, body: Vec<u8>,
     let chunks: Vec<Vec<u8>> = body.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
     let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
         sent.inc(chunk.len() as u64);
+        if sent.position() as usize >= length {
+            sent.set_message("sent; the server is applying it");
+        }
         Ok::<_, std::io::Error>(chunk)
     }));
     let request = client
