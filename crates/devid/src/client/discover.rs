@@ -92,12 +92,11 @@ pub async fn discover(args: DiscoverArgs) -> Result<()> {
     for warning in discovery.stats.warnings() {
         eprintln!("devid: {warning}");
     }
-    let body = ndjson(&discovery.contributors, args.integration)?;
     let found = discovery.describe(&input);
     let elapsed = || format!("{:.2} s", started.elapsed().as_secs_f64());
     match (&args.out, client) {
         (Some(out), _) => {
-            write_out(out, &body)?;
+            write_out(out, &ndjson(&discovery.contributors, args.integration)?)?;
             let to = if out.as_os_str() == "-" { "stdout".to_string() } else { out.display().to_string() };
             eprintln!("{found}; wrote the upload to {to} in {}.", elapsed());
         }
@@ -107,10 +106,14 @@ pub async fn discover(args: DiscoverArgs) -> Result<()> {
                     "{found}, so nothing was uploaded: an empty upload would remove every contributor of source `{source}`."
                 );
             }
-            let bar = progress(Some(body.len() as u64), "{spinner} Uploading {bytes}/{total_bytes} {bar:30} {msg}");
-            let answer = upload(&client, &source, args.dry_run, body, &bar).await;
+            let bar = progress(Some(0), "{spinner} Uploading {bytes}/{total_bytes} {bar:30} {msg}");
+            let target = Target { integration: args.integration, source: &source, dry_run: args.dry_run };
+            let answer = upload(&client, &discovery.contributors, &target, &bar).await;
             bar.finish_and_clear();
             let answer = answer.inspect_err(|_| eprintln!("{found}; the upload failed:"))?;
+            if let Some(message) = answer.get("message").and_then(Value::as_str) {
+                println!("{message}");
+            }
             for line in summary_lines(&answer) {
                 println!("{line}");
             }
@@ -128,16 +131,28 @@ pub async fn discover(args: DiscoverArgs) -> Result<()> {
     Ok(())
 }
 
-/// Sends NDJSON rows to `POST /v2/contributors?source=…&mode=replace` (plus
-/// `dryRun=true`) and returns the server's JSON summary; `bar` advances as the body is
-/// sent. A refusal is an error holding the server's message and samples.
-pub async fn upload(client: &Client, source: &str, dry_run: bool, body: Vec<u8>, bar: &ProgressBar) -> Result<Value> {
+/// Where an upload goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub integration: IntegrationId,
+    /// The source label whose contributors the upload replaces.
+    pub source: &'a str,
+    pub dry_run: bool,
+}
+
+/// Sends `rows` as NDJSON to `POST /v2/contributors?source=…&mode=replace` (plus
+/// `dryRun=true`) and returns the server's JSON answer; `bar` advances as the body is
+/// sent. A refusal is an error holding the server's message and its samples, each
+/// naming the contributor of its line.
+pub async fn upload(client: &Client, rows: &[Contributor], target: &Target<'_>, bar: &ProgressBar) -> Result<Value> {
     const CHUNK_BYTES: usize = 64 * 1024;
-    let mut query = vec![("source", source), ("mode", "replace")];
-    if dry_run {
+    let body = ndjson(rows, target.integration)?;
+    let mut query = vec![("source", target.source), ("mode", "replace")];
+    if target.dry_run {
         query.push(("dryRun", "true"));
     }
     let length = body.len();
+    bar.set_length(length as u64);
     let sent = bar.clone();
     let chunks: Vec<Vec<u8>> = body.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
     let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
@@ -154,7 +169,12 @@ pub async fn upload(client: &Client, source: &str, dry_run: bool, body: Vec<u8>,
         // Declared so the server knows the size up front, as it would for a file.
         .header(reqwest::header::CONTENT_LENGTH, length)
         .body(reqwest::Body::wrap_stream(stream));
-    client.send_json(request).await
+    // Line n of the body is rows[n - 1].
+    let who = |line: u64| {
+        let row = rows.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        Some(format!("{} <{}>, {}", row.name, row.email, row.kind.as_str()))
+    };
+    client.send_json(request, &who).await
 }
 
 fn write_out(out: &Path, body: &[u8]) -> Result<()> {

@@ -74,13 +74,18 @@ impl Client {
 
     /// Sends a request and returns the JSON body of a 2xx answer. A connection failure
     /// says which server could not be reached; any other status becomes an error
-    /// holding the server's message and every error group with its samples.
-    pub async fn send_json(&self, request: reqwest::RequestBuilder) -> Result<Value> {
+    /// holding the server's message and every error group with its samples, each
+    /// sample's line of the body described by `line` where it can (who that row is).
+    pub async fn send_json(
+        &self,
+        request: reqwest::RequestBuilder,
+        line: &dyn Fn(u64) -> Option<String>,
+    ) -> Result<Value> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
         if !status.is_success() {
-            return Err(anyhow!(refusal(status, &body)));
+            return Err(anyhow!(refusal(status, &body, line)));
         }
         serde_json::from_slice(&body).with_context(|| {
             format!(
@@ -110,9 +115,10 @@ impl Client {
 }
 
 /// A non-2xx answer in lines a person can act on: the status and the server's message,
-/// then each error group (type, field, count, message) with its samples indented.
-/// Falls back to the raw body when it is not devid's JSON error shape.
-pub fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
+/// then each error group (type, field, count, message) with its samples indented, a
+/// sample's body line followed by what `line` says of it. Falls back to the raw body
+/// when it is not devid's JSON error shape.
+pub fn refusal(status: reqwest::StatusCode, body: &[u8], line: &dyn Fn(u64) -> Option<String>) -> String {
     let mut out = format!("The server refused the request ({status})");
     let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
         let text = String::from_utf8_lossy(body);
@@ -135,7 +141,7 @@ pub fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
     for group in answer.get("errors").and_then(Value::as_array).into_iter().flatten() {
         out.push_str(&format!("\n  {}", group_heading(group)));
         for sample in group.get("samples").and_then(Value::as_array).into_iter().flatten() {
-            out.push_str(&format!("\n    {}", sample_line(sample)));
+            out.push_str(&format!("\n    {}", sample_line(sample, line)));
         }
     }
     out
@@ -160,9 +166,12 @@ fn group_heading(group: &Value) -> String {
     heading
 }
 
-fn sample_line(sample: &Value) -> String {
+fn sample_line(sample: &Value, describe: &dyn Fn(u64) -> Option<String>) -> String {
     let place = match (sample.get("line").and_then(Value::as_u64), sample.get("index").and_then(Value::as_u64)) {
-        (Some(line), _) => format!("line {line}"),
+        (Some(line), _) => match describe(line) {
+            Some(what) => format!("line {line} ({what})"),
+            None => format!("line {line}"),
+        },
         (None, Some(index)) => format!("index {index}"),
         (None, None) => "sample".to_string(),
     };
@@ -175,24 +184,29 @@ fn sample_line(sample: &Value) -> String {
     format!("{place}{value}{reason}")
 }
 
-/// Every numeric or boolean field of a JSON summary as a line `words: value`
-/// (`contributorsCreated` becomes `contributors created`), so a field the server adds
-/// later shows up without a client change. `received` comes first, the rest in
-/// alphabetical order (serde_json's map keeps no other); nested objects are flattened.
+/// Every numeric field of a JSON summary, nested objects included, as a line
+/// `words: value` (`contributorsCreated` becomes `contributors created`), then every
+/// yes/no field, so a field the server adds later shows up without a client change.
+/// `received` comes first, the rest in alphabetical order (serde_json's map keeps no
+/// other). Text fields (the server's message) are left to the caller.
 pub fn summary_lines(answer: &Value) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Value::Object(fields) = answer {
-        let (first, rest): (Vec<_>, Vec<_>) = fields.iter().partition(|(key, _)| key.as_str() == "received");
-        for (key, value) in first.into_iter().chain(rest) {
-            match value {
-                Value::Number(n) => lines.push(format!("{}: {n}", words(key))),
-                Value::Bool(b) => lines.push(format!("{}: {}", words(key), if *b { "yes" } else { "no" })),
-                Value::Object(_) => lines.extend(summary_lines(value)),
-                _ => {}
-            }
+    let (mut numbers, mut flags) = (Vec::new(), Vec::new());
+    collect_summary(answer, &mut numbers, &mut flags);
+    numbers.extend(flags);
+    numbers
+}
+
+fn collect_summary(value: &Value, numbers: &mut Vec<String>, flags: &mut Vec<String>) {
+    let Value::Object(fields) = value else { return };
+    let (first, rest): (Vec<_>, Vec<_>) = fields.iter().partition(|(key, _)| key.as_str() == "received");
+    for (key, value) in first.into_iter().chain(rest) {
+        match value {
+            Value::Number(n) => numbers.push(format!("{}: {n}", words(key))),
+            Value::Bool(b) => flags.push(format!("{}: {}", words(key), if *b { "yes" } else { "no" })),
+            Value::Object(_) => collect_summary(value, numbers, flags),
+            _ => {}
         }
     }
-    lines
 }
 
 /// `contributorsCreated` → `contributors created`.
@@ -255,14 +269,15 @@ mod tests {
         let body = br#"{"message":"2 rows are invalid. Nothing was changed.","errors":[
             {"errorType":"INVALID_EMAIL","fieldName":"email","errorCount":2,"message":"Emails must look like name@domain.",
              "samples":[{"line":3,"value":"bob","reason":"it must contain exactly one `@`"},{"index":7,"value":""}]}]}"#;
-        let text = refusal(reqwest::StatusCode::BAD_REQUEST, body);
+        let who = |line: u64| (line == 3).then(|| "Bob <bob>".to_string());
+        let text = refusal(reqwest::StatusCode::BAD_REQUEST, body, &who);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
             [
                 "The server refused the request (400 Bad Request): 2 rows are invalid. Nothing was changed.",
                 "  INVALID_EMAIL (field email, 2 times): Emails must look like name@domain.",
-                "    line 3 `bob`: it must contain exactly one `@`",
+                "    line 3 (Bob <bob>) `bob`: it must contain exactly one `@`",
                 "    index 7 ``",
             ]
         );
@@ -270,9 +285,12 @@ mod tests {
 
     #[test]
     fn a_refusal_that_is_not_json_shows_the_body() {
-        let text = refusal(reqwest::StatusCode::BAD_GATEWAY, b"upstream down\n");
+        let text = refusal(reqwest::StatusCode::BAD_GATEWAY, b"upstream down\n", &|_| None);
         assert_eq!(text, "The server refused the request (502 Bad Gateway): upstream down");
-        assert_eq!(refusal(reqwest::StatusCode::NOT_FOUND, b""), "The server refused the request (404 Not Found).");
+        assert_eq!(
+            refusal(reqwest::StatusCode::NOT_FOUND, b"", &|_| None),
+            "The server refused the request (404 Not Found)."
+        );
     }
 
     #[test]
@@ -283,7 +301,7 @@ mod tests {
         .expect("json");
         assert_eq!(
             summary_lines(&answer),
-            ["received: 3", "contributors created: 2", "dry run: yes", "bots flagged: 1"]
+            ["received: 3", "contributors created: 2", "bots flagged: 1", "dry run: yes"]
         );
     }
 }
