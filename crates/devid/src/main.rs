@@ -1,6 +1,8 @@
-//! `devid`: the server and its admin command line.
+//! `devid`: the server, its admin command line, and the client commands that talk to
+//! a running server.
 
 mod cli;
+mod client;
 
 use std::process::ExitCode;
 

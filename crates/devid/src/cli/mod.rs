@@ -2,7 +2,8 @@
 //! (`keys`, `integrations`) and `backup`. Only `serve` and the commands that exist to
 //! create something (`keys create`, `integrations add`) may create a database; every
 //! other command refuses a database that does not exist, so a mistyped path is an
-//! error rather than a new empty file.
+//! error rather than a new empty file. The client commands (`discover`) live in
+//! `crate::client` and never open a database.
 
 mod admin;
 mod backup;
@@ -56,6 +57,23 @@ enum Command {
     /// Copy a SQLite database to a new file: a consistent snapshot, safe while
     /// `devid serve` runs. (For PostgreSQL use pg_dump.)
     Backup(BackupArgs),
+    /// Find the contributors in a git repository's history and upload them to a
+    /// running devid server.
+    ///
+    /// Reads every commit reachable from HEAD (merges included) with a built-in git
+    /// reader (no `git` program needed), or the same facts from a CSV of commits. Each
+    /// commit's author and each `Co-authored-by: Name <email>` trailer in its message
+    /// count as kind `commit`; its committer, when the committer's email differs from
+    /// the author's, as kind `other`. People are tallied per kind, email (ignoring case)
+    /// and name, with the number of commits and the first and last time seen.
+    ///
+    /// The result is sent to POST /v2/contributors?source=LABEL&mode=replace as NDJSON:
+    /// it replaces what was uploaded earlier with the same source label. Names and
+    /// emails that are not UTF-8 are sent with U+FFFD replacements, and entries without
+    /// an email are skipped; the summary counts both. With --out nothing is sent.
+    ///
+    /// Example: devid discover --git ~/src/numpy --integration 3 --api-key "$KEY"
+    Discover(crate::client::discover::DiscoverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +298,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Integrations(cmd) => admin::integrations(cmd).await,
         Command::Backup(args) => backup::backup(args),
+        Command::Discover(args) => crate::client::discover::discover(args).await,
     }
 }
 
