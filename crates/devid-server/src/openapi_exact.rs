@@ -68,7 +68,11 @@ fn add_status_codes(doc: &mut Value) {
                 respond(responses, "404", "Nothing with that id in this account (or the id is not one)");
             }
             if path.starts_with("/v2/contributors") && method == "post" {
-                respond(responses, "409", "Another upload changed the same contributors at the same moment; send it again");
+                respond(
+                    responses,
+                    "409",
+                    "Another upload changed the same contributors at the same moment; send it again",
+                );
             }
             if path.starts_with("/v2/developers/") && method != "get" {
                 respond(
@@ -337,7 +341,10 @@ fn bound_contributors(doc: &mut Value) {
     let coverage = "/paths/~1v2~1coverage/get/parameters";
     let bounds = [
         ("top", json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PAGE_SIZE})),
-        ("manyIdentitiesOver", json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_MANY_IDENTITIES})),
+        (
+            "manyIdentitiesOver",
+            json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_MANY_IDENTITIES}),
+        ),
         ("missingIn", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID})),
         ("limit", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_LIST_LIMIT})),
     ];
@@ -354,7 +361,9 @@ fn bound_contributors(doc: &mut Value) {
             schema["minItems"] = json!(1);
         }
     }
-    if let Some(schema) = doc.pointer_mut("/paths/~1v2~1contributors~1bots/post/requestBody/content/application~1json/schema") {
+    if let Some(schema) =
+        doc.pointer_mut("/paths/~1v2~1contributors~1bots/post/requestBody/content/application~1json/schema")
+    {
         schema["maxItems"] = json!(devid_core::contributor::bots::MAX_BOT_DECISIONS);
     }
     let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
@@ -363,9 +372,12 @@ fn bound_contributors(doc: &mut Value) {
     let integration_id = json!({"type": ["integer", "string"], "format": "int64", "minimum": 1, "maximum": MAX_ID,
         "pattern": "^0*[1-9][0-9]{0,14}(?:\\.0)?$"});
     let free_text = |max: usize| json!({"type": ["string", "null"], "maxLength": max, "pattern": format!("^[^{IDENTITY_FORBIDDEN}]*$")});
+    // Blank text means "not given", as an empty CSV cell does.
+    let blank = json!({"type": "string", "pattern": format!("^[{WHITESPACE}]*$")});
     let mut kind = any_case(&["commit", "pr", "review", "issue", "other"], Spelling::Trimmed);
     if let Some(a) = kind["anyOf"].as_array_mut() {
         a.push(json!({"type": "null"}));
+        a.push(blank.clone());
     }
     if let Some(row) = schemas.get_mut("ContributorRow") {
         row["additionalProperties"] = json!(false);
@@ -374,10 +386,16 @@ fn bound_contributors(doc: &mut Value) {
         row["properties"]["name"] = free_text(MAX_NAME_CHARS);
         row["properties"]["email"] = free_text(devid_core::normalize::MAX_EMAIL_LEN);
         row["properties"]["kind"] = kind;
-        row["properties"]["count"] = json!({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ROW_COUNT});
+        row["properties"]["count"] = json!({"anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": MAX_ROW_COUNT},
+            {"type": "null"},
+            {"type": "string", "pattern": format!("^[{WHITESPACE}]*(?:0*[0-9]{{1,10}}(?:\\.0)?)?[{WHITESPACE}]*$"),
+             "description": "Digits as text are read as the number."},
+        ]});
         let mut time = seen_time.clone();
         if let Some(a) = time["anyOf"].as_array_mut() {
             a.push(json!({"type": "null"}));
+            a.push(blank);
         }
         row["properties"]["firstSeen"] = time.clone();
         row["properties"]["lastSeen"] = time;

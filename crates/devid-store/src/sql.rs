@@ -79,7 +79,8 @@ fn identity_filters(sql: &mut Sql, account: AccountId, q: &IdentityQuery) -> Str
         let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         let (a, b) = (sql.arg(Arg::Text(pattern.clone())), sql.arg(Arg::Text(pattern)));
         let like = match sql.dialect {
-            // SQLite's LIKE folds ASCII case only; PostgreSQL's ILIKE folds all of Unicode.
+            // Both fold ASCII case only: SQLite's LIKE by design, PostgreSQL's ILIKE because
+            // the searched columns are COLLATE "C".
             Dialect::Sqlite => "LIKE",
             Dialect::Postgres => "ILIKE",
         };

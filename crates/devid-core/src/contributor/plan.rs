@@ -249,36 +249,40 @@ fn optional_text<'a>(
 }
 
 fn check_name(raw: RawValue, position: Position, problems: &mut Problems) -> Result<Option<String>, ()> {
-    let field = super::upload::FIELDS[NAME];
-    let Some(name) = optional_text(&raw, field, ErrorType::InvalidName, position, problems)? else {
-        return Ok(None);
-    };
-    let reason = if name.chars().count() > MAX_NAME_CHARS {
-        format!("a name is at most {MAX_NAME_CHARS} characters")
-    } else if name.chars().any(|c| c.is_control() || is_hidden_char(c)) {
-        "it contains control, text-direction or invisible characters".into()
-    } else {
-        return Ok(Some(name.to_string()));
-    };
-    problems.add_with_reason(ErrorType::InvalidName, field, position, name, Some(reason));
-    Err(())
+    seen_text(raw, super::upload::FIELDS[NAME], ErrorType::InvalidName, MAX_NAME_CHARS, position, problems)
 }
 
 /// An email as the source recorded it: kept as written (git allows `me@(none)`), only
 /// bounded and cleaned of characters that would disguise it.
 fn check_seen_email(raw: RawValue, position: Position, problems: &mut Problems) -> Result<Option<String>, ()> {
-    let field = super::upload::FIELDS[EMAIL];
-    let Some(email) = optional_text(&raw, field, ErrorType::InvalidEmail, position, problems)? else {
+    seen_text(raw, super::upload::FIELDS[EMAIL], ErrorType::InvalidEmail, MAX_EMAIL_LEN, position, problems)
+}
+
+/// A name or email as seen: at most `max` characters counted as sent, no control or
+/// invisible characters anywhere (surrounding spaces are trimmed, tabs are refused);
+/// blank means not given.
+fn seen_text(
+    raw: RawValue,
+    field: &str,
+    error_type: ErrorType,
+    max: usize,
+    position: Position,
+    problems: &mut Problems,
+) -> Result<Option<String>, ()> {
+    let text = match &raw {
+        RawValue::Text(t) => t,
+        _ => return optional_text(&raw, field, error_type, position, problems).map(|t| t.map(str::to_string)),
+    };
+    let reason = if text.chars().count() > max {
+        format!("it is longer than {max} characters")
+    } else if text.chars().any(|c| c.is_control() || is_hidden_char(c)) {
+        "it contains control (tab, newline, ...), text-direction or invisible characters".into()
+    } else if text.trim().is_empty() {
         return Ok(None);
-    };
-    let reason = if email.chars().count() > MAX_EMAIL_LEN {
-        format!("an email is at most {MAX_EMAIL_LEN} characters")
-    } else if email.chars().any(|c| c.is_control() || is_hidden_char(c)) {
-        "it contains control, text-direction or invisible characters".into()
     } else {
-        return Ok(Some(email.to_string()));
+        return Ok(Some(text.trim().to_string()));
     };
-    problems.add_with_reason(ErrorType::InvalidEmail, field, position, email, Some(reason));
+    problems.add_with_reason(error_type, field, position, text, Some(reason));
     Err(())
 }
 
@@ -353,6 +357,18 @@ fn check_time(raw: &RawValue, field: &str, position: Position, problems: &mut Pr
         _ => optional_text(raw, field, ErrorType::InvalidTimestamp, position, problems)?,
     };
     let Some(text) = text else { return Ok(None) };
+    if let RawValue::Text(sent) = raw
+        && sent.trim() != sent
+    {
+        problems.add_with_reason(
+            ErrorType::InvalidTimestamp,
+            field,
+            position,
+            sent,
+            Some("a time has no spaces around it".into()),
+        );
+        return Err(());
+    }
     match parse_seen_time(text) {
         Ok(t) => Ok(Some(t)),
         Err(reason) => {
@@ -477,9 +493,14 @@ mod tests {
     #[test]
     fn a_number_where_text_belongs_is_refused() {
         let mut planner = ContributorPlanner::new(&infos());
-        planner.push(Position::Index(0), row(&[("integrationId", num("1")), ("identity", text("a")), ("name", num("0"))]));
-        planner.push(Position::Index(1), row(&[("integrationId", num("1")), ("identity", text("b")), ("kind", num("1"))]));
-        planner.push(Position::Index(2), row(&[("integrationId", num("1")), ("identity", text("c")), ("count", text("7"))]));
+        planner
+            .push(Position::Index(0), row(&[("integrationId", num("1")), ("identity", text("a")), ("name", num("0"))]));
+        planner
+            .push(Position::Index(1), row(&[("integrationId", num("1")), ("identity", text("b")), ("kind", num("1"))]));
+        planner.push(
+            Position::Index(2),
+            row(&[("integrationId", num("1")), ("identity", text("c")), ("count", text("7"))]),
+        );
         let problems = planner.finish(Problems::new()).expect_err("numbers refused");
         assert!(problems.has(ErrorType::InvalidName) && problems.has(ErrorType::InvalidActivityKind));
         assert_eq!(problems.total(), 2, "a count written as text is still a count");

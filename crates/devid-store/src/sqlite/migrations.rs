@@ -162,8 +162,8 @@ CREATE INDEX contributors_by_last_seen ON contributors(account_id, last_seen, in
 CREATE INDEX contributors_by_identity ON contributors(account_id, identity_key, integration_id, is_bot);
 CREATE INDEX contributor_bots_by_activity ON contributors(account_id, activity, integration_id, identity_key) WHERE is_bot = 1;
 
--- One source's report of one contributor. names and emails are JSON objects
--- {"value": count}: read whole, never queried inside.
+-- One source's report of one contributor. names and emails are JSON arrays of
+-- [value, count] pairs in first-seen order: read whole, never queried inside.
 CREATE TABLE contributor_sources (
     contributor_id  INTEGER NOT NULL,
     source          TEXT NOT NULL,
