@@ -9,6 +9,7 @@
 //!
 //!     cargo run --release -p devid-bench -- --backend sqlite --rows 1000000
 
+mod contributors;
 mod data;
 mod fairness;
 mod floor;
@@ -55,9 +56,9 @@ struct Args {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S6 work on the data
-    /// S1 uploads, so S1 always runs.
-    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7"])]
+    /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S8 work on the data
+    /// S1 uploads, so S1 always runs. `s8` runs the contributor scenarios S8–S11.
+    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"])]
     scenarios: Vec<String>,
     /// Check every scenario's answers only: targets are not judged (CI's short run).
     /// Targets are also not judged when --rows is not the 1,000,000 they are set for.
@@ -442,6 +443,24 @@ async fn main() -> Result<()> {
         // S7: one account's million-row upload (the original file again, which moves
         // S3's reassigned rows back) and dry run, beside another account's small uploads.
         for outcome in fairness::run(&server, &bin, &database, &client, n, csv.clone(), reassigned_csv.clone()).await? {
+            record(&mut results, outcome);
+        }
+    }
+
+    if args.runs("s8") {
+        // S8–S11: contributors beside the identities, coverage, and `devid discover`.
+        let page_floor = floor_db.page(args.requests).await?;
+        let run = contributors::ContributorRun {
+            server: &server,
+            client: &client,
+            bin: &bin,
+            rows: listed,
+            requests: args.requests,
+            judged,
+            insert_floor: floor,
+            page_floor,
+        };
+        for outcome in run.run().await? {
             record(&mut results, outcome);
         }
     }

@@ -178,6 +178,47 @@ impl Server {
         Ok((seconds, body["summary"].clone()))
     }
 
+    /// GET `path` (with its query) as JSON; an error answer is an error.
+    pub async fn get_path(&self, client: &reqwest::Client, path: &str) -> Result<Value> {
+        let r = client.get(format!("{}{path}", self.base)).header("x-api-key", &self.key).send().await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// POSTs `body` with `content_type` to `path`; returns the seconds it took and the answer.
+    pub async fn post_body(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(f64, Value)> {
+        let started = Instant::now();
+        let r = client
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        let status = r.status();
+        let answer: Value = r.json().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {answer}");
+        }
+        Ok((seconds, answer))
+    }
+
+    /// The admin key the harness uses, for commands run beside it.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub async fn get_json(&self, client: &reqwest::Client, query: &str) -> Result<Value> {
         let r = client
             .get(format!("{}/v2/developers/identities?{query}", self.base))
