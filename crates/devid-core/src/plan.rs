@@ -380,7 +380,7 @@ fn key_prefix(key: &str) -> u128 {
 
 /// Rearranges `items` so that position k holds what was at `order[k]`, by following
 /// the permutation's cycles with swaps: no second copy of the rows. Uses up `order`.
-fn permute_in_place<T>(items: &mut [T], order: &mut [u32]) {
+pub(crate) fn permute_in_place<T>(items: &mut [T], order: &mut [u32]) {
     const DONE: u32 = u32::MAX;
     for start in 0..order.len() {
         if order[start] == DONE {

@@ -124,36 +124,37 @@ fn rule_rank(rule: BotRule) -> u8 {
     }
 }
 
-/// A login or display name.
+/// A login or display name. Compared without allocating, ignoring ASCII case: every
+/// word the rules look for is ASCII, and this runs for every contributor of an upload.
 fn login_rule(text: &str) -> Option<BotRule> {
-    let lower = text.trim().to_lowercase();
-    if lower.ends_with("[bot]") {
+    let text = text.trim();
+    if ends_with_ignore_case(text, "[bot]") {
         return Some(BotRule::BotSuffix);
     }
-    if SERVICE_ACCOUNTS.contains(&lower.as_str()) {
+    if is_service_account(text) {
         return Some(BotRule::ServiceAccount);
     }
-    if has_bot_word(&lower) {
+    if has_bot_word(text) {
         return Some(BotRule::BotToken);
     }
     None
 }
 
 fn email_rule(email: &str) -> Option<BotRule> {
-    let lower = email.trim().to_lowercase();
-    if SERVICE_ADDRESSES.contains(&lower.as_str()) {
+    let email = email.trim();
+    if SERVICE_ADDRESSES.iter().any(|a| a.eq_ignore_ascii_case(email)) {
         return Some(BotRule::ServiceNoreply);
     }
-    let (local, _domain) = lower.rsplit_once('@')?;
+    let (local, _domain) = email.rsplit_once('@')?;
     // GitHub's noreply form puts an account number before the login: `123+login`.
     let login = match local.split_once('+') {
         Some((digits, login)) if digits.bytes().all(|b| b.is_ascii_digit()) => login,
         _ => local,
     };
-    if login.ends_with("[bot]") {
+    if ends_with_ignore_case(login, "[bot]") {
         return Some(BotRule::BotSuffix);
     }
-    if SERVICE_ACCOUNTS.contains(&login) {
+    if is_service_account(login) {
         return Some(BotRule::ServiceAccount);
     }
     if has_bot_word(login) {
@@ -162,10 +163,18 @@ fn email_rule(email: &str) -> Option<BotRule> {
     None
 }
 
+fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
+    text.len() >= suffix.len() && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+fn is_service_account(text: &str) -> bool {
+    SERVICE_ACCOUNTS.iter().any(|a| a.eq_ignore_ascii_case(text))
+}
+
 /// `bot` as a whole word: `renovate-bot`, `ci_bot`, `Build Bot`; never inside a word,
 /// so Sidebottom, Abbott and Talbot stay people.
-fn has_bot_word(lower: &str) -> bool {
-    lower.split(|c: char| !c.is_alphanumeric()).any(|word| word == "bot")
+fn has_bot_word(text: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric()).any(|word| word.eq_ignore_ascii_case("bot"))
 }
 
 /// A person's decision about one account: `Some(true)` a bot, `Some(false)` a person

@@ -76,11 +76,12 @@ pub struct ContributorPlan {
     pub received: u64,
 }
 
-/// Validates rows as they are read and folds them; [`ContributorPlanner::finish`] gives
-/// the plan or every problem found.
+/// Validates rows as they are read; [`ContributorPlanner::finish`] folds them into a
+/// plan or gives every problem found. Rows are kept as read and folded at the end by
+/// sorting, not through a map from key to contributor: a million-row upload then holds
+/// each identity once, not once more as a map key.
 pub struct ContributorPlanner {
     known: HashMap<IntegrationId, ApplicationType>,
-    index: HashMap<(IntegrationId, Box<str>), usize>,
     rows: Vec<PlannedContributor>,
     problems: Problems,
     received: u64,
@@ -90,7 +91,6 @@ impl ContributorPlanner {
     pub fn new(integrations: &[IntegrationInfo]) -> Self {
         Self {
             known: integrations.iter().map(|i| (i.id, i.application_type)).collect(),
-            index: HashMap::default(),
             rows: Vec::new(),
             problems: Problems::new(),
             received: 0,
@@ -135,7 +135,7 @@ impl ContributorPlanner {
             return;
         };
         if !self.problems.is_empty() {
-            // Nothing will be applied; folding further rows would only cost memory.
+            // Nothing will be applied; keeping further rows would only cost memory.
             return;
         }
         let kind = kind.unwrap_or(if application_type == ApplicationType::Git {
@@ -144,41 +144,26 @@ impl ContributorPlanner {
             ActivityKind::Other
         });
         let count = count.unwrap_or(1);
-        // A single time is when the contributor was seen: both ends of the range.
-        let (first, last) = (first.or(last), last.or(first));
-        let key = crate::normalize::identity_key(application_type, &identity);
-        let lookup_key: Box<str> = key.as_deref().unwrap_or(&identity).into();
-        let slot = match self.index.get(&(integration_id, lookup_key.clone())) {
-            Some(slot) => *slot,
-            None => {
-                self.rows.push(PlannedContributor {
-                    integration_id,
-                    application_type,
-                    identity: identity.into_boxed_str(),
-                    identity_key: key.map(String::into_boxed_str),
-                    counts: ActivityCounts::default(),
-                    first_seen: None,
-                    last_seen: None,
-                    names: Vec::new(),
-                    emails: Vec::new(),
-                    bot_rule: None,
-                });
-                self.index.insert((integration_id, lookup_key), self.rows.len() - 1);
-                self.rows.len() - 1
-            }
-        };
-        let row = &mut self.rows[slot];
-        row.counts.add(kind, count);
-        row.first_seen = min_some(row.first_seen, first);
-        row.last_seen = max_some(row.last_seen, last);
+        let mut counts = ActivityCounts::default();
+        counts.add(kind, count);
         // A name seen on a row without activity was still seen once.
         let weight = count.max(1);
-        if let Some(name) = name {
-            tally(&mut row.names, name, weight);
-        }
-        if let Some(email) = email {
-            tally(&mut row.emails, email, weight);
-        }
+        // `vec![x]` holds exactly one: a pushed-to empty Vec would reserve four.
+        let seen = |value: Option<String>| value.map_or_else(Vec::new, |v| vec![(v.into_boxed_str(), weight)]);
+        let identity_key = crate::normalize::identity_key(application_type, &identity).map(String::into_boxed_str);
+        self.rows.push(PlannedContributor {
+            integration_id,
+            application_type,
+            identity: identity.into_boxed_str(),
+            identity_key,
+            counts,
+            // A single time is when the contributor was seen: both ends of the range.
+            first_seen: first.or(last),
+            last_seen: last.or(first),
+            names: seen(name),
+            emails: seen(email),
+            bot_rule: None,
+        });
     }
 
     pub fn finish(mut self, parse_problems: Problems) -> Result<ContributorPlan, Problems> {
@@ -186,21 +171,51 @@ impl ContributorPlanner {
         if !self.problems.is_empty() {
             return Err(self.problems);
         }
-        drop(self.index);
-        let mut rows = self.rows;
-        for row in &mut rows {
+        let mut folded = self.rows;
+        // The order is sorted as row numbers (4 bytes each) and applied by swaps, so the
+        // rows are never held twice. Stable: rows of one contributor stay in upload
+        // order, so the first keeps its spelling of the identity and names are tallied
+        // in first-seen order.
+        let mut order: Vec<u32> = (0..folded.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&folded[a as usize], &folded[b as usize]);
+            (a.integration_id, a.key()).cmp(&(b.integration_id, b.key()))
+        });
+        crate::plan::permute_in_place(&mut folded, &mut order);
+        drop(order);
+        folded.dedup_by(|later, first| {
+            let same = later.integration_id == first.integration_id && later.key() == first.key();
+            if same {
+                fold(first, later);
+            }
+            same
+        });
+        folded.shrink_to_fit();
+        for row in &mut folded {
             row.bot_rule =
                 bots::detect(&row.identity, row.names.iter().map(|(n, _)| &**n), row.emails.iter().map(|(e, _)| &**e));
         }
-        rows.sort_unstable_by(|a, b| (a.integration_id, a.key()).cmp(&(b.integration_id, b.key())));
-        Ok(ContributorPlan { rows, received: self.received })
+        Ok(ContributorPlan { rows: folded, received: self.received })
     }
 }
 
-fn tally(values: &mut Vec<(Box<str>, u64)>, value: String, weight: u64) {
-    match values.iter_mut().find(|(v, _)| **v == *value) {
+/// Adds a later row of the same contributor to the first; the later one is dropped.
+fn fold(into: &mut PlannedContributor, row: &mut PlannedContributor) {
+    into.counts.add_all(&row.counts);
+    into.first_seen = min_some(into.first_seen, row.first_seen);
+    into.last_seen = max_some(into.last_seen, row.last_seen);
+    for (name, n) in std::mem::take(&mut row.names) {
+        tally(&mut into.names, name, n);
+    }
+    for (email, n) in std::mem::take(&mut row.emails) {
+        tally(&mut into.emails, email, n);
+    }
+}
+
+fn tally(values: &mut Vec<(Box<str>, u64)>, value: Box<str>, weight: u64) {
+    match values.iter_mut().find(|(v, _)| *v == value) {
         Some((_, n)) => *n = n.saturating_add(weight),
-        None => values.push((value.into_boxed_str(), weight)),
+        None => values.push((value, weight)),
     }
 }
 
@@ -336,8 +351,7 @@ fn check_count(raw: &RawValue, position: Position, problems: &mut Problems) -> R
 pub fn parse_seen_time(text: &str) -> Result<Micros, String> {
     let text = text.trim();
     if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
-        return parse_rfc3339(&format!("{text}T00:00:00Z"))
-            .map_err(|_| format!("`{text}` is not a date such as 2026-01-31"));
+        return crate::time::parse_date(text).ok_or_else(|| format!("`{text}` is not a date such as 2026-01-31"));
     }
     parse_rfc3339(text)
 }
