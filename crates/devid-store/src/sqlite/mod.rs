@@ -907,34 +907,8 @@ impl Store for SqliteStore {
             let applied = apply_large_upload(&mut conn, &inner, &ctx, plan, dry_run);
             let committed = applied.is_ok() && !dry_run;
             let _ = answer.send(applied);
-            // Most large uploads drop no index; only a bulk load leaves some listed.
-            let dropped_indexes = committed
-                && conn
-                    .query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0))
-                    .unwrap_or(true);
-            if dropped_indexes {
-                let _ = inner.committed.try_send(());
-                // Give back what the upload freed first: the index builds allocate
-                // their own (large) buffers, which would not reuse it.
-                crate::memory::return_free_memory();
-                let rebuilt = if inner.fail_next_rebuild.swap(false, Ordering::SeqCst) {
-                    Err(StoreError::Internal("injected rebuild failure".into()))
-                } else {
-                    rebuild_pending_indexes(&mut conn)
-                };
-                match rebuilt {
-                    // The builds' sort buffers, freed now, would otherwise stay with the
-                    // process until the next large upload.
-                    Ok(built) if built > 0 => crate::memory::return_free_memory(),
-                    Ok(_) => {}
-                    Err(e) => {
-                        inner.indexes_pending.store(true, Ordering::SeqCst);
-                        tracing::error!(
-                            error = %e,
-                            "could not rebuild the indexes a bulk load dropped; the next write retries"
-                        );
-                    }
-                }
+            if committed {
+                rebuild_after_bulk_load(&mut conn, &inner);
             }
             drop(conn);
             let _ = inner.committed.try_send(());
@@ -1521,23 +1495,58 @@ fn drop_secondary_indexes_for_bulk_load(tx: &Transaction<'_>, rows: usize, ident
     if rows as i64 > audit_before {
         tables.push("audit_events");
     }
-    let mut stmt = tx
-        .prepare(
-            "SELECT name, sql FROM sqlite_master
-             WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL AND name <> 'identities_by_key'",
-        )
+    for table in tables {
+        drop_indexes_for_bulk_load(tx, table, &["identities_by_key"])?;
+    }
+    Ok(())
+}
+
+/// After a committed write has been answered: builds the indexes a bulk load dropped,
+/// if it dropped any, still holding the writer so no other write runs without them.
+/// A failure is retried by the next write (see `Inner::writer`).
+fn rebuild_after_bulk_load(conn: &mut Connection, inner: &Inner) {
+    // Most large writes drop no index; only a bulk load leaves some listed.
+    let dropped_indexes = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0))
+        .unwrap_or(true);
+    if !dropped_indexes {
+        return;
+    }
+    let _ = inner.committed.try_send(());
+    // Give back what the write freed first: the index builds allocate their own
+    // (large) buffers, which would not reuse it.
+    crate::memory::return_free_memory();
+    let rebuilt = if inner.fail_next_rebuild.swap(false, Ordering::SeqCst) {
+        Err(StoreError::Internal("injected rebuild failure".into()))
+    } else {
+        rebuild_pending_indexes(conn)
+    };
+    match rebuilt {
+        // The builds' sort buffers, freed now, would otherwise stay with the process
+        // until the next large write.
+        Ok(built) if built > 0 => crate::memory::return_free_memory(),
+        Ok(_) => {}
+        Err(e) => {
+            inner.indexes_pending.store(true, Ordering::SeqCst);
+            tracing::error!(error = %e, "could not rebuild the indexes a bulk load dropped; the next write retries");
+        }
+    }
+}
+
+/// Drops every index of `table` but those in `keep`, noting each in `pending_indexes`
+/// (in the caller's transaction) for [`rebuild_pending_indexes`] to build again.
+fn drop_indexes_for_bulk_load(tx: &Transaction<'_>, table: &str, keep: &[&str]) -> StoreResult<()> {
+    let indexes = tx
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")
+        .and_then(|mut stmt| {
+            stmt.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(map_err)?;
     let mut pending = tx.prepare("INSERT INTO pending_indexes (name, sql) VALUES (?1, ?2)").map_err(map_err)?;
-    for table in tables {
-        let indexes = stmt
-            .query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(map_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(map_err)?;
-        for (name, sql) in indexes {
-            tx.execute_batch(&format!("DROP INDEX \"{name}\"")).map_err(map_err)?;
-            pending.execute(params![name, sql]).map_err(map_err)?;
-        }
+    for (name, sql) in indexes.into_iter().filter(|(name, _)| !keep.contains(&name.as_str())) {
+        tx.execute_batch(&format!("DROP INDEX \"{name}\"")).map_err(map_err)?;
+        pending.execute(params![name, sql]).map_err(map_err)?;
     }
     Ok(())
 }
