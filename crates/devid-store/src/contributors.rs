@@ -321,6 +321,12 @@ impl SourceReport {
         top(&self.emails)
     }
 
+    /// The stored form of a plan's tallies, the same as [`SourceReport::encode_tallies`].
+    pub fn encode_planned(values: &[(Box<str>, u64)]) -> String {
+        let borrowed: Vec<(&str, u64)> = values.iter().map(|(v, n)| (&**v, *n)).collect();
+        serde_json::to_string(&borrowed).unwrap_or_else(|_| "[]".into())
+    }
+
     pub fn encode_tallies(values: &[(String, u64)]) -> String {
         serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
     }

@@ -520,3 +520,51 @@ async fn contributor_listings_read_an_index_in_order() {
         }
     }
 }
+
+/// A first ingest larger than the table drops the contributor listing indexes and
+/// builds them again after answering: afterwards they exist exactly as the migrations
+/// made them, and a second ingest of the same rows finds every contributor.
+#[tokio::test]
+async fn a_bulk_contributor_ingest_rebuilds_the_indexes_it_drops() {
+    use devid_core::contributor::IngestMode;
+    use devid_store::prelude::*;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let indexes = || -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(&path).expect("connect");
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
+                 AND tbl_name IN ('contributors', 'contributor_sources') ORDER BY name",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").collect::<Result<_, _>>().expect("rows")
+    };
+    let before = indexes();
+    assert_eq!(before.len(), 6, "{before:?}");
+    let account = store.ensure_account("acme").await.expect("account");
+    let ctx = ChangeContext { account: account.id, key_id: None, request_id: None };
+    store
+        .create_integration(
+            &ctx,
+            NewIntegration { id: Some(1), application_type: ApplicationType::Git, name: "git".into() },
+        )
+        .await
+        .expect("integration");
+    let identities: Vec<String> = (0..60_000).map(|i| format!("dev{i}@x.com")).collect();
+    let seen: Vec<(i64, &str, &str, &str, &str, u64)> =
+        identities.iter().map(|id| (1, id.as_str(), "Dev", "", "commit", 2)).collect();
+    let plan = devid_store::contract::plan(&store, &ctx, &seen).await;
+    let first = store.ingest_contributors(&ctx, "s", IngestMode::Replace, plan, false).await.expect("ingest");
+    assert_eq!(first.created, 60_000);
+    // The rebuild runs after the answer, holding the writer: the next write waits for it.
+    let plan = devid_store::contract::plan(&store, &ctx, &seen).await;
+    let again = store.ingest_contributors(&ctx, "s", IngestMode::Replace, plan, false).await.expect("again");
+    assert_eq!(again.unchanged, 60_000);
+    assert_eq!(indexes(), before, "every index is back as the migrations made it");
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    let pending: i64 = conn.query_row("SELECT COUNT(*) FROM pending_indexes", [], |r| r.get(0)).expect("count");
+    assert_eq!(pending, 0);
+}

@@ -11,7 +11,12 @@ use devid_core::contributor::{ActivityCounts, IngestMode};
 use devid_core::types::IntegrationId;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::{Audit, SqliteStore, insert_audit, integration_infos_in, map_err, parse_type, to_values};
+use std::sync::Arc;
+
+use super::{
+    Audit, BULK_MIN_ROWS, SqliteStore, drop_indexes_for_bulk_load, insert_audit, integration_infos_in, map_err,
+    parse_type, rebuild_after_bulk_load, to_values,
+};
 use crate::contributors::{
     BotFlag, BotFlagSummary, ContributorId, ContributorPage, ContributorPaging, ContributorQuery, ContributorRecord,
     ContributorStatus, ContributorStore, Coverage, CoverageQuery, DeveloperIdentityCount, IngestSummary,
@@ -31,7 +36,23 @@ impl ContributorStore for SqliteStore {
         dry_run: bool,
     ) -> StoreResult<IngestSummary> {
         let (ctx, source) = (ctx.clone(), source.to_string());
-        self.write(move |conn, _| ingest_in(conn, &ctx, &source, mode, &plan, dry_run)).await
+        let inner = Arc::clone(&self.inner);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // Answered as soon as the ingest commits; indexes a bulk load dropped are built
+        // again after that, still holding the writer (as for identity uploads).
+        drop(tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer();
+            let ingested = ingest_in(&mut conn, &ctx, &source, mode, &plan, dry_run);
+            drop(plan);
+            let committed = ingested.is_ok() && !dry_run;
+            let _ = answer.send(ingested);
+            if committed {
+                rebuild_after_bulk_load(&mut conn, &inner);
+            }
+            drop(conn);
+            let _ = inner.committed.try_send(());
+        }));
+        answered.await.map_err(|_| StoreError::Internal("the ingest's database task ended without an answer".into()))?
     }
 
     async fn list_contributors(&self, account: AccountId, query: ContributorQuery) -> StoreResult<ContributorPage> {
@@ -138,6 +159,32 @@ fn put_source(
     Ok(())
 }
 
+/// A new contributor's report from `source`, written straight from the plan.
+fn put_new_source(
+    stmt: &mut rusqlite::Statement<'_>,
+    id: i64,
+    source: &str,
+    account: AccountId,
+    row: &PlannedContributor,
+) -> rusqlite::Result<()> {
+    let c = &row.counts.0;
+    stmt.execute(params![
+        id,
+        source,
+        account.0,
+        stored_count(c[0]),
+        stored_count(c[1]),
+        stored_count(c[2]),
+        stored_count(c[3]),
+        stored_count(c[4]),
+        row.first_seen,
+        row.last_seen,
+        SourceReport::encode_planned(&row.names),
+        SourceReport::encode_planned(&row.emails),
+    ])?;
+    Ok(())
+}
+
 fn ingest_in(
     conn: &mut Connection,
     ctx: &ChangeContext,
@@ -156,6 +203,20 @@ fn ingest_in(
         )));
     }
     let flags = load_flags(&tx, account)?;
+    // An account's first ingest finds nothing to look up: every row is new.
+    let account_has_contributors: bool = tx
+        .query_row("SELECT EXISTS (SELECT 1 FROM contributors WHERE account_id = ?1)", [account.0], |r| r.get(0))
+        .map_err(map_err)?;
+    // Into a table smaller than the upload, the secondary indexes are dropped and built
+    // again after the answer: a sorted build beats a million insertions in random order.
+    if !dry_run && plan.rows.len() >= BULK_MIN_ROWS {
+        let largest: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) FROM contributors", [], |r| r.get(0)).map_err(map_err)?;
+        if plan.rows.len() as i64 > largest {
+            drop_indexes_for_bulk_load(&tx, "contributors", &["contributors_by_key"])?;
+            drop_indexes_for_bulk_load(&tx, "contributor_sources", &[])?;
+        }
+    }
     let mut not_reported: HashSet<i64> = match mode {
         IngestMode::Replace => {
             let mut stmt = tx
@@ -197,16 +258,18 @@ fn ingest_in(
             let is_bot = manual.unwrap_or(row.bot_rule.is_some());
             summary.bots += u64::from(is_bot);
             let rule = row.bot_rule.map(BotRule::as_str);
-            let existing = find
-                .query_row(params![account.0, row.integration_id, key], |r| {
+            let existing = if account_has_contributors {
+                find.query_row(params![account.0, row.integration_id, key], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?))
                 })
                 .optional()
-                .map_err(map_err)?;
+                .map_err(map_err)?
+            } else {
+                None
+            };
             let Some((id, stored_rule, stored_bot)) = existing else {
                 insert_new(&mut insert, account, row, rule, is_bot, now)?;
-                let report = SourceReport::of(row);
-                put_source(&mut put, tx.last_insert_rowid(), source, account, &report).map_err(map_err)?;
+                put_new_source(&mut put, tx.last_insert_rowid(), source, account, row).map_err(map_err)?;
                 summary.created += 1;
                 continue;
             };

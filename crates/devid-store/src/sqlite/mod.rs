@@ -1506,9 +1506,8 @@ fn drop_secondary_indexes_for_bulk_load(tx: &Transaction<'_>, rows: usize, ident
 /// A failure is retried by the next write (see `Inner::writer`).
 fn rebuild_after_bulk_load(conn: &mut Connection, inner: &Inner) {
     // Most large writes drop no index; only a bulk load leaves some listed.
-    let dropped_indexes = conn
-        .query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0))
-        .unwrap_or(true);
+    let dropped_indexes =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0)).unwrap_or(true);
     if !dropped_indexes {
         return;
     }
