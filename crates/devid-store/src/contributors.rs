@@ -286,13 +286,12 @@ pub(crate) struct SourceReport {
 
 impl SourceReport {
     pub fn of(row: &devid_core::contributor::plan::PlannedContributor) -> Self {
-        let owned = |values: &[(Box<str>, u64)]| values.iter().map(|(v, n)| (v.to_string(), *n)).collect();
         Self {
             counts: row.counts,
-            first_seen: row.first_seen,
-            last_seen: row.last_seen,
-            names: owned(&row.names),
-            emails: owned(&row.emails),
+            first_seen: row.first_seen(),
+            last_seen: row.last_seen(),
+            names: row.names().map(|(v, n)| (v.to_string(), n)).collect(),
+            emails: row.emails().map(|(v, n)| (v.to_string(), n)).collect(),
         }
     }
 
@@ -322,8 +321,8 @@ impl SourceReport {
     }
 
     /// The stored form of a plan's tallies, the same as [`SourceReport::encode_tallies`].
-    pub fn encode_planned(values: &[(Box<str>, u64)]) -> String {
-        let borrowed: Vec<(&str, u64)> = values.iter().map(|(v, n)| (&**v, *n)).collect();
+    pub fn encode_planned<'a>(values: impl Iterator<Item = (&'a str, u64)>) -> String {
+        let borrowed: Vec<(&str, u64)> = values.collect();
         serde_json::to_string(&borrowed).unwrap_or_else(|_| "[]".into())
     }
 

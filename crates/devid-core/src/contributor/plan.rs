@@ -22,49 +22,176 @@ pub const MAX_ROW_COUNT: u64 = 1_000_000_000;
 pub const MAX_NAME_CHARS: usize = 255;
 
 /// One contributor as the upload describes it, all its rows folded together.
+///
+/// Compact on purpose: a million of them are held during an upload. Every text of a
+/// contributor (identity, key, names and emails with their weights) lives in one heap
+/// block, read through the accessors; times use `i64::MIN` for "not seen".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedContributor {
     pub integration_id: IntegrationId,
     pub application_type: ApplicationType,
-    /// As first written in the upload (trimmed): what is shown.
-    pub identity: Box<str>,
-    /// What the contributor is matched on; `None` when it equals `identity`.
-    pub identity_key: Option<Box<str>>,
-    pub counts: ActivityCounts,
-    pub first_seen: Option<Micros>,
-    pub last_seen: Option<Micros>,
-    /// Each display name seen, with how much activity came under it, in first-seen order.
-    pub names: Vec<(Box<str>, u64)>,
-    /// Each email seen, as written, with how much activity came under it.
-    pub emails: Vec<(Box<str>, u64)>,
     /// The rule that takes this contributor for a bot, if any.
     pub bot_rule: Option<BotRule>,
+    pub counts: ActivityCounts,
+    first_seen: Micros,
+    last_seen: Micros,
+    texts: Texts,
 }
 
+/// No time: the sentinel `first_seen` and `last_seen` hold when a row gave none.
+const UNSEEN: Micros = Micros::MIN;
+
 impl PlannedContributor {
+    /// As first written in the upload (trimmed): what is shown.
+    pub fn identity(&self) -> &str {
+        self.texts.identity()
+    }
+
+    /// What the contributor is matched on: the identity folded as its integration folds it.
     pub fn key(&self) -> &str {
-        self.identity_key.as_deref().unwrap_or(&self.identity)
+        self.texts.key()
+    }
+
+    pub fn first_seen(&self) -> Option<Micros> {
+        (self.first_seen != UNSEEN).then_some(self.first_seen)
+    }
+
+    pub fn last_seen(&self) -> Option<Micros> {
+        (self.last_seen != UNSEEN).then_some(self.last_seen)
+    }
+
+    /// Each display name seen, with how much activity came under it, in first-seen order.
+    pub fn names(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.texts.seen(Seen::Names)
+    }
+
+    /// Each email seen, as written, with how much activity came under it.
+    pub fn emails(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.texts.seen(Seen::Emails)
     }
 
     /// The name seen with the most activity (the first seen on a tie).
     pub fn top_name(&self) -> Option<&str> {
-        most_seen(&self.names)
+        most_seen(self.names())
     }
 
     pub fn top_email(&self) -> Option<&str> {
-        most_seen(&self.emails)
+        most_seen(self.emails())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Names,
+    Emails,
+}
+
+/// A contributor's texts in one allocation: a 6-byte header (identity length, key
+/// length or 0 when the key is the identity, how many names, how many emails), the
+/// identity, the key, then each name and each email as (length u16, weight u64, bytes).
+#[derive(Clone, PartialEq, Eq)]
+struct Texts(Box<[u8]>);
+
+impl std::fmt::Debug for Texts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Texts")
+            .field("identity", &self.identity())
+            .field("key", &self.key())
+            .field("names", &self.seen(Seen::Names).collect::<Vec<_>>())
+            .field("emails", &self.seen(Seen::Emails).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+const HEADER_BYTES: usize = 6;
+/// Distinct names (and emails) kept per contributor: their count is one header byte.
+const MAX_SEEN_VALUES: usize = 255;
+
+impl Texts {
+    /// Texts are bounded (identities 255 characters, names 255, emails 254), so every
+    /// length fits a u16. The first 255 distinct names and emails of a contributor are
+    /// kept; more are dropped (no real feed comes near).
+    fn new(identity: &str, key: Option<&str>, names: &[(&str, u64)], emails: &[(&str, u64)]) -> Self {
+        let key = key.filter(|k| *k != identity).unwrap_or("");
+        let names = &names[..names.len().min(MAX_SEEN_VALUES)];
+        let emails = &emails[..emails.len().min(MAX_SEEN_VALUES)];
+        let values = names.iter().chain(emails);
+        let size = HEADER_BYTES + identity.len() + key.len() + values.clone().map(|(v, _)| 10 + v.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(&(identity.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        out.push(names.len() as u8);
+        out.push(emails.len() as u8);
+        out.extend_from_slice(identity.as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        for (value, weight) in names.iter().chain(emails) {
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            out.extend_from_slice(&weight.to_le_bytes());
+            out.extend_from_slice(value.as_bytes());
+        }
+        Texts(out.into_boxed_slice())
+    }
+
+    fn u16_at(&self, at: usize) -> usize {
+        u16::from_le_bytes([self.0[at], self.0[at + 1]]) as usize
+    }
+
+    /// Every slice below was written from a `&str` at a character boundary.
+    fn text(&self, from: usize, len: usize) -> &str {
+        std::str::from_utf8(&self.0[from..from + len]).unwrap_or_default()
+    }
+
+    fn identity(&self) -> &str {
+        self.text(HEADER_BYTES, self.u16_at(0))
+    }
+
+    fn key(&self) -> &str {
+        match self.u16_at(2) {
+            0 => self.identity(),
+            len => self.text(HEADER_BYTES + self.u16_at(0), len),
+        }
+    }
+
+    /// The key's bytes, unchecked: what sorting compares (text orders as its bytes do).
+    fn key_bytes(&self) -> &[u8] {
+        let (identity, key) = (self.u16_at(0), self.u16_at(2));
+        match key {
+            0 => &self.0[HEADER_BYTES..HEADER_BYTES + identity],
+            len => &self.0[HEADER_BYTES + identity..HEADER_BYTES + identity + len],
+        }
+    }
+
+    fn seen(&self, which: Seen) -> impl Iterator<Item = (&str, u64)> {
+        let (names, emails) = (self.0[4] as usize, self.0[5] as usize);
+        let mut at = HEADER_BYTES + self.u16_at(0) + self.u16_at(2);
+        let mut index = 0;
+        std::iter::from_fn(move || {
+            while index < names + emails {
+                let len = self.u16_at(at);
+                let mut weight = [0u8; 8];
+                weight.copy_from_slice(&self.0[at + 2..at + 10]);
+                let value = self.text(at + 10, len);
+                at += 10 + len;
+                index += 1;
+                let wanted = if index <= names { which == Seen::Names } else { which == Seen::Emails };
+                if wanted {
+                    return Some((value, u64::from_le_bytes(weight)));
+                }
+            }
+            None
+        })
     }
 }
 
 /// The value with the highest count, the earliest on a tie.
-pub fn most_seen(values: &[(Box<str>, u64)]) -> Option<&str> {
-    let mut best: Option<&(Box<str>, u64)> = None;
+pub fn most_seen<'a>(values: impl Iterator<Item = (&'a str, u64)>) -> Option<&'a str> {
+    let mut best: Option<(&str, u64)> = None;
     for v in values {
         if best.is_none_or(|b| v.1 > b.1) {
             best = Some(v);
         }
     }
-    best.map(|(v, _)| &**v)
+    best.map(|(v, _)| v)
 }
 
 /// A validated contributor upload, ready for one store call.
@@ -148,21 +275,19 @@ impl ContributorPlanner {
         counts.add(kind, count);
         // A name seen on a row without activity was still seen once.
         let weight = count.max(1);
-        // `vec![x]` holds exactly one: a pushed-to empty Vec would reserve four.
-        let seen = |value: Option<String>| value.map_or_else(Vec::new, |v| vec![(v.into_boxed_str(), weight)]);
-        let identity_key = crate::normalize::identity_key(application_type, &identity).map(String::into_boxed_str);
+        let key = crate::normalize::identity_key(application_type, &identity);
+        let names: Vec<(&str, u64)> = name.as_deref().map(|n| (n, weight)).into_iter().collect();
+        let emails: Vec<(&str, u64)> = email.as_deref().map(|e| (e, weight)).into_iter().collect();
+        // A single time is when the contributor was seen: both ends of the range.
+        let (first, last) = (first.or(last), last.or(first));
         self.rows.push(PlannedContributor {
             integration_id,
             application_type,
-            identity: identity.into_boxed_str(),
-            identity_key,
-            counts,
-            // A single time is when the contributor was seen: both ends of the range.
-            first_seen: first.or(last),
-            last_seen: last.or(first),
-            names: seen(name),
-            emails: seen(email),
             bot_rule: None,
+            counts,
+            first_seen: first.unwrap_or(UNSEEN),
+            last_seen: last.unwrap_or(UNSEEN),
+            texts: Texts::new(&identity, key.as_deref(), &names, &emails),
         });
     }
 
@@ -179,12 +304,13 @@ impl ContributorPlanner {
         let mut order: Vec<u32> = (0..folded.len() as u32).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&folded[a as usize], &folded[b as usize]);
-            (a.integration_id, a.key()).cmp(&(b.integration_id, b.key()))
+            (a.integration_id, a.texts.key_bytes()).cmp(&(b.integration_id, b.texts.key_bytes()))
         });
         crate::plan::permute_in_place(&mut folded, &mut order);
         drop(order);
         folded.dedup_by(|later, first| {
-            let same = later.integration_id == first.integration_id && later.key() == first.key();
+            let same =
+                later.integration_id == first.integration_id && later.texts.key_bytes() == first.texts.key_bytes();
             if same {
                 fold(first, later);
             }
@@ -192,27 +318,32 @@ impl ContributorPlanner {
         });
         folded.shrink_to_fit();
         for row in &mut folded {
-            row.bot_rule =
-                bots::detect(&row.identity, row.names.iter().map(|(n, _)| &**n), row.emails.iter().map(|(e, _)| &**e));
+            row.bot_rule = bots::detect(row.identity(), row.names().map(|(n, _)| n), row.emails().map(|(e, _)| e));
         }
         Ok(ContributorPlan { rows: folded, received: self.received })
     }
 }
 
 /// Adds a later row of the same contributor to the first; the later one is dropped.
-fn fold(into: &mut PlannedContributor, row: &mut PlannedContributor) {
+/// Rare (one contributor over several rows), so the texts are simply written anew.
+fn fold(into: &mut PlannedContributor, row: &PlannedContributor) {
     into.counts.add_all(&row.counts);
-    into.first_seen = min_some(into.first_seen, row.first_seen);
-    into.last_seen = max_some(into.last_seen, row.last_seen);
-    for (name, n) in std::mem::take(&mut row.names) {
-        tally(&mut into.names, name, n);
+    into.first_seen = min_some(into.first_seen(), row.first_seen()).unwrap_or(UNSEEN);
+    into.last_seen = max_some(into.last_seen(), row.last_seen()).unwrap_or(UNSEEN);
+    let mut names: Vec<(&str, u64)> = into.names().collect();
+    let mut emails: Vec<(&str, u64)> = into.emails().collect();
+    for (name, n) in row.names() {
+        tally(&mut names, name, n);
     }
-    for (email, n) in std::mem::take(&mut row.emails) {
-        tally(&mut into.emails, email, n);
+    for (email, n) in row.emails() {
+        tally(&mut emails, email, n);
     }
+    let key = (into.key() != into.identity()).then(|| into.key());
+    let texts = Texts::new(into.identity(), key, &names, &emails);
+    into.texts = texts;
 }
 
-fn tally(values: &mut Vec<(Box<str>, u64)>, value: Box<str>, weight: u64) {
+fn tally<'a>(values: &mut Vec<(&'a str, u64)>, value: &'a str, weight: u64) {
     match values.iter_mut().find(|(v, _)| *v == value) {
         Some((_, n)) => *n = n.saturating_add(weight),
         None => values.push((value, weight)),
@@ -449,13 +580,32 @@ mod tests {
         assert_eq!(plan.received, 2);
         assert_eq!(plan.rows.len(), 1);
         let c = &plan.rows[0];
-        assert_eq!(&*c.identity, "Jane@Example.com");
+        assert_eq!(c.identity(), "Jane@Example.com");
         assert_eq!(c.key(), "jane@example.com");
         assert_eq!(c.counts.get(ActivityKind::Commit), 3);
         assert_eq!(c.counts.get(ActivityKind::Review), 2);
         assert_eq!(c.top_name(), Some("Jane Doe"));
-        assert_eq!(c.first_seen, parse_seen_time("2026-01-05").ok());
-        assert_eq!(c.last_seen, parse_seen_time("2026-03-01T09:00:00Z").ok());
+        assert_eq!(c.first_seen(), parse_seen_time("2026-01-05").ok());
+        assert_eq!(c.last_seen(), parse_seen_time("2026-03-01T09:00:00Z").ok());
+        assert_eq!(c.names().collect::<Vec<_>>(), vec![("Jane Doe", 3), ("J. Doe", 2)]);
+        assert_eq!(c.emails().count(), 0);
+    }
+
+    #[test]
+    fn texts_read_back_as_written() {
+        let texts = Texts::new("JDoe", Some("jdoe"), &[("Jane", 3), ("Ĵane Ðoe", 1)], &[("j@x.com", 4)]);
+        assert_eq!(texts.identity(), "JDoe");
+        assert_eq!(texts.key(), "jdoe");
+        assert_eq!(texts.seen(Seen::Names).collect::<Vec<_>>(), vec![("Jane", 3), ("Ĵane Ðoe", 1)]);
+        assert_eq!(texts.seen(Seen::Emails).collect::<Vec<_>>(), vec![("j@x.com", 4)]);
+        let same = Texts::new("jdoe", Some("jdoe"), &[], &[]);
+        assert_eq!((same.identity(), same.key()), ("jdoe", "jdoe"));
+        assert_eq!(same.seen(Seen::Names).count() + same.seen(Seen::Emails).count(), 0);
+        let many: Vec<String> = (0..300).map(|i| format!("n{i}")).collect();
+        let refs: Vec<(&str, u64)> = many.iter().map(|n| (n.as_str(), 1)).collect();
+        let capped = Texts::new("x", None, &refs, &[("e@x", 1)]);
+        assert_eq!(capped.seen(Seen::Names).count(), MAX_SEEN_VALUES);
+        assert_eq!(capped.seen(Seen::Emails).collect::<Vec<_>>(), vec![("e@x", 1)]);
     }
 
     #[test]

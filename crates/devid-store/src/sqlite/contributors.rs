@@ -177,10 +177,10 @@ fn put_new_source(
         stored_count(c[2]),
         stored_count(c[3]),
         stored_count(c[4]),
-        row.first_seen,
-        row.last_seen,
-        SourceReport::encode_planned(&row.names),
-        SourceReport::encode_planned(&row.emails),
+        row.first_seen(),
+        row.last_seen(),
+        SourceReport::encode_planned(row.names()),
+        SourceReport::encode_planned(row.emails()),
     ])?;
     Ok(())
 }
@@ -287,7 +287,7 @@ fn ingest_in(
             put_source(&mut put, id, source, account, &new).map_err(map_err)?;
             refresh.execute(params![id, now]).map_err(map_err)?;
             describe
-                .execute(params![id, &*row.identity, new.top_name(), new.top_email(), rule, is_bot])
+                .execute(params![id, row.identity(), new.top_name(), new.top_email(), rule, is_bot])
                 .map_err(map_err)?;
             summary.updated += 1;
         }
@@ -348,7 +348,7 @@ fn insert_new(
         account.0,
         row.integration_id,
         row.key(),
-        &*row.identity,
+        row.identity(),
         row.top_name(),
         row.top_email(),
         stored_count(c[0]),
@@ -357,8 +357,8 @@ fn insert_new(
         stored_count(c[3]),
         stored_count(c[4]),
         stored_count(row.counts.total()),
-        row.first_seen,
-        row.last_seen.unwrap_or(0),
+        row.first_seen(),
+        row.last_seen().unwrap_or(0),
         rule,
         is_bot,
         now,

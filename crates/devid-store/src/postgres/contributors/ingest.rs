@@ -155,7 +155,7 @@ pub(super) async fn ingest_in(
         let Some((id, stored_rule, stored_bot)) = found.existing else {
             fresh.integration_ids.push(row.integration_id);
             fresh.keys.push(row.key());
-            fresh.identities.push(&row.identity);
+            fresh.identities.push(row.identity());
             fresh.names.push(row.top_name());
             fresh.emails.push(row.top_email());
             fresh.activity.push(stored_count(row.counts.total()));
@@ -400,7 +400,7 @@ async fn describe_in(tx: &Transaction<'_>, changed: &[Changed<'_>]) -> PgResult<
         return Ok(());
     }
     let ids: Vec<i64> = changed.iter().map(|c| c.id).collect();
-    let identities: Vec<&str> = changed.iter().map(|c| &*c.row.identity).collect();
+    let identities: Vec<&str> = changed.iter().map(|c| c.row.identity()).collect();
     let names: Vec<Option<&str>> = changed.iter().map(|c| c.report.top_name()).collect();
     let emails: Vec<Option<&str>> = changed.iter().map(|c| c.report.top_email()).collect();
     let rules: Vec<Option<&str>> = changed.iter().map(|c| c.row.bot_rule.map(BotRule::as_str)).collect();
