@@ -279,7 +279,8 @@ async fn coverage_in(client: &impl GenericClient, account: AccountId, q: &Covera
         entry.contributors = number(1)?;
         entry.bots = number(2)?;
         entry.mapped = number(3)?;
-        entry.unmapped = entry.contributors - entry.bots.min(entry.contributors) - entry.mapped.min(entry.contributors);
+        // Mapped counts people only, so the three never overlap; saturating all the same.
+        entry.unmapped = entry.contributors.saturating_sub(entry.bots).saturating_sub(entry.mapped);
         for k in 0..5 {
             entry.activity.0[k] = number(4 + k)?;
             entry.attributed.0[k] = number(9 + k)?;
