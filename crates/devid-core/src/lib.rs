@@ -12,6 +12,7 @@ pub mod errors;
 pub mod json_upload;
 pub mod normalize;
 pub mod plan;
+pub mod resolve;
 pub mod time;
 pub mod types;
 

@@ -7,6 +7,7 @@
 
 mod admin;
 mod backup;
+mod matching;
 mod serve;
 
 use std::net::SocketAddr;
@@ -74,6 +75,10 @@ enum Command {
     ///
     /// Example: devid discover --git ~/src/numpy --integration 3 --api-key "$KEY"
     Discover(crate::client::discover::DiscoverArgs),
+    /// Match authors offline: group the (name, email) pairs of a CSV into people with
+    /// devid's matching rules and write each pair's person, to measure accuracy or
+    /// preview what devid would link.
+    Match(matching::MatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +304,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Integrations(cmd) => admin::integrations(cmd).await,
         Command::Backup(args) => backup::backup(args),
         Command::Discover(args) => crate::client::discover::discover(args).await,
+        Command::Match(args) => matching::run(args),
     }
 }
 

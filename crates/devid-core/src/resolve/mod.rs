@@ -1,0 +1,419 @@
+//! Who is who: links between aliases (a name and an email as seen together) that rest
+//! on evidence, grouped into people. Pure and deterministic: the same aliases in the
+//! same order give the same clusters, links and evidence.
+//!
+//! Work grows with the number of aliases, not its square: aliases are only compared
+//! inside blocks that share a normalised email, a normalised full name or a GitHub
+//! account. Links never rest on placeholder addresses, addresses several clearly
+//! different people wrote with, or generic names; a name alone is at most `review`;
+//! and a link that would grow a person past `max_aliases` is held at `review`.
+
+pub mod normalize;
+
+use std::collections::BTreeMap;
+
+use normalize::{EmailFacts, NormalName, email_facts, is_generic_name, normalize_name};
+
+/// A name and an email as seen together, exactly as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Alias {
+    pub name: String,
+    pub email: String,
+}
+
+/// How sure a link is: `auto` may be applied without a person; `review` waits for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    Auto,
+    Review,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Auto => "auto",
+            Tier::Review => "review",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Tier> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Tier::Auto),
+            "review" => Some(Tier::Review),
+            _ => None,
+        }
+    }
+}
+
+/// Why two aliases are linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// The same address, not a placeholder and not shared by different people.
+    SameEmail,
+    /// Two GitHub noreply addresses of one account number (a renamed login).
+    SameGithubAccount,
+    /// The same full name, and the addresses agree too (the same local part, a noreply
+    /// login equal to the other's local part, or the same organisation's domain).
+    SameNameCorroborated,
+    /// The same full name and nothing else: a namesake is possible.
+    SameNameOnly,
+    /// A noreply login equal to the other address's local part, names differing.
+    LoginMatchesLocalPart,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::SameEmail => "same-email",
+            Rule::SameGithubAccount => "same-github-account",
+            Rule::SameNameCorroborated => "same-name-corroborated",
+            Rule::SameNameOnly => "same-name-only",
+            Rule::LoginMatchesLocalPart => "login-matches-local-part",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub a: usize,
+    pub b: usize,
+    pub rule: Rule,
+    pub tier: Tier,
+    /// The value the rule matched on (the email, the name, the login).
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// A link that would give one person more aliases than this is held at `review`.
+    pub max_aliases: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { max_aliases: 10 }
+    }
+}
+
+/// Aliases grouped into people.
+#[derive(Debug, Clone)]
+pub struct Clustering {
+    /// For each alias, its person: the smallest alias index in it.
+    pub person: Vec<usize>,
+    /// For each alias, the weakest tier of the links that joined it; `None` alone.
+    pub tier: Vec<Option<Tier>>,
+    /// The links applied, in the order they were applied.
+    pub links: Vec<Link>,
+}
+
+/// Mail providers anyone can sign up with: the same domain there says nothing.
+const PUBLIC_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "protonmail.com",
+    "proton.me",
+    "pm.me",
+    "gmx.de",
+    "gmx.net",
+    "gmx.com",
+    "web.de",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "users.noreply.github.com",
+    "users.sourceforge.net",
+    "fastmail.com",
+    "zoho.com",
+    "hey.com",
+    "posteo.de",
+    "tutanota.com",
+    "free.fr",
+    "orange.fr",
+    "laposte.net",
+];
+
+fn is_public_domain(domain: &str) -> bool {
+    PUBLIC_DOMAINS.contains(&domain)
+        || ["yahoo.", "hotmail.", "outlook.", "live.", "gmx.", "yandex."].iter().any(|p| domain.starts_with(p))
+}
+
+struct Facts {
+    email: EmailFacts,
+    name: NormalName,
+    generic_name: bool,
+}
+
+/// Groups `aliases` into people, applying links up to `max_tier`.
+pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clustering {
+    let facts: Vec<Facts> = aliases
+        .iter()
+        .map(|a| {
+            let name = normalize_name(&a.name);
+            let generic_name = is_generic_name(&name) || normalize::name_is_an_address(&a.name);
+            Facts { email: email_facts(&a.email), generic_name, name }
+        })
+        .collect();
+    let shared = shared_emails(&facts);
+    let mut candidates = Vec::new();
+
+    // Block 1: one address.
+    let mut by_email: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        if !f.email.placeholder && !shared.contains(f.email.email.0.as_str()) {
+            by_email.entry(&f.email.email.0).or_default().push(i);
+        }
+    }
+    for (email, members) in &by_email {
+        for &other in &members[1..] {
+            candidates.push(Link {
+                a: members[0],
+                b: other,
+                rule: Rule::SameEmail,
+                tier: Tier::Auto,
+                value: email.to_string(),
+            });
+        }
+    }
+
+    // Block 2: one GitHub account number.
+    let mut by_account: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        if let Some(id) = f.email.github_id {
+            by_account.entry(id).or_default().push(i);
+        }
+    }
+    for (id, members) in &by_account {
+        for &other in &members[1..] {
+            candidates.push(Link {
+                a: members[0],
+                b: other,
+                rule: Rule::SameGithubAccount,
+                tier: Tier::Auto,
+                value: id.to_string(),
+            });
+        }
+    }
+
+    // Block 3: one full name. Each alias is compared with every other of its block,
+    // which stays small: a name many aliases share is common, and only reviewed.
+    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        if !f.generic_name {
+            by_name.entry(&f.name.0).or_default().push(i);
+        }
+    }
+    const MAX_COMPARED: usize = 32;
+    for (name, members) in &by_name {
+        if members.len() > MAX_COMPARED {
+            for &other in &members[1..] {
+                candidates.push(Link {
+                    a: members[0],
+                    b: other,
+                    rule: Rule::SameNameOnly,
+                    tier: Tier::Review,
+                    value: name.to_string(),
+                });
+            }
+            continue;
+        }
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                let rule = if corroborated(&facts[a].email, &facts[b].email) {
+                    Rule::SameNameCorroborated
+                } else {
+                    Rule::SameNameOnly
+                };
+                let tier = if rule == Rule::SameNameCorroborated { Tier::Auto } else { Tier::Review };
+                candidates.push(Link { a, b, rule, tier, value: name.to_string() });
+            }
+        }
+    }
+
+    // Block 4: a noreply login equal to another address's local part.
+    let mut by_local: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        if f.email.github_login.is_none() && !f.email.placeholder && f.email.local.len() >= 4 {
+            by_local.entry(&f.email.local).or_default().push(i);
+        }
+    }
+    for (i, f) in facts.iter().enumerate() {
+        if let Some(login) = &f.email.github_login
+            && let Some(members) = by_local.get(login.as_str())
+        {
+            for &other in members {
+                candidates.push(Link {
+                    a: i.min(other),
+                    b: i.max(other),
+                    rule: Rule::LoginMatchesLocalPart,
+                    tier: Tier::Review,
+                    value: login.clone(),
+                });
+            }
+        }
+    }
+
+    apply(aliases.len(), candidates, max_tier, options)
+}
+
+/// Two addresses that agree beyond a name: the same local part, a noreply login that is
+/// the other's local part, or the same organisation's (not a public provider's) domain.
+fn corroborated(a: &EmailFacts, b: &EmailFacts) -> bool {
+    if a.placeholder || b.placeholder {
+        return false;
+    }
+    let login_or_local = |f: &EmailFacts| f.github_login.clone().unwrap_or_else(|| f.local.clone());
+    let (la, lb) = (login_or_local(a), login_or_local(b));
+    if la.len() >= 3 && la == lb {
+        return true;
+    }
+    a.domain == b.domain && !is_public_domain(&a.domain)
+}
+
+/// Addresses that clearly different people wrote with (two names without a common
+/// word): shared mailboxes, team addresses, copy-pasted configurations.
+fn shared_emails(facts: &[Facts]) -> std::collections::HashSet<&str> {
+    let mut names: BTreeMap<&str, Vec<&NormalName>> = BTreeMap::new();
+    for f in facts {
+        if !f.generic_name {
+            names.entry(&f.email.email.0).or_default().push(&f.name);
+        }
+    }
+    names
+        .into_iter()
+        .filter(|(_, list)| list.iter().enumerate().any(|(i, a)| list[i + 1..].iter().any(|b| clearly_different(a, b))))
+        .map(|(email, _)| email)
+        .collect()
+}
+
+/// Two names with no word in common, neither written inside the other once spaces are
+/// gone ("hangenuit" is "Han Genuit"): not one person's spellings.
+fn clearly_different(a: &NormalName, b: &NormalName) -> bool {
+    if a.tokens().any(|t| b.tokens().any(|u| u == t)) {
+        return false;
+    }
+    let (x, y): (String, String) = (a.tokens().collect(), b.tokens().collect());
+    !(x.contains(&y) || y.contains(&x))
+}
+
+/// Applies links strongest first (auto, then review up to `max_tier`), each in the order
+/// found; a link that would grow a person past the limit is held back.
+fn apply(count: usize, mut candidates: Vec<Link>, max_tier: Tier, options: Options) -> Clustering {
+    let mut parent: Vec<usize> = (0..count).collect();
+    let mut size = vec![1usize; count];
+    let mut tier: Vec<Option<Tier>> = vec![None; count];
+    let mut links = Vec::new();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    candidates.sort_by_key(|l| l.tier);
+    for link in candidates {
+        if link.tier > max_tier {
+            break;
+        }
+        let (ra, rb) = (root(&mut parent, link.a), root(&mut parent, link.b));
+        if ra == rb {
+            continue;
+        }
+        if size[ra] + size[rb] > options.max_aliases {
+            continue;
+        }
+        let (keep, gone) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[gone] = keep;
+        size[keep] += size[gone];
+        links.push(link);
+    }
+    let person: Vec<usize> = (0..count).map(|i| root(&mut parent, i)).collect();
+    for link in &links {
+        let p = person[link.a];
+        let weakest = tier[p].map_or(link.tier, |t: Tier| t.max(link.tier));
+        tier[p] = Some(weakest);
+    }
+    let tier = (0..count).map(|i| tier[person[i]]).collect();
+    Clustering { person, tier, links }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aliases(list: &[(&str, &str)]) -> Vec<Alias> {
+        list.iter().map(|(n, e)| Alias { name: n.to_string(), email: e.to_string() }).collect()
+    }
+
+    #[test]
+    fn the_same_address_links_at_auto() {
+        let a = aliases(&[("Jane Doe", "jane@corp.com"), ("J. Doe", "Jane@Corp.com"), ("Bob", "bob@corp.com")]);
+        let c = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(c.person, vec![0, 0, 2]);
+        assert_eq!(c.tier[0], Some(Tier::Auto));
+        assert_eq!(c.tier[2], None);
+    }
+
+    #[test]
+    fn placeholders_and_shared_addresses_link_nobody() {
+        let a = aliases(&[
+            ("Alice Smith", "devnull@localhost"),
+            ("Bob Jones", "devnull@localhost"),
+            ("Carol White", "team@corp.com"),
+            ("Dan Brown", "team@corp.com"),
+        ]);
+        let c = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(c.person, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_first_name_alone_never_links_and_a_full_name_alone_only_for_review() {
+        let a = aliases(&[
+            ("David", "david@a.com"),
+            ("David", "david@b.org"),
+            ("Jane Doe", "jd@a.com"),
+            ("Jane Doe", "doe@b.org"),
+        ]);
+        let auto = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(auto.person, vec![0, 1, 2, 3]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 1, 2, 2]);
+        assert_eq!(review.tier[2], Some(Tier::Review));
+    }
+
+    #[test]
+    fn a_full_name_with_agreeing_addresses_links_at_auto() {
+        let a = aliases(&[
+            ("Jane Doe", "19637339+jdoe@users.noreply.github.com"),
+            ("Jane Doe", "jdoe@gmail.com"),
+            ("Wei Wang", "wwang@gmail.com"),
+            ("Wei Wang", "wei@yahoo.com"),
+            ("Ana Lima", "ana@corp.io"),
+            ("Ana Lima", "alima@corp.io"),
+        ]);
+        let c = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(c.person, vec![0, 0, 2, 3, 4, 4], "namesakes at public providers stay apart");
+    }
+
+    #[test]
+    fn no_person_grows_past_the_limit_at_auto() {
+        let list: Vec<(String, String)> =
+            (0..15).map(|i| ("Jane Doe".to_string(), format!("jdoe@corp{i}.com"))).collect();
+        let mut a: Vec<Alias> = list.iter().map(|(n, e)| Alias { name: n.clone(), email: e.clone() }).collect();
+        // Same local part everywhere: every pair corroborates.
+        a.push(Alias { name: "Jane Doe".into(), email: "jdoe@corp0.com".into() });
+        let c = cluster(&a, Tier::Auto, Options { max_aliases: 10 });
+        let biggest = (0..a.len()).map(|p| c.person.iter().filter(|q| **q == p).count()).max().unwrap_or(0);
+        assert!(biggest <= 10, "{biggest}");
+    }
+}

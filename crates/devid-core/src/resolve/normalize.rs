@@ -1,0 +1,226 @@
+//! How matching sees emails and names: emails trimmed and lower-cased, GitHub noreply
+//! addresses read as the login (and the numeric id that survives renames), names folded
+//! (NFKD, accents and case dropped, punctuation to spaces, "Last, First" turned round),
+//! and the values no link may ever rest on: placeholder addresses and generic names.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// An email as matching compares it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NormalEmail(pub String);
+
+/// What an email says about who wrote with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailFacts {
+    pub email: NormalEmail,
+    /// The part before the last `@`, lower-cased; empty when there is no `@`.
+    pub local: String,
+    pub domain: String,
+    /// A GitHub noreply address: the login, lower-cased.
+    pub github_login: Option<String>,
+    /// A GitHub noreply address of the `NNN+login` form: the account's number.
+    pub github_id: Option<u64>,
+    /// No link may rest on it: it is shared by design or says nothing (see
+    /// [`is_placeholder_email`]).
+    pub placeholder: bool,
+}
+
+pub const GITHUB_NOREPLY_DOMAIN: &str = "users.noreply.github.com";
+
+pub fn email_facts(raw: &str) -> EmailFacts {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = match email.rsplit_once('@') {
+        Some((l, d)) => (l.to_string(), d.to_string()),
+        None => (String::new(), String::new()),
+    };
+    let (github_login, github_id) = if domain == GITHUB_NOREPLY_DOMAIN {
+        match local.split_once('+') {
+            Some((digits, login)) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                (Some(login.to_string()), digits.parse().ok())
+            }
+            _ => (Some(local.clone()), None),
+        }
+    } else {
+        (None, None)
+    };
+    let placeholder = is_placeholder_email(&email, &local, &domain);
+    EmailFacts { email: NormalEmail(email), local, domain, github_login, github_id, placeholder }
+}
+
+/// Local parts that name a role or nobody, whoever writes with them.
+const PLACEHOLDER_LOCALS: &[&str] = &[
+    "noreply",
+    "no-reply",
+    "do-not-reply",
+    "donotreply",
+    "nobody",
+    "root",
+    "devnull",
+    "dev-null",
+    "none",
+    "null",
+    "unknown",
+    "user",
+    "admin",
+    "administrator",
+    "test",
+    "localhost",
+    "anonymous",
+    "invalid",
+];
+
+/// Addresses no link may rest on: none at all, no dotted domain (`me@localhost`,
+/// `x@(none)`, `user@host.(none)`), machine-local domains, role and nobody addresses,
+/// and the example domains.
+pub fn is_placeholder_email(email: &str, local: &str, domain: &str) -> bool {
+    if local.is_empty() || domain.is_empty() || !domain.contains('.') {
+        return true;
+    }
+    let machine_local =
+        ["localhost", "localdomain", "local", "(none)", "none", "invalid", "example", "test", "lan", "home"];
+    if domain.split('.').next_back().is_some_and(|tld| machine_local.contains(&tld)) || domain.contains("(none)") {
+        return true;
+    }
+    if ["example.com", "example.org", "example.net", "email.com", "domain.com"].contains(&domain) {
+        return true;
+    }
+    PLACEHOLDER_LOCALS.contains(&local) || email.chars().any(char::is_whitespace)
+}
+
+/// A name as matching compares it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NormalName(pub String);
+
+impl NormalName {
+    pub fn tokens(&self) -> impl Iterator<Item = &str> {
+        self.0.split(' ').filter(|t| !t.is_empty())
+    }
+
+    pub fn token_count(&self) -> usize {
+        self.tokens().count()
+    }
+}
+
+/// NFKD, combining marks dropped, lower-cased, everything but letters and digits made
+/// a space, spaces collapsed; "Doe, Jane" becomes "jane doe".
+pub fn normalize_name(raw: &str) -> NormalName {
+    let raw = raw.trim();
+    let turned;
+    let raw = match raw.split_once(',') {
+        Some((last, first)) if !last.trim().is_empty() && !first.trim().is_empty() && !first.contains(',') => {
+            // "Doe, Jane" but not "Jane Doe, Ph.D": a suffix after the comma is short
+            // and has no space before its end.
+            let first_trim = first.trim();
+            if is_suffix(first_trim) {
+                last
+            } else {
+                turned = format!("{first_trim} {}", last.trim());
+                turned.as_str()
+            }
+        }
+        _ => raw,
+    };
+    let folded: String = raw.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect();
+    let spaced: String = folded.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    NormalName(spaced.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Titles and degrees written after a comma, never a first name.
+fn is_suffix(text: &str) -> bool {
+    let t = text.trim_end_matches('.').to_lowercase();
+    ["jr", "sr", "ii", "iii", "iv", "phd", "ph.d", "ph. d", "md", "esq", "msc", "bsc"].contains(&t.as_str())
+}
+
+/// Names no link may rest on: empty, one token (a first name or a login is shared by
+/// many people), or a word that names a role or nobody.
+pub fn is_generic_name(name: &NormalName) -> bool {
+    name_is_generic(name)
+}
+
+/// True for a raw name that is really an address (`jane@corp.com` written as the name):
+/// it names nobody and must not count as a different person's name.
+pub fn name_is_an_address(raw: &str) -> bool {
+    raw.contains('@')
+}
+
+fn name_is_generic(name: &NormalName) -> bool {
+    const GENERIC: &[&str] = &[
+        "root",
+        "admin",
+        "administrator",
+        "unknown",
+        "user",
+        "nobody",
+        "none",
+        "null",
+        "test",
+        "anonymous",
+        "ubuntu",
+        "localhost",
+        "git",
+        "github",
+        "developer",
+        "dev",
+        "build",
+        "builder",
+        "system",
+    ];
+    name.token_count() < 2 || name.tokens().all(|t| GENERIC.contains(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noreply_addresses_give_the_login_and_the_account_number() {
+        let f = email_facts(" 19637339+8bitmp3@Users.NoReply.GitHub.com ");
+        assert_eq!(f.github_login.as_deref(), Some("8bitmp3"));
+        assert_eq!(f.github_id, Some(19637339));
+        assert!(!f.placeholder);
+        let old = email_facts("RubenGarcia@users.noreply.github.com");
+        assert_eq!((old.github_login.as_deref(), old.github_id), (Some("rubengarcia"), None));
+    }
+
+    #[test]
+    fn placeholders_are_recognised_whoever_uses_them() {
+        for email in [
+            "cookedm@localhost",
+            "steve@steve-Inspiron14z.(none)",
+            "=",
+            "nobody@localhost",
+            "root@company.com",
+            "noreply@github.com",
+            "muellner@localhost.localdomain",
+            "alan.mcintyre@local",
+            "fboulogne sciunto org",
+            "wfspotz@sandia.gov@localhost",
+        ] {
+            assert!(email_facts(email).placeholder, "{email}");
+        }
+        for email in ["jane.doe@company.com", "cgohlke@uci.edu", "8bitmp3@users.noreply.github.com"] {
+            assert!(!email_facts(email).placeholder, "{email}");
+        }
+    }
+
+    #[test]
+    fn names_fold_accents_case_punctuation_and_order() {
+        assert_eq!(normalize_name("Zè  Vinícius").0, "ze vinicius");
+        assert_eq!(normalize_name("Zé Vinícius"), normalize_name("ze vinicius"));
+        assert_eq!(normalize_name("Doe, Jane").0, "jane doe");
+        assert_eq!(normalize_name("Michael Hirsch, Ph.D").0, "michael hirsch");
+        assert_eq!(normalize_name("Francis T. O'Donovan").0, "francis t o donovan");
+        assert_eq!(normalize_name("Ｊａｎｅ").0, "jane");
+    }
+
+    #[test]
+    fn single_tokens_and_role_words_are_generic() {
+        for name in ["=", "root", "skip", "Jane", "unknown user", "Root Admin", ""] {
+            assert!(is_generic_name(&normalize_name(name)), "{name}");
+        }
+        for name in ["Jane Doe", "Chris Sidebottom", "T. Yamada"] {
+            assert!(!is_generic_name(&normalize_name(name)), "{name}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `devid match`: the matching engine offline, on a CSV of authors or commits, writing
+//! one line per distinct (name, email) pair with the person it was grouped into. This
+//! is how matching accuracy is measured (`docs/matching.md`).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use devid_core::resolve::{Alias, Options, Tier, cluster};
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["authors", "commits"])))]
+pub struct MatchArgs {
+    /// A CSV with the columns `author_name,author_email` (others are ignored), such as
+    /// numpy's authors-mailmapped.csv.
+    #[arg(long, value_name = "FILE")]
+    authors: Option<PathBuf>,
+    /// A CSV of commits with `author_name,author_email` columns (the format of
+    /// `devid discover --commits-csv`'s input); each distinct pair is matched once.
+    #[arg(long, value_name = "FILE")]
+    commits: Option<PathBuf>,
+    /// The weakest links applied: `auto` (what devid would apply by itself) or `review`
+    /// (also what it would only suggest).
+    #[arg(long, default_value = "auto", value_parser = parse_tier)]
+    tier: Tier,
+    /// Where to write `raw_name,raw_email,cluster_id,tier` (`-` for standard output).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    out: PathBuf,
+    /// A link that would give one person more aliases than this is held back.
+    #[arg(long, default_value_t = 10)]
+    max_aliases: usize,
+}
+
+fn parse_tier(text: &str) -> Result<Tier, String> {
+    Tier::parse(text).ok_or_else(|| format!("`{text}` is not a tier; use auto or review"))
+}
+
+pub fn run(args: MatchArgs) -> Result<()> {
+    let path = args.authors.as_ref().or(args.commits.as_ref()).context("give --authors or --commits")?;
+    let aliases = read_aliases(path)?;
+    let started = std::time::Instant::now();
+    let clustering = cluster(&aliases, args.tier, Options { max_aliases: args.max_aliases.max(1) });
+    let elapsed = started.elapsed();
+    let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?,
+        ))
+    };
+    let mut writer = csv::Writer::from_writer(&mut out);
+    writer.write_record(["raw_name", "raw_email", "cluster_id", "tier"])?;
+    for (i, alias) in aliases.iter().enumerate() {
+        let tier = clustering.tier[i].map_or("single", Tier::as_str);
+        writer.write_record([alias.name.as_str(), alias.email.as_str(), &clustering.person[i].to_string(), tier])?;
+    }
+    writer.flush()?;
+    drop(writer);
+    out.flush()?;
+    let people = clustering.person.iter().enumerate().filter(|(i, p)| i == *p).count();
+    eprintln!(
+        "Matched {} aliases into {} people with {} links (tier {}) in {:.0} ms.",
+        aliases.len(),
+        people,
+        clustering.links.len(),
+        args.tier.as_str(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// The distinct (name, email) pairs of the file's `author_name` and `author_email`
+/// columns, in first-seen order, exactly as written.
+fn read_aliases(path: &PathBuf) -> Result<Vec<Alias>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .from_path(path)
+        .with_context(|| format!("cannot read {}; check the path", path.display()))?;
+    let headers = reader.headers().with_context(|| format!("{}: the header line is not valid CSV", path.display()))?;
+    let column = |wanted: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(wanted));
+    let (Some(name), Some(email)) = (column("author_name"), column("author_email")) else {
+        bail!("{}: the header needs the columns author_name and author_email", path.display());
+    };
+    let mut seen = HashSet::new();
+    let mut aliases = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or_else(|| "a line".to_string(), |p| format!("line {}", p.line()));
+            anyhow::anyhow!("{}: {line} is not valid CSV ({e})", path.display())
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let (Some(n), Some(e)) = (record.get(name), record.get(email)) else {
+            bail!("{}: line {line} has fewer fields than the header", path.display());
+        };
+        if seen.insert((n.to_string(), e.to_string())) {
+            aliases.push(Alias { name: n.to_string(), email: e.to_string() });
+        }
+    }
+    if aliases.is_empty() {
+        bail!("{}: no authors to match", path.display());
+    }
+    Ok(aliases)
+}
