@@ -167,7 +167,7 @@ impl ContributorRun<'_> {
             first["overall"]["contributors"].as_u64().context("S10: coverage has an overall count")?;
         check(contributors == self.rows.len() as u64, || format!("S10: {contributors} contributors"))?;
         let mut cold = Outcome {
-            scenario: "S10 coverage, first after a change".into(),
+            scenario: "S10 coverage, computed (first request)".into(),
             work: "1 request".into(),
             seconds: cold_ms / 1000.0,
             throughput: 1000.0 / cold_ms,
@@ -178,6 +178,42 @@ impl ContributorRun<'_> {
             ..Default::default()
         };
         cold.judge(self.judged, cold_ms <= S10_TARGET_MS);
+        // After a change, an account that uses coverage has it computed again in the
+        // background; once that settles, the next request is answered from memory.
+        let mut after_change = Vec::new();
+        for round in 0..5 {
+            let rows: Vec<_> = (0..10)
+                .map(|i| json!({"email": format!("s10-{round}@corp.example"), "integrationId": 1, "identity": format!("s10-{round}-{i}")}))
+                .collect();
+            let r = self
+                .client
+                .patch(format!("{}/v2/developers/identities", self.server.base()))
+                .header("x-api-key", self.server.key())
+                .json(&rows)
+                .send()
+                .await?;
+            check(r.status().is_success(), || format!("S10: the small change answered {}", r.status()))?;
+            self.server.settle().await;
+            let t = Instant::now();
+            let answer = self.server.get_path(self.client, "/v2/coverage").await?;
+            after_change.push(t.elapsed().as_secs_f64() * 1000.0);
+            check(answer["overall"]["contributors"] == json!(contributors), || format!("S10: {answer}"))?;
+        }
+        after_change.sort_by(f64::total_cmp);
+        let total_seconds = after_change.iter().sum::<f64>() / 1000.0;
+        let mut settled = Outcome {
+            scenario: "S10 coverage, after a change, warmed".into(),
+            work: format!("{} changes", after_change.len()),
+            seconds: total_seconds,
+            throughput: after_change.len() as f64 / total_seconds,
+            unit: "req/s",
+            p50_ms: Some(percentile(&after_change, 50.0)),
+            p99_ms: Some(percentile(&after_change, 99.0)),
+            target: format!("≤ {S10_TARGET_MS} ms"),
+            ..Default::default()
+        };
+        let met = settled.p99_ms.is_some_and(|p| p <= S10_TARGET_MS);
+        settled.judge(self.judged, met);
         let mut warm = self
             .repeat("S10 coverage, unchanged data", "/v2/coverage", |c| {
                 c["overall"]["contributors"] == json!(contributors)
@@ -188,7 +224,7 @@ impl ContributorRun<'_> {
         warm.target = format!("p99 ≤ {S10_TARGET_MS} ms");
         let met = warm.p99_ms.is_some_and(|p| p <= S10_TARGET_MS);
         warm.judge(self.judged, met);
-        Ok(vec![cold, warm])
+        Ok(vec![cold, settled, warm])
     }
 
     async fn discover(&self) -> Result<Outcome> {

@@ -90,6 +90,7 @@ pub struct AppState {
     auth_failures: Arc<guard::RateLimiter>,
     exports: Arc<guard::PerAccountSlots>,
     coverage: Arc<routes::coverage::CoverageCache>,
+    coverage_warmer: Arc<routes::coverage::CoverageWarmer>,
     /// Loaded from the database on first use (see `cursor`).
     cursors: Arc<tokio::sync::OnceCell<cursor::CursorSigner>>,
 }
@@ -112,6 +113,7 @@ impl AppState {
             auth_failures,
             exports,
             coverage: Arc::default(),
+            coverage_warmer: Arc::default(),
             cursors: Arc::default(),
         }
     }

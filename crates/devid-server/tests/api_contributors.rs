@@ -375,6 +375,35 @@ async fn coverage_follows_identity_changes_and_checks_developers() {
     assert_eq!(after["topUnmapped"][0]["identity"], "557058:abc");
     assert_eq!(after["manyIdentities"], json!([{"email": "jane@corp.example", "identities": 12}]));
     assert_eq!(after["missing"]["emails"], json!(["jane@corp.example"]));
+    // What coverage remembers never outlives a change: a new or renamed integration
+    // shows at once, and so does a change of identities made right after a request.
+    expect_status(app.get("/v2/coverage", &app.admin_key).send().await.expect("send"), 200).await;
+    let created = app
+        .client
+        .post(app.url("/v2/integrations"))
+        .header("x-api-key", &app.admin_key)
+        .json(&json!({"id": 9, "applicationType": "GIT", "name": "monorepo"}))
+        .send()
+        .await
+        .expect("send");
+    expect_status(created, 201).await;
+    let renamed = app
+        .client
+        .patch(app.url("/v2/integrations/1"))
+        .header("x-api-key", &app.admin_key)
+        .json(&json!({"name": "GitHub Cloud"}))
+        .send()
+        .await
+        .expect("send");
+    expect_status(renamed, 200).await;
+    let now = expect_status(app.get("/v2/coverage", &app.admin_key).send().await.expect("send"), 200).await;
+    let names: Vec<&str> = now["integrations"].as_array().expect("list").iter().filter_map(|i| i["name"].as_str()).collect();
+    assert!(names.contains(&"monorepo") && names.contains(&"GitHub Cloud"), "{names:?}");
+    let more = json!([{"email": "bob@corp.example", "integrationId": 1, "identity": "bob"}]);
+    expect_status(app.patch_json("/v2/developers/identities", &app.admin_key, &more).send().await.expect("send"), 200).await;
+    let after_more = expect_status(app.get("/v2/coverage", &app.admin_key).send().await.expect("send"), 200).await;
+    assert_eq!(after_more["overall"]["attributedActivity"]["total"], 8, "bob's 2 PRs are attributed now");
+
     for bad in ["?missingIn=99", "?missingIn=x", "?top=5000", "?limit=0", "?other=1"] {
         let r = app.get(&format!("/v2/coverage{bad}"), &app.admin_key).send().await.expect("send");
         expect_error(r, 400).await;

@@ -268,7 +268,8 @@ pub trait ContributorStore: Send + Sync {
     /// Coverage of every integration with contributors, and the developer checks.
     async fn coverage(&self, account: AccountId, query: CoverageQuery) -> StoreResult<Coverage>;
 
-    /// A number that changes whenever the account's contributors or bot decisions change.
+    /// A number that changes whenever the account's contributors, bot decisions or
+    /// integrations change (coverage lists integrations by name and type).
     async fn contributors_version(&self, account: AccountId) -> StoreResult<i64>;
 }
 

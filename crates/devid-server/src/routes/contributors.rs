@@ -95,6 +95,9 @@ pub async fn upload_contributors(
     } else {
         "Contributors updated successfully."
     };
+    if !dry_run {
+        super::coverage::changed(&state, auth.principal.account);
+    }
     Ok(Json(IngestResponse {
         status: "success".into(),
         message: message.into(),
@@ -418,6 +421,7 @@ pub async fn set_bots(
         error
     })?;
     let summary = state.store.set_bot_flags(&auth.change_context(), decisions).await?;
+    super::coverage::changed(&state, auth.principal.account);
     Ok(Json(BotFlagResponse {
         status: "success".into(),
         message: "Bot decisions recorded; they hold over every later upload.".into(),

@@ -354,6 +354,7 @@ async fn insert_integration(
         &[&ctx.account.0, &id, &application_type.as_str(), &name, &now],
     )
     .await?;
+    contributors::integrations_changed_in(tx, ctx.account).await?;
     let detail = serde_json::json!({"applicationType": application_type, "name": name}).to_string();
     insert_audit(
         tx,
@@ -948,6 +949,7 @@ impl Store for PostgresStore {
                 &[&name, &application_type.as_str(), &now, &ctx.account.0, &id],
             )
             .await?;
+            contributors::integrations_changed_in(&tx, ctx.account).await?;
             if application_type != before.application_type {
                 // Listings filter by application type: totals cached for the old type are stale.
                 bump_version(&tx, ctx.account).await?;

@@ -399,10 +399,15 @@ pub(super) fn delete_integration_contributors_in(
             params![account.0, integration],
         )
         .map_err(map_err)?;
-    if removed + flags > 0 {
-        bump_contributors_version(tx, account)?;
-    }
-    Ok(())
+    let _ = (removed, flags);
+    // Always: coverage lists the account's integrations, this one included until now.
+    bump_contributors_version(tx, account)
+}
+
+/// Marks what is derived from contributors as stale after an integration was created,
+/// renamed or retyped: coverage lists integrations by name and type.
+pub(super) fn integrations_changed_in(tx: &Transaction<'_>, account: AccountId) -> StoreResult<()> {
+    bump_contributors_version(tx, account)
 }
 
 /// One listed row and the values its keyset cursor is made of.

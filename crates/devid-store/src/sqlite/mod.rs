@@ -537,6 +537,7 @@ fn insert_integration(
         params![ctx.account.0, id, application_type.as_str(), name, now],
     )
     .map_err(map_err)?;
+    contributors::integrations_changed_in(tx, ctx.account)?;
     let detail = serde_json::json!({"applicationType": application_type, "name": name}).to_string();
     insert_audit(
         tx,
@@ -820,6 +821,7 @@ impl Store for SqliteStore {
                 params![name, application_type.as_str(), now, ctx.account.0, id],
             )
             .map_err(map_err)?;
+            contributors::integrations_changed_in(&tx, ctx.account)?;
             if application_type != before.application_type {
                 // Listings filter by application type: totals cached for the old type are stale.
                 bump_version(&tx, ctx.account)?;

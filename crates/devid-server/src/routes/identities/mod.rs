@@ -191,6 +191,9 @@ async fn upload(
         (false, true) => CSV_SUCCESS,
         (false, false) => JSON_SUCCESS,
     };
+    if !dry_run {
+        crate::routes::coverage::changed(&state, auth.principal.account);
+    }
     Ok(Json(UploadResponse { status: "success", message: message.into(), summary, dry_run }))
 }
 
@@ -231,5 +234,8 @@ pub async fn delete_identities(
     } else {
         "Developer identities deleted successfully."
     };
+    if !dry_run {
+        crate::routes::coverage::changed(&state, auth.principal.account);
+    }
     Ok(Json(DeleteResponse { status: "success", message: message.into(), summary, dry_run }))
 }

@@ -128,10 +128,16 @@ pub(super) async fn delete_integration_contributors_in(
             &[&account.0, &integration],
         )
         .await?;
-    if removed + flags > 0 {
-        bump_contributors_version(tx, account).await?;
-    }
+    let _ = (removed, flags);
+    // Always: coverage lists the account's integrations, this one included until now.
+    bump_contributors_version(tx, account).await?;
     Ok(())
+}
+
+/// Marks what is derived from contributors as stale after an integration was created,
+/// renamed or retyped: coverage lists integrations by name and type.
+pub(super) async fn integrations_changed_in(tx: &impl GenericClient, account: AccountId) -> PgResult<()> {
+    bump_contributors_version(tx, account).await
 }
 
 /// One listed row and the values its keyset cursor is made of.
