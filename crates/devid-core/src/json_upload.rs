@@ -107,32 +107,9 @@ pub fn parse_json_upload(body: &[u8], kind: JsonBody, max_rows: u64) -> Result<P
     for (index, parsed) in rows.into_iter().enumerate() {
         let position = Position::Index(index as u64);
         match parsed {
-            JsonRow::NotAnObject(kind_name) => problems.add_with_reason(
-                ErrorType::InvalidJson,
-                "body",
-                position,
-                &format!("<{kind_name}>"),
-                Some(format!("each element must be an object with the fields {}", fields.join(", "))),
-            ),
+            JsonRow::NotAnObject(kind_name) => not_an_object(&mut problems, position, kind_name, &fields),
             JsonRow::Object { values, unknown, repeated } => {
-                for name in unknown {
-                    problems.add_with_reason(
-                        ErrorType::UnknownField,
-                        &name,
-                        position,
-                        &name,
-                        Some(format!("accepted fields are {}", fields.join(", "))),
-                    );
-                }
-                for name in repeated {
-                    problems.add_with_reason(
-                        ErrorType::InvalidJson,
-                        name,
-                        position,
-                        name,
-                        Some(format!("the field `{name}` appears more than once in this object")),
-                    );
-                }
+                object_problems(&mut problems, position, unknown, &repeated, &fields);
                 let [email, integration, identity] = values;
                 out.push(RawRow {
                     position,
@@ -144,6 +121,45 @@ pub fn parse_json_upload(body: &[u8], kind: JsonBody, max_rows: u64) -> Result<P
         }
     }
     Ok(ParsedUpload { addressing: kind.addressing(), rows: out, problems })
+}
+
+/// Reports an element of an upload array that is not an object.
+pub(crate) fn not_an_object(problems: &mut Problems, position: Position, kind: &str, fields: &[&str]) {
+    problems.add_with_reason(
+        ErrorType::InvalidJson,
+        "body",
+        position,
+        &format!("<{kind}>"),
+        Some(format!("each element must be an object with the fields {}", fields.join(", "))),
+    );
+}
+
+/// Reports an object's unknown keys and keys given twice.
+pub(crate) fn object_problems(
+    problems: &mut Problems,
+    position: Position,
+    unknown: Vec<String>,
+    repeated: &[&str],
+    fields: &[&str],
+) {
+    for name in unknown {
+        problems.add_with_reason(
+            ErrorType::UnknownField,
+            &name,
+            position,
+            &name,
+            Some(format!("accepted fields are {}", fields.join(", "))),
+        );
+    }
+    for name in repeated {
+        problems.add_with_reason(
+            ErrorType::InvalidJson,
+            name,
+            position,
+            name,
+            Some(format!("the field `{name}` appears more than once in this object")),
+        );
+    }
 }
 
 enum JsonRow {

@@ -321,14 +321,14 @@ impl SourceReport {
         top(&self.emails)
     }
 
-    /// The stored form of a plan's tallies, the same as [`SourceReport::encode_tallies`].
-    pub fn encode_planned<'a>(values: impl Iterator<Item = (&'a str, u64)>) -> String {
+    /// The stored form of names or emails with their counts: a JSON array of pairs.
+    pub fn encode_seen<'a>(values: impl Iterator<Item = (&'a str, u64)>) -> String {
         let borrowed: Vec<(&str, u64)> = values.collect();
         serde_json::to_string(&borrowed).unwrap_or_else(|_| "[]".into())
     }
 
     pub fn encode_tallies(values: &[(String, u64)]) -> String {
-        serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+        Self::encode_seen(values.iter().map(|(v, n)| (v.as_str(), *n)))
     }
 
     /// Unreadable text (never written by devid) reads as no values rather than failing

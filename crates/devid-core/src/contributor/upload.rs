@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use crate::csv_upload::{CsvReadError, cell, read_records};
 use crate::errors::{ErrorType, Position, Problems};
-use crate::json_upload::{Key, KeySeed, ValueSeed};
+use crate::json_upload::{Key, KeySeed, ValueSeed, not_an_object, object_problems};
 use crate::plan::RawValue;
 
 /// The fields of a contributor row, in the order of [`RawContributor`].
@@ -191,32 +191,9 @@ fn deliver(
     sink: &mut dyn FnMut(Position, RawContributor),
 ) {
     match element {
-        Element::NotAnObject(kind) => problems.add_with_reason(
-            ErrorType::InvalidJson,
-            "body",
-            position,
-            &format!("<{kind}>"),
-            Some(format!("each row must be an object with the fields {}", FIELDS.join(", "))),
-        ),
+        Element::NotAnObject(kind) => not_an_object(problems, position, kind, &FIELDS),
         Element::Object { values, unknown, repeated } => {
-            for name in unknown {
-                problems.add_with_reason(
-                    ErrorType::UnknownField,
-                    &name,
-                    position,
-                    &name,
-                    Some(format!("accepted fields are {}", FIELDS.join(", "))),
-                );
-            }
-            for name in repeated {
-                problems.add_with_reason(
-                    ErrorType::InvalidJson,
-                    name,
-                    position,
-                    name,
-                    Some(format!("the field `{name}` appears more than once in this object")),
-                );
-            }
+            object_problems(problems, position, unknown, &repeated, &FIELDS);
             sink(position, values);
         }
     }

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::QueryParams;
 use super::identities::export::push_csv_cell;
-use super::identities::list::{ListMetadata, at_most_listed, entries, wants_csv};
-use super::identities::{MAX_PAGE_INDEX, MAX_PAGE_SIZE, MAX_SEARCH_CHARS};
+use super::identities::list::{ListMetadata, integration_ids, search_value, wants_csv};
+use super::identities::{MAX_PAGE_INDEX, MAX_PAGE_SIZE};
 use crate::AppState;
 use crate::api::contributors::{BotFlagResponse, Contributor, IngestResponse, bot_reason, status_of};
 use crate::auth::Authenticated;
@@ -243,34 +243,8 @@ fn parse_filters(params: &QueryParams) -> Result<ContributorQuery, ApiError> {
             )
         })?;
     }
-    if let Some(raw) = params.get("integrationIds") {
-        q.integration_ids = entries(raw)
-            .map(|id| {
-                devid_core::plan::parse_integration_id(id).ok_or_else(|| {
-                    ApiError::invalid_parameter(
-                        "integrationIds",
-                        raw,
-                        format!("`integrationIds` must be comma-separated positive whole numbers; `{id}` is not one."),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        at_most_listed("integrationIds", raw)?;
-    }
-    if let Some(raw) = params.get("searchValue")
-        && !raw.trim().is_empty()
-    {
-        if raw.trim().chars().count() > MAX_SEARCH_CHARS {
-            return Err(ApiError::invalid_parameter(
-                "searchValue",
-                raw,
-                format!(
-                    "`searchValue` is longer than {MAX_SEARCH_CHARS} characters; send a shorter part of the identity, name or email."
-                ),
-            ));
-        }
-        q.search = Some(raw.trim().to_string());
-    }
+    q.integration_ids = integration_ids(params)?;
+    q.search = search_value(params, "identity, name or email")?;
     if let Some(raw) = params.get("activeAfter") {
         q.active_after = Some(
             parse_seen_time(raw)

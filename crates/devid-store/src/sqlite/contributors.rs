@@ -134,12 +134,44 @@ const REFRESH_TOTALS: &str = "UPDATE contributors SET
     updated_at = ?2
     WHERE id = ?1";
 
+/// One source's report as a `contributor_sources` row stores it.
+struct StoredReport<'a> {
+    counts: &'a ActivityCounts,
+    first_seen: Option<i64>,
+    last_seen: Option<i64>,
+    names: String,
+    emails: String,
+}
+
+impl<'a> StoredReport<'a> {
+    fn of_report(report: &'a SourceReport) -> Self {
+        Self {
+            counts: &report.counts,
+            first_seen: report.first_seen,
+            last_seen: report.last_seen,
+            names: SourceReport::encode_tallies(&report.names),
+            emails: SourceReport::encode_tallies(&report.emails),
+        }
+    }
+
+    /// A new contributor's report, written straight from the plan.
+    fn of_plan(row: &'a PlannedContributor) -> Self {
+        Self {
+            counts: &row.counts,
+            first_seen: row.first_seen(),
+            last_seen: row.last_seen(),
+            names: SourceReport::encode_seen(row.names()),
+            emails: SourceReport::encode_seen(row.emails()),
+        }
+    }
+}
+
 fn put_source(
     stmt: &mut rusqlite::Statement<'_>,
     id: i64,
     source: &str,
     account: AccountId,
-    report: &SourceReport,
+    report: StoredReport<'_>,
 ) -> rusqlite::Result<()> {
     let c = &report.counts.0;
     stmt.execute(params![
@@ -153,34 +185,8 @@ fn put_source(
         stored_count(c[4]),
         report.first_seen,
         report.last_seen,
-        SourceReport::encode_tallies(&report.names),
-        SourceReport::encode_tallies(&report.emails),
-    ])?;
-    Ok(())
-}
-
-/// A new contributor's report from `source`, written straight from the plan.
-fn put_new_source(
-    stmt: &mut rusqlite::Statement<'_>,
-    id: i64,
-    source: &str,
-    account: AccountId,
-    row: &PlannedContributor,
-) -> rusqlite::Result<()> {
-    let c = &row.counts.0;
-    stmt.execute(params![
-        id,
-        source,
-        account.0,
-        stored_count(c[0]),
-        stored_count(c[1]),
-        stored_count(c[2]),
-        stored_count(c[3]),
-        stored_count(c[4]),
-        row.first_seen(),
-        row.last_seen(),
-        SourceReport::encode_planned(row.names()),
-        SourceReport::encode_planned(row.emails()),
+        report.names,
+        report.emails,
     ])?;
     Ok(())
 }
@@ -269,7 +275,8 @@ fn ingest_in(
             };
             let Some((id, stored_rule, stored_bot)) = existing else {
                 insert_new(&mut insert, account, row, rule, is_bot, now)?;
-                put_new_source(&mut put, tx.last_insert_rowid(), source, account, row).map_err(map_err)?;
+                put_source(&mut put, tx.last_insert_rowid(), source, account, StoredReport::of_plan(row))
+                    .map_err(map_err)?;
                 summary.created += 1;
                 continue;
             };
@@ -284,7 +291,7 @@ fn ingest_in(
                 summary.unchanged += 1;
                 continue;
             }
-            put_source(&mut put, id, source, account, &new).map_err(map_err)?;
+            put_source(&mut put, id, source, account, StoredReport::of_report(&new)).map_err(map_err)?;
             refresh.execute(params![id, now]).map_err(map_err)?;
             describe
                 .execute(params![id, row.identity(), new.top_name(), new.top_email(), rule, is_bot])

@@ -195,20 +195,7 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
         q.emails = list(raw).map(|e| e.to_lowercase()).collect();
         at_most_listed("emails", raw)?;
     }
-    if let Some(raw) = params.get("integrationIds") {
-        q.integration_ids = entries(raw)
-            .map(|id| {
-                devid_core::plan::parse_integration_id(id).ok_or_else(|| {
-                    ApiError::invalid_parameter(
-                        "integrationIds",
-                        raw,
-                        format!("`integrationIds` must be comma-separated positive whole numbers; `{id}` is not one."),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        at_most_listed("integrationIds", raw)?;
-    }
+    q.integration_ids = integration_ids(params)?;
     if let Some(raw) = params.get("applicationTypes") {
         q.application_types = entries(raw)
             .map(|t| {
@@ -226,20 +213,7 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
             .collect::<Result<_, _>>()?;
         at_most_listed("applicationTypes", raw)?;
     }
-    if let Some(raw) = params.get("searchValue")
-        && !raw.trim().is_empty()
-    {
-        if raw.trim().chars().count() > MAX_SEARCH_CHARS {
-            return Err(ApiError::invalid_parameter(
-                "searchValue",
-                raw,
-                format!(
-                    "`searchValue` is longer than {MAX_SEARCH_CHARS} characters, the longest an identity can be, so it could match nothing; send a shorter part of the email or identity."
-                ),
-            ));
-        }
-        q.search = Some(raw.trim().to_string());
-    }
+    q.search = search_value(params, "email or identity")?;
     if let Some(raw) = params.get("updatedAfter") {
         q.updated_after = Some(
             parse_rfc3339(raw)
@@ -247,6 +221,40 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
         );
     }
     Ok(q)
+}
+
+/// The `integrationIds` filter: comma-separated ids, each a positive whole number.
+pub(crate) fn integration_ids(params: &QueryParams) -> Result<Vec<i64>, ApiError> {
+    let Some(raw) = params.get("integrationIds") else { return Ok(Vec::new()) };
+    let ids = entries(raw)
+        .map(|id| {
+            devid_core::plan::parse_integration_id(id).ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "integrationIds",
+                    raw,
+                    format!("`integrationIds` must be comma-separated positive whole numbers; `{id}` is not one."),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    at_most_listed("integrationIds", raw)?;
+    Ok(ids)
+}
+
+/// The `searchValue` filter, trimmed; `None` when blank. `what` names what it searches,
+/// for the error.
+pub(crate) fn search_value(params: &QueryParams, what: &str) -> Result<Option<String>, ApiError> {
+    let Some(raw) = params.get("searchValue").filter(|raw| !raw.trim().is_empty()) else { return Ok(None) };
+    if raw.trim().chars().count() > MAX_SEARCH_CHARS {
+        return Err(ApiError::invalid_parameter(
+            "searchValue",
+            raw,
+            format!(
+                "`searchValue` is longer than {MAX_SEARCH_CHARS} characters, the longest an identity can be, so it could match nothing; send a shorter part of the {what}."
+            ),
+        ));
+    }
+    Ok(Some(raw.trim().to_string()))
 }
 
 /// Longest `searchValue`: no email (254) or identity (255) is longer, and SQLite
