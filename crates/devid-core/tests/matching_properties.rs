@@ -1,0 +1,77 @@
+//! Invariants of the matching engine, on generated aliases: strangers who share only a
+//! first name, or only a placeholder address, are never linked at `auto`; no person grows
+//! past the limit at `auto`; the same input always gives the same clusters; and any input
+//! is grouped without a panic.
+
+use devid_core::resolve::{Alias, Options, Tier, cluster};
+use proptest::prelude::*;
+
+const FIRST: [&str; 6] = ["david", "maria", "wei", "john", "anna", "li"];
+const PLACEHOLDERS: [&str; 5] = ["devnull@localhost", "root@localhost", "nobody@example.com", "me@host.(none)", "="];
+
+/// Distinct people who may share a first name, each writing with their own address.
+fn strangers() -> impl Strategy<Value = Vec<Alias>> {
+    proptest::collection::vec((0..FIRST.len(), "[a-z]{3,8}", "[a-z]{2,6}", prop::bool::ANY), 2..40).prop_map(|people| {
+        people
+            .into_iter()
+            .enumerate()
+            .map(|(i, (first, last, domain, full))| {
+                // A person's surname and mailbox are their own: `i` keeps them apart.
+                let name = if full { format!("{} {last}{i}", FIRST[first]) } else { FIRST[first].to_string() };
+                Alias { name, email: format!("{}.{last}{i}@{domain}{i}.org", FIRST[first]) }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn people_who_share_only_a_first_name_are_never_linked_at_auto(aliases in strangers()) {
+        let c = cluster(&aliases, Tier::Auto, Options::default());
+        prop_assert!(c.links.is_empty(), "{:?}", c.links);
+    }
+
+    #[test]
+    fn a_full_name_alone_is_never_linked_at_auto(name in "[A-Z][a-z]{2,7} [A-Z][a-z]{2,9}", locals in proptest::collection::btree_set("[a-z]{3,10}", 2..8)) {
+        // Namesakes at public mail providers: nothing but the name agrees.
+        let providers = ["gmail.com", "yahoo.com", "outlook.com", "proton.me"];
+        let aliases: Vec<Alias> = locals
+            .iter()
+            .enumerate()
+            .map(|(i, local)| Alias { name: name.clone(), email: format!("{local}@{}", providers[i % providers.len()]) })
+            .collect();
+        let auto = cluster(&aliases, Tier::Auto, Options::default());
+        prop_assert!(auto.links.is_empty(), "{:?}", auto.links);
+        let review = cluster(&aliases, Tier::Review, Options::default());
+        prop_assert!(review.links.iter().all(|l| l.tier == Tier::Review));
+    }
+
+    #[test]
+    fn a_shared_placeholder_address_links_nobody(names in proptest::collection::vec("[A-Z][a-z]{2,7} [A-Z][a-z]{2,9}", 2..20), which in 0..PLACEHOLDERS.len()) {
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        let aliases: Vec<Alias> = distinct.iter().map(|n| Alias { name: n.clone(), email: PLACEHOLDERS[which].to_string() }).collect();
+        let c = cluster(&aliases, Tier::Review, Options::default());
+        prop_assert!(c.links.is_empty(), "{:?}", c.links);
+    }
+
+    #[test]
+    fn no_person_grows_past_the_limit_at_auto(count in 2usize..60, limit in 1usize..12) {
+        // One address for everyone: every pair has the strongest evidence there is.
+        let aliases: Vec<Alias> = (0..count).map(|i| Alias { name: format!("Jane Doe{i}"), email: "jane@corp.com".into() }).collect();
+        let c = cluster(&aliases, Tier::Auto, Options { max_aliases: limit });
+        for p in 0..count {
+            prop_assert!(c.person.iter().filter(|q| **q == p).count() <= limit);
+        }
+    }
+
+    #[test]
+    fn the_same_aliases_give_the_same_clusters(aliases in proptest::collection::vec(("[ -~]{0,12}", "[ -~]{0,16}"), 0..30)) {
+        let aliases: Vec<Alias> = aliases.into_iter().map(|(name, email)| Alias { name, email }).collect();
+        let a = cluster(&aliases, Tier::Review, Options::default());
+        let b = cluster(&aliases, Tier::Review, Options::default());
+        prop_assert_eq!(a.person, b.person);
+        prop_assert_eq!(a.tier, b.tier);
+    }
+}
