@@ -50,7 +50,8 @@ impl Tier {
 pub enum Rule {
     /// The same address, not a placeholder and not shared by different people.
     SameEmail,
-    /// Two GitHub noreply addresses of one account number (a renamed login).
+    /// Two GitHub noreply addresses of one account: one account number (a renamed
+    /// login), or one login where an address carries no number.
     SameGithubAccount,
     /// The same full name, and the addresses agree too (the same local part, a noreply
     /// login equal to the other's local part, or the same organisation's domain).
@@ -186,11 +187,34 @@ pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clusterin
         }
     }
 
-    // Block 2: one GitHub account number.
+    // Block 2: one GitHub account, by number, or by login where an address has none
+    // (`login@users.noreply.github.com`, the older form of the same account's address).
     let mut by_account: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    let mut by_login: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
         if let Some(id) = f.email.github_id {
             by_account.entry(id).or_default().push(i);
+        }
+        if let Some(login) = &f.email.github_login {
+            by_login.entry(login).or_default().push(i);
+        }
+    }
+    for (login, members) in &by_login {
+        // Numbered addresses of different accounts with one login are a rename's
+        // leftovers, not one person: only a number-less address joins by login.
+        let numbered: std::collections::BTreeSet<u64> =
+            members.iter().filter_map(|&i| facts[i].email.github_id).collect();
+        if numbered.len() > 1 {
+            continue;
+        }
+        for &other in &members[1..] {
+            candidates.push(Link {
+                a: members[0],
+                b: other,
+                rule: Rule::SameGithubAccount,
+                tier: Tier::Auto,
+                value: login.to_string(),
+            });
         }
     }
     for (id, members) in &by_account {
@@ -403,6 +427,19 @@ mod tests {
         ]);
         let c = cluster(&a, Tier::Auto, Options::default());
         assert_eq!(c.person, vec![0, 0, 2, 3, 4, 4], "namesakes at public providers stay apart");
+    }
+
+    #[test]
+    fn both_forms_of_one_github_noreply_address_link_at_auto() {
+        let a = aliases(&[
+            ("Felix", "4403130+felixdivo@users.noreply.github.com"),
+            ("Felix Divo", "felixdivo@users.noreply.github.com"),
+            ("someone", "111+reused@users.noreply.github.com"),
+            ("other", "222+reused@users.noreply.github.com"),
+        ]);
+        let c = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(c.person, vec![0, 0, 2, 3], "two numbered accounts with one login stay apart");
+        assert_eq!(c.links[0].rule, Rule::SameGithubAccount);
     }
 
     #[test]
