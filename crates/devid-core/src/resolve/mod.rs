@@ -56,10 +56,19 @@ pub enum Rule {
     /// The same full name, and the addresses agree too (the same local part, a noreply
     /// login equal to the other's local part, or the same organisation's domain).
     SameNameCorroborated,
+    /// The same full name, written from the same time zones (commit dates' UTC offsets
+    /// within an hour of each other): a namesake would have to live there too.
+    SameNameSameTimezone,
     /// The same full name and nothing else: a namesake is possible.
     SameNameOnly,
-    /// A noreply login equal to the other address's local part, names differing.
+    /// A noreply login equal to the other address's mailbox (auto when the login is
+    /// distinctive and the names agree).
     LoginMatchesLocalPart,
+    /// A name that is another alias's GitHub login, written as the name (auto when the
+    /// login is distinctive).
+    NameIsLogin,
+    /// The same one-word name shaped like a handle ("GalaxySnail"): review only.
+    SameHandle,
 }
 
 impl Rule {
@@ -68,9 +77,27 @@ impl Rule {
             Rule::SameEmail => "same-email",
             Rule::SameGithubAccount => "same-github-account",
             Rule::SameNameCorroborated => "same-name-corroborated",
+            Rule::SameNameSameTimezone => "same-name-same-timezone",
             Rule::SameNameOnly => "same-name-only",
             Rule::LoginMatchesLocalPart => "login-matches-local-part",
+            Rule::NameIsLogin => "name-is-login",
+            Rule::SameHandle => "same-handle",
         }
+    }
+}
+
+/// What else is known of an alias beyond its name and email: the UTC offsets (minutes)
+/// its commits were written in. Empty when the input has no dates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub utc_offsets: Vec<i16>,
+}
+
+impl Seen {
+    /// Offsets within an hour of each other agree: daylight saving moves one person's
+    /// clock by an hour twice a year.
+    fn shares_a_zone_with(&self, other: &Seen) -> bool {
+        self.utc_offsets.iter().any(|a| other.utc_offsets.iter().any(|b| (a - b).abs() <= 60))
     }
 }
 
@@ -153,16 +180,36 @@ struct Facts {
     email: EmailFacts,
     name: NormalName,
     generic_name: bool,
+    /// [`NormalName::key`], unless the raw name is really an address.
+    name_key: Option<String>,
+    /// The name's words run together in the order written ("Kader Miyanyedi" →
+    /// "kadermiyanyedi"), as people write a name as a login; `None` for role words, an
+    /// address, or a single word shorter than six letters.
+    squashed: Option<String>,
+    /// A one-word name shaped like a handle (a digit, or a capital inside it:
+    /// "abhilash42", "GalaxySnail"), not a first name.
+    handle_like: bool,
 }
 
 /// Groups `aliases` into people, applying links up to `max_tier`.
 pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clustering {
+    cluster_seen(aliases, &[], max_tier, options)
+}
+
+/// [`cluster`], with what is known of each alias's habits (`seen[i]` for `aliases[i]`;
+/// shorter or empty when unknown).
+pub fn cluster_seen(aliases: &[Alias], seen: &[Seen], max_tier: Tier, options: Options) -> Clustering {
+    let nothing_seen = Seen::default();
+    let seen_of = |i: usize| seen.get(i).unwrap_or(&nothing_seen);
     let facts: Vec<Facts> = aliases
         .iter()
         .map(|a| {
             let name = normalize_name(&a.name);
             let generic_name = is_generic_name(&name) || normalize::name_is_an_address(&a.name);
-            Facts { email: email_facts(&a.email), generic_name, name }
+            let name_key = if generic_name { None } else { name.key() };
+            let squashed = normalize::squashed(&a.name, &name);
+            let handle_like = name.token_count() == 1 && normalize::looks_like_a_handle(a.name.trim());
+            Facts { email: email_facts(&a.email), generic_name, name, name_key, squashed, handle_like }
         })
         .collect();
     let shared = shared_emails(&facts);
@@ -233,8 +280,8 @@ pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clusterin
     // which stays small: a name many aliases share is common, and only reviewed.
     let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
-        if !f.generic_name {
-            by_name.entry(&f.name.0).or_default().push(i);
+        if let Some(key) = &f.name_key {
+            by_name.entry(key).or_default().push(i);
         }
     }
     const MAX_COMPARED: usize = 32;
@@ -253,35 +300,98 @@ pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clusterin
         }
         for (x, &a) in members.iter().enumerate() {
             for &b in &members[x + 1..] {
-                let rule = if corroborated(&facts[a].email, &facts[b].email) {
-                    Rule::SameNameCorroborated
+                let (rule, tier) = if corroborated(&facts[a].email, &facts[b].email) {
+                    (Rule::SameNameCorroborated, Tier::Auto)
+                } else if seen_of(a).shares_a_zone_with(seen_of(b)) {
+                    (Rule::SameNameSameTimezone, Tier::Auto)
                 } else {
-                    Rule::SameNameOnly
+                    (Rule::SameNameOnly, Tier::Review)
                 };
-                let tier = if rule == Rule::SameNameCorroborated { Tier::Auto } else { Tier::Review };
                 candidates.push(Link { a, b, rule, tier, value: name.to_string() });
             }
         }
     }
 
-    // Block 4: a noreply login equal to another address's local part.
-    let mut by_local: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // Block 4: one name with its spaces gone ("Kader Miyanyedi" and "Kadermiyanyedi"),
+    // and a name that is another alias's GitHub login.
+    let mailboxes: Vec<String> = facts.iter().map(|f| f.email.mailbox()).collect();
+    let mut by_squashed: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
-        if f.email.github_login.is_none() && !f.email.placeholder && f.email.local.len() >= 4 {
-            by_local.entry(&f.email.local).or_default().push(i);
+        if let Some(squashed) = &f.squashed {
+            by_squashed.entry(squashed).or_default().push(i);
+        }
+    }
+    for (squashed, members) in &by_squashed {
+        if members.len() > MAX_COMPARED {
+            continue;
+        }
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                let (fa, fb) = (&facts[a], &facts[b]);
+                let one_word = fa.name.token_count() == 1 || fb.name.token_count() == 1;
+                if !one_word {
+                    // Two full names: block 3 compared them already.
+                    continue;
+                }
+                let full_name = fa.name.token_count() > 1 || fb.name.token_count() > 1;
+                let (rule, tier) = if !full_name {
+                    if !(fa.handle_like && fb.handle_like) {
+                        continue;
+                    }
+                    (Rule::SameHandle, Tier::Review)
+                } else if corroborated(&fa.email, &fb.email) {
+                    (Rule::SameNameCorroborated, Tier::Auto)
+                } else if seen_of(a).shares_a_zone_with(seen_of(b)) {
+                    (Rule::SameNameSameTimezone, Tier::Auto)
+                } else {
+                    (Rule::SameNameOnly, Tier::Review)
+                };
+                candidates.push(Link { a, b, rule, tier, value: squashed.to_string() });
+            }
         }
     }
     for (i, f) in facts.iter().enumerate() {
-        if let Some(login) = &f.email.github_login
-            && let Some(members) = by_local.get(login.as_str())
+        if f.email.github_login.is_none() {
+            continue;
+        }
+        let login = mailboxes[i].as_str();
+        if let Some(members) = by_squashed.get(login) {
+            let tier = if distinctive_login(login) { Tier::Auto } else { Tier::Review };
+            for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
+                candidates.push(Link {
+                    a: i.min(other),
+                    b: i.max(other),
+                    rule: Rule::NameIsLogin,
+                    tier,
+                    value: login.to_string(),
+                });
+            }
+        }
+    }
+
+    // Block 5: a noreply login equal to another address's mailbox.
+    let mut by_mailbox: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        if f.email.github_login.is_none() && !f.email.placeholder && mailboxes[i].len() >= 4 {
+            by_mailbox.entry(&mailboxes[i]).or_default().push(i);
+        }
+    }
+    for (i, f) in facts.iter().enumerate() {
+        if f.email.github_login.is_some()
+            && let Some(members) = by_mailbox.get(mailboxes[i].as_str())
         {
-            for &other in members {
+            for &other in members.iter().take(MAX_COMPARED) {
+                let tier = if distinctive_login(&mailboxes[i]) && names_agree(&facts[i], &facts[other]) {
+                    Tier::Auto
+                } else {
+                    Tier::Review
+                };
                 candidates.push(Link {
                     a: i.min(other),
                     b: i.max(other),
                     rule: Rule::LoginMatchesLocalPart,
-                    tier: Tier::Review,
-                    value: login.clone(),
+                    tier,
+                    value: mailboxes[i].clone(),
                 });
             }
         }
@@ -290,14 +400,29 @@ pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clusterin
     apply(aliases.len(), candidates, max_tier, options)
 }
 
+/// A login few people could have chosen alike: with a digit in it, or eight letters
+/// and more. "kasia" or "michael" may be anyone's first name.
+fn distinctive_login(login: &str) -> bool {
+    login.bytes().any(|b| b.is_ascii_digit()) || login.chars().count() >= 8
+}
+
+/// Two aliases whose names do not contradict each other: a word in common (of three
+/// letters or more), or one name written as the other's login or mailbox.
+fn names_agree(a: &Facts, b: &Facts) -> bool {
+    if a.name.tokens().any(|t| t.chars().count() >= 3 && b.name.tokens().any(|u| u == t)) {
+        return true;
+    }
+    let named = |f: &Facts, other: &Facts| f.squashed.as_deref().is_some_and(|s| s == other.email.mailbox());
+    named(a, b) || named(b, a)
+}
+
 /// Two addresses that agree beyond a name: the same local part, a noreply login that is
 /// the other's local part, or the same organisation's (not a public provider's) domain.
 fn corroborated(a: &EmailFacts, b: &EmailFacts) -> bool {
     if a.placeholder || b.placeholder {
         return false;
     }
-    let login_or_local = |f: &EmailFacts| f.github_login.clone().unwrap_or_else(|| f.local.clone());
-    let (la, lb) = (login_or_local(a), login_or_local(b));
+    let (la, lb) = (a.mailbox(), b.mailbox());
     if la.len() >= 3 && la == lb {
         return true;
     }

@@ -26,6 +26,19 @@ pub struct EmailFacts {
     pub placeholder: bool,
 }
 
+impl EmailFacts {
+    /// The mailbox's name as its owner chose it: the noreply login, or the local part
+    /// without a `+tag` and without the dots, dashes and underscores people vary
+    /// (`b.sipocz` and `bsipocz`, `kaistriega+github` and `kaistriega`).
+    pub fn mailbox(&self) -> String {
+        if let Some(login) = &self.github_login {
+            return login.chars().filter(|c| !matches!(c, '.' | '-' | '_')).collect();
+        }
+        let local = self.local.split('+').next().unwrap_or_default();
+        local.chars().filter(|c| !matches!(c, '.' | '-' | '_')).collect()
+    }
+}
+
 pub const GITHUB_NOREPLY_DOMAIN: &str = "users.noreply.github.com";
 
 pub fn email_facts(raw: &str) -> EmailFacts {
@@ -100,6 +113,21 @@ impl NormalName {
     pub fn token_count(&self) -> usize {
         self.tokens().count()
     }
+
+    /// The name as people are told apart by it: middle initials dropped (when two
+    /// longer words remain) and the words in order, so "Erik M. Bray", "Bray, Erik"
+    /// and "Erik Bray" meet. `None` for a generic name, which links nobody.
+    pub fn key(&self) -> Option<String> {
+        if name_is_generic(self) {
+            return None;
+        }
+        let mut words: Vec<&str> = self.tokens().collect();
+        if words.iter().filter(|w| w.chars().count() > 1).count() >= 2 {
+            words.retain(|w| w.chars().count() > 1);
+        }
+        words.sort_unstable();
+        Some(words.join(" "))
+    }
 }
 
 /// NFKD, combining marks dropped, lower-cased, everything but letters and digits made
@@ -121,9 +149,47 @@ pub fn normalize_name(raw: &str) -> NormalName {
         }
         _ => raw,
     };
+    let raw = without_parentheses(raw);
     let folded: String = raw.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect();
     let spaced: String = folded.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     NormalName(spaced.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// "Daniel Hrisca (uidn3651)" is Daniel Hrisca: a bracketed note (an employee number, a
+/// team, a nickname) is not part of the name. A name that is only a note keeps it.
+fn without_parentheses(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains('(') {
+        return raw.into();
+    }
+    let mut kept = String::with_capacity(raw.len());
+    let mut depth = 0usize;
+    for c in raw.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => kept.push(c),
+            _ => {}
+        }
+    }
+    if kept.trim().is_empty() { raw.into() } else { kept.into() }
+}
+
+/// The words of `name` run together in the order written, for names written as logins
+/// ("Kader Miyanyedi" is "Kadermiyanyedi"). `None` for a role word, an address, or one
+/// word shorter than six letters (a first name, not a handle).
+pub fn squashed(raw: &str, name: &NormalName) -> Option<String> {
+    if name_is_an_address(raw) || name.tokens().all(|t| GENERIC.contains(&t)) {
+        return None;
+    }
+    let joined: String = name.tokens().collect();
+    let long_enough = if name.token_count() == 1 { joined.chars().count() >= 6 } else { joined.chars().count() >= 5 };
+    long_enough.then_some(joined)
+}
+
+/// One word written like a handle rather than a name: a digit in it, or a capital after
+/// its first letter ("abhilash42", "GalaxySnail", "HowJMay").
+pub fn looks_like_a_handle(word: &str) -> bool {
+    word.chars().any(|c| c.is_ascii_digit()) || word.chars().skip(1).any(char::is_uppercase)
 }
 
 /// Titles and degrees written after a comma, never a first name.
@@ -144,28 +210,29 @@ pub fn name_is_an_address(raw: &str) -> bool {
     raw.contains('@')
 }
 
+const GENERIC: &[&str] = &[
+    "root",
+    "admin",
+    "administrator",
+    "unknown",
+    "user",
+    "nobody",
+    "none",
+    "null",
+    "test",
+    "anonymous",
+    "ubuntu",
+    "localhost",
+    "git",
+    "github",
+    "developer",
+    "dev",
+    "build",
+    "builder",
+    "system",
+];
+
 fn name_is_generic(name: &NormalName) -> bool {
-    const GENERIC: &[&str] = &[
-        "root",
-        "admin",
-        "administrator",
-        "unknown",
-        "user",
-        "nobody",
-        "none",
-        "null",
-        "test",
-        "anonymous",
-        "ubuntu",
-        "localhost",
-        "git",
-        "github",
-        "developer",
-        "dev",
-        "build",
-        "builder",
-        "system",
-    ];
     name.token_count() < 2 || name.tokens().all(|t| GENERIC.contains(&t))
 }
 
@@ -212,6 +279,26 @@ mod tests {
         assert_eq!(normalize_name("Michael Hirsch, Ph.D").0, "michael hirsch");
         assert_eq!(normalize_name("Francis T. O'Donovan").0, "francis t o donovan");
         assert_eq!(normalize_name("Ｊａｎｅ").0, "jane");
+        assert_eq!(normalize_name("Hrisca Daniel (uidn3651)").0, "hrisca daniel");
+        assert_eq!(normalize_name("(bot)").0, "bot");
+    }
+
+    #[test]
+    fn name_keys_drop_middle_initials_and_word_order() {
+        let key = |n: &str| normalize_name(n).key();
+        assert_eq!(key("Erik M. Bray"), key("Bray, Erik"));
+        assert_eq!(key("Daniel G. A. Smith"), key("Daniel Smith"));
+        assert_eq!(key("Hrisca Daniel (uidn3651)"), key("Daniel Hrisca"));
+        assert_eq!(key("T. Yamada").as_deref(), Some("t yamada"), "an initial stays when it is all there is");
+        assert_eq!(key("Jane"), None);
+        assert_ne!(key("Jane Doe"), key("John Doe"));
+    }
+
+    #[test]
+    fn mailboxes_ignore_tags_and_separators() {
+        assert_eq!(email_facts("b.sipocz@gmail.com").mailbox(), "bsipocz");
+        assert_eq!(email_facts("kaistriega+github@gmail.com").mailbox(), "kaistriega");
+        assert_eq!(email_facts("1+Kai-Striega@users.noreply.github.com").mailbox(), "kaistriega");
     }
 
     #[test]

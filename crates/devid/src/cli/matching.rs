@@ -2,13 +2,13 @@
 //! one line per distinct (name, email) pair with the person it was grouped into. This
 //! is how matching accuracy is measured (`docs/matching.md`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use devid_core::resolve::{Alias, Options, Tier, cluster};
+use devid_core::resolve::{Alias, Options, Seen, Tier, cluster_seen};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["authors", "commits"])))]
@@ -18,7 +18,9 @@ pub struct MatchArgs {
     #[arg(long, value_name = "FILE")]
     authors: Option<PathBuf>,
     /// A CSV of commits with `author_name,author_email` columns (the format of
-    /// `devid discover --commits-csv`'s input); each distinct pair is matched once.
+    /// `devid discover --commits-csv`'s input); each distinct pair is matched once. An
+    /// `authored_at` column (RFC 3339) adds the time zones each pair wrote from, which
+    /// lets one full name written from the same zone link at `auto`.
     #[arg(long, value_name = "FILE")]
     commits: Option<PathBuf>,
     /// The weakest links applied: `auto` (what devid would apply by itself) or `review`
@@ -39,9 +41,9 @@ fn parse_tier(text: &str) -> Result<Tier, String> {
 
 pub fn run(args: MatchArgs) -> Result<()> {
     let path = args.authors.as_ref().or(args.commits.as_ref()).context("give --authors or --commits")?;
-    let aliases = read_aliases(path)?;
+    let (aliases, seen) = read_aliases(path)?;
     let started = std::time::Instant::now();
-    let clustering = cluster(&aliases, args.tier, Options { max_aliases: args.max_aliases.max(1) });
+    let clustering = cluster_seen(&aliases, &seen, args.tier, Options { max_aliases: args.max_aliases.max(1) });
     let elapsed = started.elapsed();
     let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
@@ -72,8 +74,9 @@ pub fn run(args: MatchArgs) -> Result<()> {
 }
 
 /// The distinct (name, email) pairs of the file's `author_name` and `author_email`
-/// columns, in first-seen order, exactly as written.
-fn read_aliases(path: &PathBuf) -> Result<Vec<Alias>> {
+/// columns, in first-seen order, exactly as written, with the UTC offsets of their
+/// `authored_at` dates where the file has that column.
+fn read_aliases(path: &PathBuf) -> Result<(Vec<Alias>, Vec<Seen>)> {
     let mut reader = csv::ReaderBuilder::new()
         .from_path(path)
         .with_context(|| format!("cannot read {}; check the path", path.display()))?;
@@ -82,8 +85,10 @@ fn read_aliases(path: &PathBuf) -> Result<Vec<Alias>> {
     let (Some(name), Some(email)) = (column("author_name"), column("author_email")) else {
         bail!("{}: the header needs the columns author_name and author_email", path.display());
     };
-    let mut seen = HashSet::new();
+    let authored_at = column("authored_at");
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
     let mut aliases = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or_else(|| "a line".to_string(), |p| format!("line {}", p.line()));
@@ -93,12 +98,43 @@ fn read_aliases(path: &PathBuf) -> Result<Vec<Alias>> {
         let (Some(n), Some(e)) = (record.get(name), record.get(email)) else {
             bail!("{}: line {line} has fewer fields than the header", path.display());
         };
-        if seen.insert((n.to_string(), e.to_string())) {
+        let at = *index.entry((n.to_string(), e.to_string())).or_insert_with(|| {
             aliases.push(Alias { name: n.to_string(), email: e.to_string() });
+            seen.push(Seen::default());
+            aliases.len() - 1
+        });
+        if let Some(date) = authored_at.and_then(|c| record.get(c)).filter(|d| !d.trim().is_empty()) {
+            let Some(offset) = utc_offset_minutes(date) else {
+                bail!("{}: line {line}: authored_at `{date}` is not an RFC 3339 date with a time zone", path.display());
+            };
+            if !seen[at].utc_offsets.contains(&offset) {
+                seen[at].utc_offsets.push(offset);
+            }
         }
     }
     if aliases.is_empty() {
         bail!("{}: no authors to match", path.display());
     }
-    Ok(aliases)
+    Ok((aliases, seen))
+}
+
+/// The offset of an RFC 3339 date (`…Z`, `…+05:30`, `…-0700`), in minutes east of UTC.
+fn utc_offset_minutes(date: &str) -> Option<i16> {
+    let date = date.trim();
+    if date.ends_with('Z') || date.ends_with('z') {
+        return Some(0);
+    }
+    let sign_at = date.rfind(['+', '-'])?;
+    // The date's own dashes come before the `T`; an offset comes after it.
+    if !date[..sign_at].contains(['T', 't', ' ']) {
+        return None;
+    }
+    let sign: i16 = if date.as_bytes()[sign_at] == b'+' { 1 } else { -1 };
+    let digits: String = date[sign_at + 1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i16 = digits[..2].parse().ok()?;
+    let minutes: i16 = digits[2..].parse().ok()?;
+    (hours <= 14 && minutes < 60).then_some(sign * (hours * 60 + minutes))
 }
