@@ -8,7 +8,12 @@
 //! different people wrote with, or generic names; a name alone is at most `review`;
 //! and a link that would grow a person past `max_aliases` is held at `review`.
 
+mod cluster;
 pub mod normalize;
+pub mod suggest;
+
+pub use cluster::Constraints;
+use cluster::apply;
 
 use std::collections::BTreeMap;
 
@@ -69,6 +74,10 @@ pub enum Rule {
     NameIsLogin,
     /// The same one-word name shaped like a handle ("GalaxySnail"): review only.
     SameHandle,
+    /// Two addresses or names of one account, as its source reported them.
+    SameAccount,
+    /// Identities already mapped to one developer.
+    SameDeveloper,
 }
 
 impl Rule {
@@ -82,6 +91,8 @@ impl Rule {
             Rule::LoginMatchesLocalPart => "login-matches-local-part",
             Rule::NameIsLogin => "name-is-login",
             Rule::SameHandle => "same-handle",
+            Rule::SameAccount => "same-account",
+            Rule::SameDeveloper => "same-developer",
         }
     }
 }
@@ -199,6 +210,18 @@ pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clusterin
 /// [`cluster`], with what is known of each alias's habits (`seen[i]` for `aliases[i]`;
 /// shorter or empty when unknown).
 pub fn cluster_seen(aliases: &[Alias], seen: &[Seen], max_tier: Tier, options: Options) -> Clustering {
+    cluster_constrained(aliases, seen, &Constraints::default(), max_tier, options)
+}
+
+/// [`cluster_seen`] under `constraints`: aliases that must stay together or apart, and
+/// what each counts towards the blast-radius limit.
+pub fn cluster_constrained(
+    aliases: &[Alias],
+    seen: &[Seen],
+    constraints: &Constraints,
+    max_tier: Tier,
+    options: Options,
+) -> Clustering {
     let nothing_seen = Seen::default();
     let seen_of = |i: usize| seen.get(i).unwrap_or(&nothing_seen);
     let facts: Vec<Facts> = aliases
@@ -397,7 +420,7 @@ pub fn cluster_seen(aliases: &[Alias], seen: &[Seen], max_tier: Tier, options: O
         }
     }
 
-    apply(aliases.len(), candidates, max_tier, options)
+    apply(aliases.len(), candidates, constraints, max_tier, options)
 }
 
 /// A login few people could have chosen alike: with a digit in it, or eight letters
@@ -453,47 +476,6 @@ fn clearly_different(a: &NormalName, b: &NormalName) -> bool {
     }
     let (x, y): (String, String) = (a.tokens().collect(), b.tokens().collect());
     !(x.contains(&y) || y.contains(&x))
-}
-
-/// Applies links strongest first (auto, then review up to `max_tier`), each in the order
-/// found; a link that would grow a person past the limit is held back.
-fn apply(count: usize, mut candidates: Vec<Link>, max_tier: Tier, options: Options) -> Clustering {
-    let mut parent: Vec<usize> = (0..count).collect();
-    let mut size = vec![1usize; count];
-    let mut tier: Vec<Option<Tier>> = vec![None; count];
-    let mut links = Vec::new();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
-    candidates.sort_by_key(|l| l.tier);
-    for link in candidates {
-        if link.tier > max_tier {
-            break;
-        }
-        let (ra, rb) = (root(&mut parent, link.a), root(&mut parent, link.b));
-        if ra == rb {
-            continue;
-        }
-        if size[ra] + size[rb] > options.max_aliases {
-            continue;
-        }
-        let (keep, gone) = if ra < rb { (ra, rb) } else { (rb, ra) };
-        parent[gone] = keep;
-        size[keep] += size[gone];
-        links.push(link);
-    }
-    let person: Vec<usize> = (0..count).map(|i| root(&mut parent, i)).collect();
-    for link in &links {
-        let p = person[link.a];
-        let weakest = tier[p].map_or(link.tier, |t: Tier| t.max(link.tier));
-        tier[p] = Some(weakest);
-    }
-    let tier = (0..count).map(|i| tier[person[i]]).collect();
-    Clustering { person, tier, links }
 }
 
 #[cfg(test)]

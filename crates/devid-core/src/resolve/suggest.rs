@@ -1,0 +1,388 @@
+//! Suggestions over an account: which unmapped contributors belong to an existing
+//! developer (*link*), and which groups of unmapped contributors are one new person
+//! (*new developer*). The store loads the input and saves the output; nothing here
+//! reads or writes anything.
+//!
+//! Every contributor becomes aliases (its most-seen name with each of its emails, and
+//! a GitHub account's login as its noreply address), tied together; every developer
+//! becomes an anchor alias holding its email, tied to its mapped contributors. The
+//! engine then links them under the account's cannot-links, and each person with
+//! unmapped contributors in it is one suggestion.
+
+use std::collections::BTreeMap;
+
+use super::normalize::{GITHUB_NOREPLY_DOMAIN, email_facts};
+use super::{Alias, Constraints, Link, Options, Rule, Tier, cluster_constrained};
+
+/// An account as a source reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContributorFacts {
+    pub integration_id: String,
+    pub identity: String,
+    /// A GitHub account (its identity is the login).
+    pub github: bool,
+    /// Names, most seen first.
+    pub names: Vec<String>,
+    /// Emails, most seen first.
+    pub emails: Vec<String>,
+    pub bot: bool,
+    /// The developer (index into [`SuggestInput::developers`]) it is mapped to.
+    pub developer: Option<usize>,
+    /// Activity counted over every kind: orders suggestions and picks emails.
+    pub activity: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeveloperFacts {
+    pub email: String,
+}
+
+/// Who a cannot-link names: a contributor by its key, or a developer by its email.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Party {
+    Contributor { integration_id: String, identity: String },
+    Developer { email: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SuggestInput {
+    pub contributors: Vec<ContributorFacts>,
+    pub developers: Vec<DeveloperFacts>,
+    /// Pairings a person rejected: never suggested again, whatever the rules say.
+    pub cannot_link: Vec<(Party, Party)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proposal {
+    /// Map these unmapped contributors to an existing developer.
+    Link { contributors: Vec<usize>, developer: usize },
+    /// Create a developer with `email` and map these contributors to it.
+    NewDeveloper { contributors: Vec<usize>, email: String },
+}
+
+impl Proposal {
+    pub fn contributors(&self) -> &[usize] {
+        match self {
+            Proposal::Link { contributors, .. } | Proposal::NewDeveloper { contributors, .. } => contributors,
+        }
+    }
+}
+
+/// One link that holds a suggestion together, between two parties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub rule: Rule,
+    /// The value the rule matched on (an email, a name, a login).
+    pub value: String,
+    pub between: (Party, Party),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    /// Stable: the same proposal on the same evidence has the same id on every run, so
+    /// a skipped suggestion stays hidden until its evidence changes.
+    pub id: String,
+    pub proposal: Proposal,
+    pub tier: Tier,
+    pub confidence: f64,
+    pub evidence: Vec<Evidence>,
+}
+
+/// How much a rule alone says, for ordering and display; the tier decides what may be
+/// applied without a person.
+pub fn confidence(rule: Rule, tier: Tier) -> f64 {
+    match (rule, tier) {
+        (Rule::SameEmail, _) => 0.99,
+        (Rule::SameGithubAccount, _) => 0.98,
+        (Rule::SameNameCorroborated, _) => 0.92,
+        (Rule::SameNameSameTimezone, _) | (Rule::NameIsLogin, Tier::Auto) => 0.88,
+        (Rule::LoginMatchesLocalPart, Tier::Auto) => 0.85,
+        (Rule::NameIsLogin, Tier::Review) | (Rule::LoginMatchesLocalPart, Tier::Review) => 0.6,
+        (Rule::SameNameOnly, _) => 0.5,
+        (Rule::SameHandle, _) => 0.45,
+        (Rule::SameAccount | Rule::SameDeveloper, _) => 1.0,
+    }
+}
+
+enum Owner {
+    Contributor(usize),
+    Developer(usize),
+}
+
+/// The suggestions for `input`, strongest first (tier, then activity), up to `max_tier`.
+pub fn suggest(input: &SuggestInput, max_tier: Tier, options: Options) -> Vec<Suggestion> {
+    let mut aliases = Vec::new();
+    let mut owners = Vec::new();
+    let mut constraints = Constraints::default();
+    let mut developer_alias = vec![usize::MAX; input.developers.len()];
+    for (d, developer) in input.developers.iter().enumerate() {
+        developer_alias[d] = aliases.len();
+        constraints.anchors.push(aliases.len());
+        constraints.weights.push(0);
+        aliases.push(Alias { name: String::new(), email: developer.email.clone() });
+        owners.push(Owner::Developer(d));
+    }
+    let mut first_alias = vec![usize::MAX; input.contributors.len()];
+    for (c, contributor) in input.contributors.iter().enumerate() {
+        if contributor.bot {
+            continue;
+        }
+        let name = contributor.names.first().cloned().unwrap_or_default();
+        let mut emails: Vec<String> = contributor.emails.clone();
+        if contributor.github {
+            emails.push(format!("{}@{GITHUB_NOREPLY_DOMAIN}", contributor.identity));
+        }
+        if emails.is_empty() {
+            emails.push(String::new());
+        }
+        first_alias[c] = aliases.len();
+        for (k, email) in emails.into_iter().enumerate() {
+            let at = aliases.len();
+            if k > 0 {
+                constraints.tied.push((first_alias[c], at, Rule::SameAccount));
+            }
+            constraints.weights.push(usize::from(k == 0));
+            aliases.push(Alias { name: name.clone(), email });
+            owners.push(Owner::Contributor(c));
+        }
+        if let Some(d) = contributor.developer.filter(|d| *d < input.developers.len()) {
+            constraints.tied.push((developer_alias[d], first_alias[c], Rule::SameDeveloper));
+        }
+    }
+    let party_alias = party_aliases(input, &first_alias, &developer_alias);
+    for (a, b) in &input.cannot_link {
+        if let (Some(&x), Some(&y)) = (party_alias.get(a), party_alias.get(b)) {
+            constraints.cannot_link.push((x, y));
+        }
+    }
+    let clustering = cluster_constrained(&aliases, &[], &constraints, max_tier, options);
+
+    let mut people: BTreeMap<usize, Vec<&Link>> = BTreeMap::new();
+    for link in &clustering.links {
+        people.entry(clustering.person[link.a]).or_default().push(link);
+    }
+    let party = |alias: usize| match owners[alias] {
+        Owner::Contributor(c) => contributor_party(&input.contributors[c]),
+        Owner::Developer(d) => Party::Developer { email: input.developers[d].email.clone() },
+    };
+    let mut suggestions = Vec::new();
+    for (person, links) in people {
+        let Some(tier) = clustering.tier[person] else { continue };
+        let members = (0..aliases.len()).filter(|&i| clustering.person[i] == person);
+        let mut unmapped = Vec::new();
+        let mut developer = None;
+        for i in members {
+            match owners[i] {
+                Owner::Developer(d) => developer = Some(d),
+                Owner::Contributor(c) if first_alias[c] == i && input.contributors[c].developer.is_none() => {
+                    unmapped.push(c)
+                }
+                Owner::Contributor(_) => {}
+            }
+        }
+        let proposal = match developer {
+            Some(developer) if !unmapped.is_empty() => Proposal::Link { contributors: unmapped, developer },
+            None if unmapped.len() >= 2 => match new_developer_email(input, &unmapped) {
+                Some(email) => Proposal::NewDeveloper { contributors: unmapped, email },
+                None => continue,
+            },
+            _ => continue,
+        };
+        let evidence: Vec<Evidence> = links
+            .iter()
+            .filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper))
+            .map(|l| Evidence { rule: l.rule, value: l.value.clone(), between: (party(l.a), party(l.b)) })
+            .collect();
+        let confidence = links
+            .iter()
+            .filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper))
+            .map(|l| confidence(l.rule, l.tier))
+            .fold(1.0, f64::min);
+        let id = suggestion_id(input, &proposal, &evidence);
+        suggestions.push(Suggestion { id, proposal, tier, confidence, evidence });
+    }
+    let activity =
+        |s: &Suggestion| -> u64 { s.proposal.contributors().iter().map(|&c| input.contributors[c].activity).sum() };
+    suggestions.sort_by(|a, b| a.tier.cmp(&b.tier).then(activity(b).cmp(&activity(a))).then(a.id.cmp(&b.id)));
+    suggestions
+}
+
+fn contributor_party(c: &ContributorFacts) -> Party {
+    Party::Contributor { integration_id: c.integration_id.clone(), identity: c.identity.clone() }
+}
+
+fn party_aliases(
+    input: &SuggestInput,
+    first_alias: &[usize],
+    developer_alias: &[usize],
+) -> std::collections::HashMap<Party, usize> {
+    let mut map = std::collections::HashMap::new();
+    for (c, contributor) in input.contributors.iter().enumerate() {
+        if first_alias[c] != usize::MAX {
+            map.insert(contributor_party(contributor), first_alias[c]);
+        }
+    }
+    for (d, developer) in input.developers.iter().enumerate() {
+        map.insert(Party::Developer { email: developer.email.clone() }, developer_alias[d]);
+    }
+    map
+}
+
+/// The new developer's email: an organisation's address before a public provider's,
+/// then the more active contributor's, then the first in order; never a placeholder or
+/// a GitHub noreply address.
+fn new_developer_email(input: &SuggestInput, contributors: &[usize]) -> Option<String> {
+    let mut best: Option<(bool, u64, String)> = None;
+    for &c in contributors {
+        let contributor = &input.contributors[c];
+        for email in &contributor.emails {
+            let facts = email_facts(email);
+            if facts.placeholder || facts.github_login.is_some() {
+                continue;
+            }
+            let candidate = (!super::is_public_domain(&facts.domain), contributor.activity, facts.email.0.clone());
+            let better = match &best {
+                None => true,
+                Some(b) => (candidate.0, candidate.1) > (b.0, b.1),
+            };
+            if better {
+                best = Some(candidate);
+            }
+        }
+    }
+    best.map(|(_, _, email)| email)
+}
+
+/// A stable id: FNV-1a over the proposal and its evidence, so the same suggestion keeps
+/// its id across runs and a changed one gets a new id.
+fn suggestion_id(input: &SuggestInput, proposal: &Proposal, evidence: &[Evidence]) -> String {
+    let mut text = String::new();
+    let mut keys: Vec<String> = proposal
+        .contributors()
+        .iter()
+        .map(|&c| format!("{}\u{1f}{}", input.contributors[c].integration_id, input.contributors[c].identity))
+        .collect();
+    keys.sort();
+    match proposal {
+        Proposal::Link { developer, .. } => {
+            text.push_str("link\u{1e}");
+            text.push_str(&input.developers[*developer].email);
+        }
+        Proposal::NewDeveloper { email, .. } => {
+            text.push_str("new\u{1e}");
+            text.push_str(email);
+        }
+    }
+    for key in keys {
+        text.push('\u{1e}');
+        text.push_str(&key);
+    }
+    let mut rules: Vec<String> = evidence.iter().map(|e| format!("{}\u{1f}{}", e.rule.as_str(), e.value)).collect();
+    rules.sort();
+    for rule in rules {
+        text.push('\u{1d}');
+        text.push_str(&rule);
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contributor(integration: &str, identity: &str, name: &str, emails: &[&str]) -> ContributorFacts {
+        ContributorFacts {
+            integration_id: integration.into(),
+            identity: identity.into(),
+            github: false,
+            names: vec![name.into()],
+            emails: emails.iter().map(|e| e.to_string()).collect(),
+            bot: false,
+            developer: None,
+            activity: 1,
+        }
+    }
+
+    fn party(integration: &str, identity: &str) -> Party {
+        Party::Contributor { integration_id: integration.into(), identity: identity.into() }
+    }
+
+    #[test]
+    fn an_unmapped_account_with_a_developers_email_is_linked_to_that_developer() {
+        let mut mapped = contributor("1", "jane@corp.com", "Jane Doe", &["jane@corp.com"]);
+        mapped.developer = Some(0);
+        let input = SuggestInput {
+            contributors: vec![mapped, contributor("2", "acc-77", "Jane Doe", &["jane@corp.com"])],
+            developers: vec![DeveloperFacts { email: "jane@corp.com".into() }],
+            cannot_link: vec![],
+        };
+        let found = suggest(&input, Tier::Review, Options::default());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].proposal, Proposal::Link { contributors: vec![1], developer: 0 });
+        assert_eq!(found[0].tier, Tier::Auto);
+        assert!(found[0].evidence.iter().any(|e| e.rule == Rule::SameEmail && e.value == "jane@corp.com"));
+        let again = suggest(&input, Tier::Review, Options::default());
+        assert_eq!(again[0].id, found[0].id, "ids are stable");
+    }
+
+    #[test]
+    fn a_github_login_meets_the_same_login_in_git_history() {
+        let mut github = contributor("gh", "jdoe-dev", "", &[]);
+        github.github = true;
+        github.names.clear();
+        let git = contributor(
+            "git",
+            "123+jdoe-dev@users.noreply.github.com",
+            "Jane Doe",
+            &["123+jdoe-dev@users.noreply.github.com"],
+        );
+        let work = contributor("git", "jane.doe@corp.com", "Jane Doe", &["jane.doe@corp.com"]);
+        let input = SuggestInput { contributors: vec![github, git, work], ..Default::default() };
+        let found = suggest(&input, Tier::Review, Options::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].proposal,
+            Proposal::NewDeveloper { contributors: vec![0, 1, 2], email: "jane.doe@corp.com".into() },
+            "the work address is chosen"
+        );
+    }
+
+    #[test]
+    fn a_rejected_pairing_never_returns_and_two_developers_never_merge() {
+        let input = SuggestInput {
+            contributors: vec![contributor("2", "acc-77", "Jane Doe", &["jane@corp.com"])],
+            developers: vec![DeveloperFacts { email: "jane@corp.com".into() }],
+            cannot_link: vec![(party("2", "acc-77"), Party::Developer { email: "jane@corp.com".into() })],
+        };
+        assert!(suggest(&input, Tier::Review, Options::default()).is_empty());
+
+        let mut a = contributor("1", "a", "Jane Doe", &["jane@a.com"]);
+        a.developer = Some(0);
+        let mut b = contributor("1", "b", "Jane Doe", &["jane@a.com"]);
+        b.developer = Some(1);
+        let two = SuggestInput {
+            contributors: vec![a, b, contributor("2", "c", "Jane Doe", &["jane@a.com"])],
+            developers: vec![DeveloperFacts { email: "x@a.com".into() }, DeveloperFacts { email: "y@a.com".into() }],
+            cannot_link: vec![],
+        };
+        let found = suggest(&two, Tier::Review, Options::default());
+        assert!(found.iter().all(|s| matches!(s.proposal, Proposal::Link { .. })), "{found:?}");
+        assert!(found.len() <= 1);
+    }
+
+    #[test]
+    fn bots_and_lone_accounts_get_no_suggestion() {
+        let mut bot = contributor("1", "dependabot[bot]", "dependabot[bot]", &["bot@corp.com"]);
+        bot.bot = true;
+        let input = SuggestInput {
+            contributors: vec![bot, contributor("1", "human", "Bob Stone", &["bot@corp.com"])],
+            ..Default::default()
+        };
+        assert!(suggest(&input, Tier::Review, Options::default()).is_empty());
+    }
+}
