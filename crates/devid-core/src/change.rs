@@ -12,6 +12,12 @@ pub enum AuditAction {
     ContributorBotUnflagged,
     /// A person's bot decision was withdrawn: the rules decide again.
     ContributorBotFlagCleared,
+    /// A suggestion was accepted: its identities were created, locked.
+    SuggestionAccepted,
+    /// A suggestion was rejected: its pairings became cannot-links.
+    SuggestionRejected,
+    /// A suggestion was hidden until its evidence changes.
+    SuggestionSkipped,
 }
 
 impl AuditAction {
@@ -21,6 +27,9 @@ impl AuditAction {
             AuditAction::ContributorBotFlagged => "contributor.bot_flagged",
             AuditAction::ContributorBotUnflagged => "contributor.bot_unflagged",
             AuditAction::ContributorBotFlagCleared => "contributor.bot_flag_cleared",
+            AuditAction::SuggestionAccepted => "suggestion.accepted",
+            AuditAction::SuggestionRejected => "suggestion.rejected",
+            AuditAction::SuggestionSkipped => "suggestion.skipped",
         }
     }
 }

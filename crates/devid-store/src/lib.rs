@@ -16,6 +16,7 @@ use serde::Serialize;
 pub mod contract;
 pub mod contributors;
 pub mod keys;
+pub mod matching;
 pub mod memory;
 pub mod postgres;
 pub mod query;
@@ -23,11 +24,13 @@ pub mod sql;
 pub mod sqlite;
 
 pub use contributors::ContributorStore;
+pub use matching::MatchStore;
 
 /// The store traits, for code that holds a concrete store rather than `dyn Store`.
 pub mod prelude {
     pub use crate::Store;
     pub use crate::contributors::ContributorStore;
+    pub use crate::matching::MatchStore;
 }
 pub use postgres::PostgresStore;
 pub use query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
@@ -247,7 +250,7 @@ pub struct AuditPage {
 /// each upload or delete atomically, and answer `Unavailable` (not `Internal`) when the
 /// database cannot be reached, so the server can say 503 and the client can retry.
 #[async_trait]
-pub trait Store: ContributorStore + Send + Sync + 'static {
+pub trait Store: ContributorStore + MatchStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// A cheap round trip to the database, for `/readyz`.

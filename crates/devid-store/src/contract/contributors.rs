@@ -42,7 +42,7 @@ pub async fn plan(store: &dyn Store, ctx: &ChangeContext, seen: &[Seen<'_>]) -> 
     }
 }
 
-async fn ingest(
+pub(super) async fn ingest(
     store: &dyn Store,
     ctx: &ChangeContext,
     source: &str,

@@ -3,8 +3,10 @@
 //! fresh, empty store.
 
 mod contributors;
+mod matching;
 
 pub use contributors::*;
+pub use matching::*;
 
 use devid_core::errors::Position;
 use devid_core::plan::{Addressing, IntegrationInfo, ParsedUpload, RawRow, RawValue, plan_delete, plan_upload};
@@ -573,6 +575,9 @@ macro_rules! contract_tests {
             deleting_an_integration_forgets_its_contributors_and_decisions,
             every_ingest_is_audited_once_and_dry_runs_never,
             contributor_search_reads_names_and_emails_literally,
+            match_input_reads_contributors_developers_and_mappings,
+            decisions_are_recorded_once_with_their_cannot_links,
+            matching_state_stays_in_its_account,
         );
     };
     ($fresh:expr) => {

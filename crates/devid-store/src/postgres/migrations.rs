@@ -190,6 +190,30 @@ CREATE TABLE contributor_bot_flags (
 ALTER TABLE accounts ADD COLUMN contributors_version BIGINT NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        6,
+        r#"
+-- Matching decisions (issue 14); see the SQLite migration 7 for the reasoning.
+CREATE TABLE match_decisions (
+    account_id      BIGINT NOT NULL,
+    suggestion_id   TEXT NOT NULL,
+    decision        TEXT NOT NULL,
+    key_id          TEXT,
+    decided_at      BIGINT NOT NULL,
+    PRIMARY KEY (account_id, suggestion_id)
+);
+CREATE TABLE match_cannot_links (
+    account_id      BIGINT NOT NULL,
+    party_a         TEXT NOT NULL,
+    party_b         TEXT NOT NULL,
+    suggestion_id   TEXT NOT NULL,
+    key_id          TEXT,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (account_id, party_a, party_b)
+);
+ALTER TABLE accounts ADD COLUMN decisions_version BIGINT NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

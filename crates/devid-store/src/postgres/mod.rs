@@ -5,6 +5,7 @@
 //! set-based statements, never a round trip per row.
 
 mod contributors;
+mod matching;
 mod migrations;
 mod secrets;
 

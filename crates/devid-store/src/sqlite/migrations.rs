@@ -198,6 +198,33 @@ CREATE TABLE contributor_bot_flags (
 ALTER TABLE accounts ADD COLUMN contributors_version INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        7,
+        r#"
+-- Matching decisions (issue 14). Suggestions are computed, never stored; what a person
+-- decided is. A rejection's pairings become cannot-links the engine must obey. Parties
+-- are `contributor<US>integration<US>identity key` or `developer<US>email`, smaller
+-- first, so one pairing is one row.
+CREATE TABLE match_decisions (
+    account_id      INTEGER NOT NULL,
+    suggestion_id   TEXT NOT NULL,
+    decision        TEXT NOT NULL,
+    key_id          TEXT,
+    decided_at      INTEGER NOT NULL,
+    PRIMARY KEY (account_id, suggestion_id)
+) WITHOUT ROWID;
+CREATE TABLE match_cannot_links (
+    account_id      INTEGER NOT NULL,
+    party_a         TEXT NOT NULL,
+    party_b         TEXT NOT NULL,
+    suggestion_id   TEXT NOT NULL,
+    key_id          TEXT,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (account_id, party_a, party_b)
+) WITHOUT ROWID;
+ALTER TABLE accounts ADD COLUMN decisions_version INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -6,6 +6,7 @@
 pub mod backup;
 mod contributors;
 mod dry_run;
+mod matching;
 mod migrations;
 mod secrets;
 

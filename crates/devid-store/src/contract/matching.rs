@@ -1,0 +1,114 @@
+//! Contract checks of the matching family: the engine's input as one snapshot, and
+//! decisions that are recorded once, with their cannot-links, per account.
+
+use devid_core::contributor::IngestMode;
+use devid_core::resolve::suggest::Party;
+use devid_core::types::ApplicationType;
+
+use super::contributors::ingest;
+use super::{account, integration, ok, upload};
+use crate::matching::{DecisionKind, NewDecision};
+use crate::{AuditQuery, Store, StoreError};
+
+fn contributor(integration: i64, identity: &str) -> Party {
+    Party::Contributor { integration_id: integration.to_string(), identity: identity.to_string() }
+}
+
+fn decision(id: &str, kind: DecisionKind, cannot_link: Vec<(Party, Party)>) -> NewDecision {
+    NewDecision { suggestion_id: id.into(), kind, cannot_link, evidence: vec!["same-email: jane@corp.com".into()] }
+}
+
+pub async fn match_input_reads_contributors_developers_and_mappings(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Jira).await;
+    ingest(
+        store,
+        &ctx,
+        "default",
+        IngestMode::Replace,
+        &[
+            (1, "JDoe", "Jane Doe", "jane@corp.com", "commit", 5),
+            (1, "bob", "Bob", "", "pr", 2),
+            (2, "acc-1", "Jane Doe", "jane@corp.com", "issue", 3),
+        ],
+    )
+    .await;
+    ok(upload(store, &ctx, &[("jane@corp.com", 1, "jdoe")], false).await, "upload");
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(input.developers.len(), 1);
+    let jane = &input.developers[0];
+    assert_eq!(jane.email, "jane@corp.com");
+    assert_eq!(input.contributors.len(), 3);
+    let github = input.contributors.iter().find(|c| c.identity == "JDoe").expect("JDoe is read");
+    assert_eq!(github.identity_key, "jdoe", "GitHub logins compare without case");
+    assert_eq!(github.developer_id, Some(jane.id), "the uploaded mapping is read with the contributor");
+    assert_eq!(github.application_type, ApplicationType::Github);
+    assert_eq!(github.name.as_deref(), Some("Jane Doe"));
+    assert_eq!(github.activity, 5);
+    let jira = input.contributors.iter().find(|c| c.identity == "acc-1").expect("acc-1 is read");
+    assert_eq!(jira.developer_id, None);
+    assert_eq!(jira.email.as_deref(), Some("jane@corp.com"));
+    assert!(input.cannot_link.is_empty() && input.decided.is_empty());
+}
+
+pub async fn decisions_are_recorded_once_with_their_cannot_links(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    let before = ok(store.decisions_version(ctx.account).await, "version");
+    let jane = Party::Developer { email: "jane@corp.com".into() };
+    let pairing = (contributor(2, "acc-1"), jane.clone());
+    let recorded = store
+        .record_decisions(
+            &ctx,
+            vec![decision("s1", DecisionKind::Reject, vec![pairing.clone()]), decision("s2", DecisionKind::Skip, vec![])],
+        )
+        .await;
+    assert_eq!(ok(recorded, "record"), 2);
+    let after = ok(store.decisions_version(ctx.account).await, "version");
+    assert!(after > before, "recording decisions changes the decisions version");
+
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(input.cannot_link.len(), 1);
+    let (a, b) = &input.cannot_link[0];
+    assert!((a, b) == (&pairing.0, &pairing.1) || (b, a) == (&pairing.0, &pairing.1), "the pairing reads back");
+    let mut decided = input.decided.clone();
+    decided.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(decided, vec![("s1".to_string(), DecisionKind::Reject), ("s2".to_string(), DecisionKind::Skip)]);
+
+    // A batch naming one decided id records nothing at all.
+    let again = store
+        .record_decisions(
+            &ctx,
+            vec![decision("s3", DecisionKind::Accept, vec![]), decision("s1", DecisionKind::Reject, vec![])],
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "a decided id is a conflict: {again:?}");
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(input.decided.len(), 2, "the refused batch left nothing behind");
+    assert_eq!(ok(store.decisions_version(ctx.account).await, "version"), after);
+
+    // The same pairing rejected twice (in either order) is one cannot-link.
+    let reversed = (pairing.1.clone(), pairing.0.clone());
+    ok(store.record_decisions(&ctx, vec![decision("s4", DecisionKind::Reject, vec![reversed])]).await, "record");
+    assert_eq!(ok(store.match_input(ctx.account).await, "match input").cannot_link.len(), 1);
+
+    let audit = ok(store.list_audit(ctx.account, AuditQuery { page_size: 100, ..Default::default() }).await, "audit");
+    let actions: Vec<&str> = audit.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "suggestion.rejected").count(), 2, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| **a == "suggestion.skipped").count(), 1, "{actions:?}");
+    assert!(!actions.contains(&"suggestion.accepted"), "the refused accept was not audited: {actions:?}");
+}
+
+pub async fn matching_state_stays_in_its_account(store: &dyn Store) {
+    let acme = account(store, "acme").await;
+    let other = account(store, "other").await;
+    let pairing = (contributor(1, "jdoe"), contributor(1, "jd"));
+    ok(store.record_decisions(&acme, vec![decision("s1", DecisionKind::Reject, vec![pairing])]).await, "record");
+    let input = ok(store.match_input(other.account).await, "match input");
+    assert!(input.cannot_link.is_empty() && input.decided.is_empty(), "another account's decisions stay its own");
+    ok(
+        store.record_decisions(&other, vec![decision("s1", DecisionKind::Skip, vec![])]).await,
+        "the same id decided in another account",
+    );
+    assert_eq!(ok(store.decisions_version(other.account).await, "version"), 1);
+}
