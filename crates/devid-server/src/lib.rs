@@ -91,6 +91,7 @@ pub struct AppState {
     exports: Arc<guard::PerAccountSlots>,
     coverage: Arc<routes::coverage::CoverageCache>,
     coverage_warmer: Arc<routes::coverage::CoverageWarmer>,
+    suggestions: Arc<routes::suggestions::SuggestionCache>,
     /// Loaded from the database on first use (see `cursor`).
     cursors: Arc<tokio::sync::OnceCell<cursor::CursorSigner>>,
 }
@@ -114,6 +115,7 @@ impl AppState {
             exports,
             coverage: Arc::default(),
             coverage_warmer: Arc::default(),
+            suggestions: Arc::default(),
             cursors: Arc::default(),
         }
     }

@@ -32,6 +32,11 @@ use crate::routes;
         routes::contributors::list_contributors,
         routes::contributors::set_bots,
         routes::coverage::get_coverage,
+        routes::suggestions::list_suggestions,
+        routes::suggestions::accept_batch,
+        routes::suggestions::accept_one,
+        routes::suggestions::reject_one,
+        routes::suggestions::skip_one,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::metrics,
@@ -40,6 +45,7 @@ use crate::routes;
     tags(
         (name = "identities", description = "Developer identities: upload, list, download, delete"),
         (name = "contributors", description = "Accounts seen in activity, bots and coverage"),
+        (name = "matching", description = "Suggestions of who is who, and the decisions taken on them"),
         (name = "admin", description = "Integrations, API keys, audit (scope admin)"),
         (name = "operations", description = "Health, readiness, metrics (no key)"),
     )

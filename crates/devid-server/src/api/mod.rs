@@ -2,3 +2,4 @@
 //! clients (camelCase, RFC 3339 times), built from the store's types at the edge.
 
 pub mod contributors;
+pub mod suggestions;

@@ -22,7 +22,7 @@ const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 /// Reads a small JSON body into `T`, refusing unknown fields with a sentence that
 /// names the field.
-async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
+pub(crate) async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
     require_json(request.headers(), "This endpoint takes a JSON object with `Content-Type: application/json`.")?;
     let (parts, body) = request.into_parts();
     let bytes = read_limited(body, &parts.headers, MAX_ADMIN_BODY, "JSON body").await?;

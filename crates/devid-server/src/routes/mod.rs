@@ -5,6 +5,7 @@ pub(crate) mod contributors;
 pub(crate) mod coverage;
 pub(crate) mod identities;
 pub(crate) mod ops;
+pub(crate) mod suggestions;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
@@ -35,6 +36,11 @@ pub fn api_routes() -> Router<AppState> {
         .route("/contributors", post(contributors::upload_contributors).get(contributors::list_contributors))
         .route("/contributors/bots", post(contributors::set_bots))
         .route("/coverage", get(coverage::get_coverage))
+        .route("/suggestions", get(suggestions::list_suggestions))
+        .route("/suggestions/accept", post(suggestions::accept_batch))
+        .route("/suggestions/{id}/accept", post(suggestions::accept_one))
+        .route("/suggestions/{id}/reject", post(suggestions::reject_one))
+        .route("/suggestions/{id}/skip", post(suggestions::skip_one))
 }
 
 /// Parses `true`/`false` (and `1`/`0`) query flags.

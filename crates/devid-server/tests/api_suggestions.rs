@@ -1,0 +1,236 @@
+//! Suggestions over HTTP: listed with their evidence, accepted (one, a batch, every
+//! `auto`), rejected for good, skipped; stale, unknown and decided ids refused with
+//! nothing applied.
+
+#[macro_use]
+mod common;
+
+use common::{TestApp, expect_error, expect_status};
+use devid_core::types::{ApplicationType, Scope};
+use serde_json::{Value, json};
+
+fn post(app: &TestApp, path: &str, key: &str) -> reqwest::RequestBuilder {
+    app.client.post(app.url(path)).header("x-api-key", key)
+}
+
+async fn ingest(app: &TestApp, source: &str, rows: &Value) {
+    let r =
+        post(app, &format!("/v2/contributors?source={source}"), &app.admin_key).json(rows).send().await.expect("send");
+    expect_status(r, 200).await;
+}
+
+async fn suggestions(app: &TestApp, query: &str) -> Value {
+    expect_status(app.get(&format!("/v2/suggestions{query}"), &app.admin_key).send().await.expect("send"), 200).await
+}
+
+fn records(page: &Value) -> Vec<Value> {
+    page["records"].as_array().cloned().unwrap_or_default()
+}
+
+/// The suggestion whose contributors include `identity`.
+fn about(page: &Value, identity: &str) -> Option<Value> {
+    records(page)
+        .into_iter()
+        .find(|s| s["contributors"].as_array().is_some_and(|cs| cs.iter().any(|c| c["identity"] == identity)))
+}
+
+/// Jane is a developer with her GitHub login mapped; her Jira account carries her
+/// address. Bob is two unmapped accounts with one address. Two Davids share only a
+/// first name.
+async fn seeded() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    app.integration("default", 2, ApplicationType::Jira).await;
+    app.integration("default", 3, ApplicationType::Git).await;
+    let r = app
+        .patch_json(
+            "/v2/developers/identities",
+            &app.admin_key,
+            &json!([{"email": "jane@corp.com", "integrationId": 1, "identity": "jdoe"}]),
+        )
+        .send()
+        .await
+        .expect("send");
+    expect_status(r, 200).await;
+    ingest(
+        &app,
+        "default",
+        &json!([
+            {"integrationId": 1, "identity": "jdoe", "name": "Jane Doe", "email": "jane@corp.com", "count": 40},
+            {"integrationId": 2, "identity": "acc-jane", "name": "Jane Doe", "email": "jane@corp.com", "count": 12},
+            {"integrationId": 3, "identity": "bob@corp.com", "name": "Bob Stone", "count": 30},
+            {"integrationId": 2, "identity": "acc-bob", "name": "Bob Stone", "email": "bob@corp.com", "count": 5},
+            {"integrationId": 3, "identity": "david@a.com", "name": "David", "count": 3},
+            {"integrationId": 3, "identity": "david@b.org", "name": "David", "count": 2},
+        ]),
+    )
+    .await;
+    app
+}
+
+both_backends! {
+async fn suggestions_come_with_their_evidence_and_filters() {
+    let app = seeded().await;
+    let page = suggestions(&app, "").await;
+    let jane = about(&page, "acc-jane").expect("Jane's Jira account is suggested");
+    assert_eq!(jane["kind"], "link");
+    assert_eq!(jane["tier"], "auto");
+    assert_eq!(jane["developer"], json!({"email": "jane@corp.com", "existing": true}));
+    assert_eq!(jane["contributors"].as_array().map(Vec::len), Some(1));
+    assert_eq!(jane["contributors"][0]["integrationId"], 2);
+    let rules: Vec<&str> = jane["evidence"].as_array().expect("evidence").iter().filter_map(|e| e["rule"].as_str()).collect();
+    assert!(rules.contains(&"same-email"), "{jane}");
+    assert!(jane["confidence"].as_f64().is_some_and(|c| c > 0.9), "{jane}");
+    assert_eq!(jane["id"].as_str().map(str::len), Some(16));
+
+    let bob = about(&page, "acc-bob").expect("Bob's two accounts are one new developer");
+    assert_eq!(bob["kind"], "newDeveloper");
+    assert_eq!(bob["developer"], json!({"email": "bob@corp.com", "existing": false}));
+    assert_eq!(bob["contributors"].as_array().map(Vec::len), Some(2));
+    assert!(about(&page, "david@a.com").is_none(), "a shared first name is no evidence: {page}");
+    assert_eq!(page["_metadata"]["totalCount"], 2);
+    assert_eq!(page["_metadata"]["autoCount"], 2);
+
+    // The same account state lists the same ids.
+    assert_eq!(suggestions(&app, "").await["records"], page["records"]);
+    let by_developer = suggestions(&app, "?developer=JANE@corp.com").await;
+    assert_eq!(records(&by_developer).len(), 1);
+    assert_eq!(by_developer["records"][0]["id"], jane["id"]);
+    let by_integration = suggestions(&app, "?integrationId=3").await;
+    assert_eq!(records(&by_integration).len(), 1, "only Bob has a git account");
+    assert!(records(&suggestions(&app, "?tier=review").await).is_empty());
+    let paged = suggestions(&app, "?pageSize=1&pageIndex=1").await;
+    assert_eq!(records(&paged).len(), 1);
+    assert_eq!(paged["_metadata"]["hasNext"], false);
+
+    for bad in ["?tier=maybe", "?integrationId=x", "?pageSize=0", "?sort=id"] {
+        let r = app.get(&format!("/v2/suggestions{bad}"), &app.admin_key).send().await.expect("send");
+        expect_error(r, 400).await;
+    }
+    let reader = app.key("default", &[Scope::DeveloperRecordsRead]).await;
+    expect_status(app.get("/v2/suggestions", &reader).send().await.expect("send"), 200).await;
+    let id = jane["id"].as_str().unwrap_or_default();
+    let r = post(&app, &format!("/v2/suggestions/{id}/accept"), &reader).send().await.expect("send");
+    expect_error(r, 403).await;
+}
+
+async fn accepting_maps_the_contributors_and_a_decision_is_taken_once() {
+    let app = seeded().await;
+    let page = suggestions(&app, "").await;
+    let jane = about(&page, "acc-jane").expect("Jane's suggestion");
+    let id = jane["id"].as_str().unwrap_or_default().to_string();
+    let r = post(&app, &format!("/v2/suggestions/{id}/accept"), &app.admin_key).send().await.expect("send");
+    let body = expect_status(r, 200).await;
+    assert_eq!(body["accepted"], json!([id]));
+    assert_eq!(body["summary"]["created"], 1);
+    assert!(app.dump().await.contains(&("jane@corp.com".to_string(), 2, "acc-jane".to_string())));
+    assert!(about(&suggestions(&app, "").await, "acc-jane").is_none(), "a mapped contributor is not suggested");
+
+    for decision in ["accept", "reject", "skip"] {
+        let r = post(&app, &format!("/v2/suggestions/{id}/{decision}"), &app.admin_key).send().await.expect("send");
+        let body = expect_error(r, 409).await;
+        assert!(body["message"].as_str().unwrap_or_default().contains("already accepted"), "{body}");
+    }
+    let r = post(&app, "/v2/suggestions/0123456789abcdef/accept", &app.admin_key).send().await.expect("send");
+    expect_error(r, 404).await;
+
+    let audit = expect_status(app.get("/v2/audit?pageSize=100", &app.admin_key).send().await.expect("send"), 200).await;
+    let accepted: Vec<&Value> = audit["records"]
+        .as_array()
+        .expect("audit records")
+        .iter()
+        .filter(|e| e["action"] == "suggestion.accepted")
+        .collect();
+    assert_eq!(accepted.len(), 1, "{audit}");
+}
+
+async fn a_rejected_pairing_never_returns_and_a_skip_hides_until_evidence_changes() {
+    let app = seeded().await;
+    let page = suggestions(&app, "").await;
+    let bob = about(&page, "acc-bob").expect("Bob's suggestion");
+    let bob_id = bob["id"].as_str().unwrap_or_default().to_string();
+    let r = post(&app, &format!("/v2/suggestions/{bob_id}/reject"), &app.admin_key).send().await.expect("send");
+    let body = expect_status(r, 200).await;
+    assert_eq!(body["decision"], "reject");
+    assert_eq!(body["cannotLinks"], 1);
+    assert!(about(&suggestions(&app, "").await, "acc-bob").is_none());
+
+    // The source reports the same accounts again, with more activity: the rules would
+    // suggest them again; the rejection holds.
+    ingest(
+        &app,
+        "default",
+        &json!([
+            {"integrationId": 1, "identity": "jdoe", "name": "Jane Doe", "email": "jane@corp.com", "count": 41},
+            {"integrationId": 2, "identity": "acc-jane", "name": "Jane Doe", "email": "jane@corp.com", "count": 13},
+            {"integrationId": 3, "identity": "bob@corp.com", "name": "Bob Stone", "count": 31},
+            {"integrationId": 2, "identity": "acc-bob", "name": "Bob Stone", "email": "bob@corp.com", "count": 6},
+        ]),
+    )
+    .await;
+    assert!(about(&suggestions(&app, "").await, "acc-bob").is_none(), "a rejected pairing stays rejected");
+
+    let jane = about(&suggestions(&app, "").await, "acc-jane").expect("Jane's suggestion");
+    let jane_id = jane["id"].as_str().unwrap_or_default().to_string();
+    let r = post(&app, &format!("/v2/suggestions/{jane_id}/skip"), &app.admin_key).send().await.expect("send");
+    assert_eq!(expect_status(r, 200).await["decision"], "skip");
+    assert!(about(&suggestions(&app, "").await, "acc-jane").is_none(), "skipped");
+    // New evidence: Jane's Jira account now also carries her GitHub noreply address.
+    ingest(
+        &app,
+        "jira",
+        &json!([{"integrationId": 2, "identity": "acc-jane", "name": "Jane Doe", "email": "jdoe@users.noreply.github.com", "count": 50}]),
+    )
+    .await;
+    let back = about(&suggestions(&app, "").await, "acc-jane").expect("new evidence brings a skipped suggestion back");
+    assert_ne!(back["id"], jane["id"]);
+    assert!(app.dump().await.iter().all(|(_, integration, _)| *integration == 1), "decisions map nothing");
+}
+
+async fn stale_unknown_and_repeated_ids_apply_nothing() {
+    let app = seeded().await;
+    let page = suggestions(&app, "").await;
+    let jane = about(&page, "acc-jane").expect("Jane's suggestion")["id"].as_str().unwrap_or_default().to_string();
+    let bob = about(&page, "acc-bob").expect("Bob's suggestion")["id"].as_str().unwrap_or_default().to_string();
+    let before = app.dump().await;
+
+    let batch = |body: Value| post(&app, "/v2/suggestions/accept", &app.admin_key).json(&body).send();
+    let r = batch(json!({"ids": [jane, "0123456789abcdef"]})).await.expect("send");
+    expect_error(r, 404).await;
+    let r = batch(json!({"ids": [jane, jane]})).await.expect("send");
+    expect_error(r, 400).await;
+    for bad in [json!({}), json!({"ids": []}), json!({"tier": "review"}), json!({"ids": [jane], "tier": "auto"}), json!({"idz": [jane]}), json!([jane])] {
+        let r = batch(bad.clone()).await.expect("send");
+        let body = expect_error(r, 400).await;
+        assert!(!body["message"].as_str().unwrap_or_default().is_empty(), "{bad}: {body}");
+    }
+    assert_eq!(app.dump().await, before, "refused batches applied nothing");
+
+    // Bob's Jira account changes its address: the listed suggestion is stale.
+    ingest(
+        &app,
+        "default",
+        &json!([
+            {"integrationId": 1, "identity": "jdoe", "name": "Jane Doe", "email": "jane@corp.com", "count": 40},
+            {"integrationId": 2, "identity": "acc-jane", "name": "Jane Doe", "email": "jane@corp.com", "count": 12},
+            {"integrationId": 3, "identity": "bob@corp.com", "name": "Bob Stone", "count": 30},
+            {"integrationId": 2, "identity": "acc-bob", "name": "Bob Stone", "email": "bstone@corp.com", "count": 5},
+        ]),
+    )
+    .await;
+    let r = batch(json!({"ids": [jane, bob]})).await.expect("send");
+    let body = expect_error(r, 409).await;
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&bob) && message.contains("contributors"), "says which and what changed: {body}");
+    assert_eq!(app.dump().await, before, "a stale id in a batch applies nothing");
+
+    // Every auto suggestion at once.
+    let r = batch(json!({"tier": "auto"})).await.expect("send");
+    let body = expect_status(r, 200).await;
+    assert!(body["accepted"].as_array().is_some_and(|a| a.contains(&json!(jane))), "{body}");
+    assert!(app.dump().await.contains(&("jane@corp.com".to_string(), 2, "acc-jane".to_string())));
+    let r = batch(json!({"tier": "auto"})).await.expect("send");
+    let body = expect_status(r, 200).await;
+    assert_eq!(body["accepted"], json!([]), "nothing left at auto: {body}");
+}
+}
