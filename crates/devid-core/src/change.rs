@@ -18,6 +18,10 @@ pub enum AuditAction {
     SuggestionRejected,
     /// A suggestion was hidden until its evidence changes.
     SuggestionSkipped,
+    /// An identity was locked: uploads may no longer move it.
+    IdentityLocked,
+    /// An identity was unlocked.
+    IdentityUnlocked,
 }
 
 impl AuditAction {
@@ -30,6 +34,8 @@ impl AuditAction {
             AuditAction::SuggestionAccepted => "suggestion.accepted",
             AuditAction::SuggestionRejected => "suggestion.rejected",
             AuditAction::SuggestionSkipped => "suggestion.skipped",
+            AuditAction::IdentityLocked => "identity.locked",
+            AuditAction::IdentityUnlocked => "identity.unlocked",
         }
     }
 }

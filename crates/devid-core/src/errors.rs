@@ -43,6 +43,8 @@ pub enum ErrorType {
     InvalidTimeRange,
     /// A display name that is too long or holds control or invisible characters.
     InvalidName,
+    /// An upload would move a locked identity to another developer.
+    LockedIdentity,
 }
 
 impl ErrorType {
@@ -71,6 +73,7 @@ impl ErrorType {
             ErrorType::InvalidTimestamp => "INVALID_TIMESTAMP",
             ErrorType::InvalidTimeRange => "INVALID_TIME_RANGE",
             ErrorType::InvalidName => "INVALID_NAME",
+            ErrorType::LockedIdentity => "LOCKED_IDENTITY",
         }
     }
 
@@ -102,6 +105,9 @@ impl ErrorType {
             ErrorType::InvalidTimestamp => "a time is not a date (2026-01-31) or an RFC 3339 timestamp",
             ErrorType::InvalidTimeRange => "firstSeen is later than lastSeen",
             ErrorType::InvalidName => "a name is too long or contains control or invisible characters",
+            ErrorType::LockedIdentity => {
+                "an identity is locked to its developer; unlock it first, or send force=true with an admin key"
+            }
         }
     }
 }
@@ -183,6 +189,14 @@ impl Problems {
                 Position::Whole => (None, None),
             };
             samples.push(Sample { line, index, value: shorten(value), reason });
+        }
+    }
+
+    /// Counts `more` occurrences beyond the samples given (a store that lists only the
+    /// first rows at fault, and how many there were).
+    pub fn add_unsampled(&mut self, error_type: ErrorType, field: &str, more: u64) {
+        if more > 0 {
+            self.groups.entry((error_type, field.to_string())).or_insert_with(|| (0, Vec::new())).0 += more;
         }
     }
 

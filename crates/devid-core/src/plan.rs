@@ -135,6 +135,61 @@ pub struct UploadPlan {
     /// Rows that repeated an earlier row exactly and were folded into it.
     pub duplicates: u64,
     pub new_integrations: Vec<ApplicationType>,
+    /// How the identities it creates or moves were made, recorded with them.
+    pub provenance: Provenance,
+    /// Lock the identities it creates or moves (accepted suggestions, a person's choice).
+    pub lock: bool,
+    /// Move locked identities too (an admin's explicit `force=true`); otherwise an
+    /// upload that would move one is refused whole.
+    pub force: bool,
+}
+
+/// How an identity's mapping was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provenance {
+    /// `PATCH /v2/developers/identities` with a JSON body.
+    #[default]
+    Upload,
+    /// The same endpoint with a CSV file.
+    Csv,
+    /// The previous API's cloud-id endpoints.
+    PreviousApi,
+    /// An accepted suggestion.
+    Suggestion,
+    /// The review UI.
+    Ui,
+    /// `devid import` on the server's own database.
+    Cli,
+    /// Made before devid recorded provenance.
+    Unrecorded,
+}
+
+impl Provenance {
+    pub const ALL: [Provenance; 7] = [
+        Provenance::Upload,
+        Provenance::Csv,
+        Provenance::PreviousApi,
+        Provenance::Suggestion,
+        Provenance::Ui,
+        Provenance::Cli,
+        Provenance::Unrecorded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Upload => "upload",
+            Provenance::Csv => "csv",
+            Provenance::PreviousApi => "previous-api",
+            Provenance::Suggestion => "suggestion",
+            Provenance::Ui => "ui",
+            Provenance::Cli => "cli",
+            Provenance::Unrecorded => "unrecorded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
 }
 
 /// Validates every row and builds the plan, or returns every problem found.
@@ -247,6 +302,7 @@ impl<'a> Planner<'a> {
             received: self.received,
             duplicates,
             new_integrations: self.new_integrations,
+            ..Default::default()
         })
     }
 }

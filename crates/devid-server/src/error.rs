@@ -117,6 +117,32 @@ impl From<StoreError> for ApiError {
                     "The database is unavailable right now ({m}); nothing was changed. Retry in a few seconds."
                 ))
             }
+            StoreError::Locked { total, rows } => {
+                let mut problems = Problems::new();
+                for row in &rows {
+                    problems.add_with_reason(
+                        ErrorType::LockedIdentity,
+                        "email",
+                        devid_core::errors::Position::Whole,
+                        &format!("{} in integration {}", row.identity, row.integration_id),
+                        Some(format!(
+                            "identity {} of integration {} is locked to {}; the upload would move it to {}",
+                            row.identity, row.integration_id, row.locked_to, row.requested
+                        )),
+                    );
+                }
+                problems.add_unsampled(ErrorType::LockedIdentity, "email", total.saturating_sub(rows.len() as u64));
+                let errors = problems.into_groups();
+                Self {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!(
+                        "The upload would move {total} locked identit{} to another developer, so nothing was applied. Unlock them first (POST /v2/developers/identities/unlock), leave them out of the upload, or send force=true with an admin key.",
+                        if total == 1 { "y" } else { "ies" }
+                    ),
+                    errors,
+                    retry_after: None,
+                }
+            }
             StoreError::Internal(m) => {
                 tracing::error!(error = %m, "storage failure");
                 ApiError::new(

@@ -17,6 +17,8 @@ use crate::routes;
         routes::identities::upload_identities,
         routes::identities::list::list_identities,
         routes::identities::delete_identities,
+        routes::identities::locks::lock_identities,
+        routes::identities::locks::unlock_identities,
         routes::identities::upload_cloud_ids,
         routes::identities::upload_cloud_ids_csv,
         routes::admin::list_integrations,

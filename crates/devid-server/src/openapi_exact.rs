@@ -30,6 +30,7 @@ pub fn tighten(doc: &mut Value) {
     bound_parameters(doc);
     bound_bodies(doc);
     bound_contributors(doc);
+    bound_suggestions(doc);
 }
 
 fn add_status_codes(doc: &mut Value) {
@@ -216,6 +217,8 @@ fn bound_bodies(doc: &mut Value) {
     for pointer in [
         "/paths/~1v2~1developers~1identities/patch/requestBody/content/application~1json/schema",
         "/paths/~1v2~1developers~1identities/delete/requestBody/content/application~1json/schema",
+        "/paths/~1v2~1developers~1identities~1lock/post/requestBody/content/application~1json/schema",
+        "/paths/~1v2~1developers~1identities~1unlock/post/requestBody/content/application~1json/schema",
     ] {
         if let Some(schema) = doc.pointer_mut(pointer) {
             schema["minItems"] = json!(1);
@@ -406,5 +409,45 @@ fn bound_contributors(doc: &mut Value) {
         row["properties"]["identity"] = identity;
         row["properties"]["bot"] = json!({"type": ["boolean", "null"]});
         row["required"] = json!(["integrationId", "identity", "bot"]);
+    }
+}
+
+/// The matching operations: listing filters, suggestion ids, the batch body.
+fn bound_suggestions(doc: &mut Value) {
+    use crate::routes::suggestions::{MAX_BATCH, MAX_DEVELOPER_FILTER_CHARS, MAX_PAGE_INDEX, MAX_PAGE_SIZE};
+
+    let listing = "/paths/~1v2~1suggestions/get/parameters";
+    let bounds = [
+        ("pageSize", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_PAGE_SIZE})),
+        ("pageIndex", json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PAGE_INDEX})),
+        ("tier", any_case(&["auto", "review"], Spelling::Trimmed)),
+        ("integrationId", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID})),
+        ("developer", json!({"type": "string", "maxLength": MAX_DEVELOPER_FILTER_CHARS})),
+    ];
+    for (name, schema) in bounds {
+        if let Some(p) = parameter(doc, listing, name) {
+            p["schema"] = schema;
+        }
+    }
+    let id = json!({"type": "string", "pattern": "^[0-9a-f]{16}$",
+        "description": "16 hexadecimal digits, as GET /v2/suggestions lists them."});
+    for decision in ["accept", "reject", "skip"] {
+        let pointer = format!("/paths/~1v2~1suggestions~1{{id}}~1{decision}/post/parameters");
+        if let Some(p) = parameter(doc, &pointer, "id") {
+            p["schema"] = id.clone();
+        }
+    }
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    if let Some(batch) = schemas.get_mut("AcceptBatch") {
+        // Exactly one of the two.
+        *batch = json!({
+            "description": "Either `ids` (suggestion ids, each once) or `tier: \"auto\"` (every suggestion at tier auto).",
+            "oneOf": [
+                {"type": "object", "additionalProperties": false, "required": ["ids"],
+                 "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "uniqueItems": true, "items": id}}},
+                {"type": "object", "additionalProperties": false, "required": ["tier"],
+                 "properties": {"tier": any_case(&["auto"], Spelling::Trimmed)}},
+            ],
+        });
     }
 }

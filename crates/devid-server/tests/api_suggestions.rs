@@ -233,4 +233,58 @@ async fn stale_unknown_and_repeated_ids_apply_nothing() {
     let body = expect_status(r, 200).await;
     assert_eq!(body["accepted"], json!([]), "nothing left at auto: {body}");
 }
+
+async fn accepted_mappings_are_locked_and_uploads_cannot_move_them_unless_an_admin_forces() {
+    let app = seeded().await;
+    let jane = about(&suggestions(&app, "").await, "acc-jane").expect("Jane's suggestion");
+    let id = jane["id"].as_str().unwrap_or_default().to_string();
+    expect_status(post(&app, &format!("/v2/suggestions/{id}/accept"), &app.admin_key).send().await.expect("send"), 200).await;
+    let listed = expect_status(app.get("/v2/developers/identities?pageSize=100", &app.admin_key).send().await.expect("send"), 200).await;
+    let row = listed["records"].as_array().expect("records").iter().find(|r| r["identity"] == "acc-jane").cloned().expect("accepted row");
+    assert_eq!((row["source"].clone(), row["locked"].clone()), (json!("suggestion"), json!(true)), "{row}");
+    let uploaded = listed["records"].as_array().expect("records").iter().find(|r| r["identity"] == "jdoe").cloned().expect("uploaded row");
+    assert_eq!((uploaded["source"].clone(), uploaded["locked"].clone()), (json!("upload"), json!(false)), "{uploaded}");
+
+    let writer = app.key("default", &[Scope::DeveloperRecordsWrite]).await;
+    let moving = json!([
+        {"email": "mallory@corp.com", "integrationId": 2, "identity": "acc-jane"},
+        {"email": "new@corp.com", "integrationId": 2, "identity": "acc-new"},
+    ]);
+    let before = app.dump().await;
+    for query in ["", "?dryRun=true"] {
+        let r = app.patch_json(&format!("/v2/developers/identities{query}"), &writer, &moving).send().await.expect("send");
+        let body = expect_error(r, 400).await;
+        assert_eq!(common::error_types(&body), vec!["LOCKED_IDENTITY"], "{body}");
+        let sample = &body["errors"][0]["samples"][0];
+        let reason = sample["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("acc-jane") && reason.contains("jane@corp.com") && reason.contains("mallory@corp.com"), "{body}");
+        assert!(body["message"].as_str().unwrap_or_default().contains("force=true"), "says what to do: {body}");
+    }
+    assert_eq!(app.dump().await, before, "nothing applied");
+    let r = app.patch_json("/v2/developers/identities?force=true", &writer, &moving).send().await.expect("send");
+    expect_error(r, 403).await;
+    // Unlocking needs an admin too.
+    let unlock = json!([{"integrationId": 2, "identity": "acc-jane"}]);
+    let r = post(&app, "/v2/developers/identities/unlock", &writer).json(&unlock).send().await.expect("send");
+    expect_error(r, 403).await;
+    let r = app.patch_json("/v2/developers/identities?force=true", &app.admin_key, &moving).send().await.expect("send");
+    assert_eq!(expect_status(r, 200).await["summary"]["reassigned"], 1);
+    assert!(app.dump().await.contains(&("mallory@corp.com".to_string(), 2, "acc-jane".to_string())));
+
+    // Lock and unlock by hand.
+    let lock = json!([{"integrationId": 1, "identity": "JDOE"}, {"integrationId": 1, "identity": "ghost"}]);
+    let r = post(&app, "/v2/developers/identities/lock", &writer).json(&lock).send().await.expect("send");
+    let body = expect_status(r, 200).await;
+    assert_eq!((body["summary"]["changed"].clone(), body["summary"]["notFound"].clone()), (json!(1), json!(1)), "{body}");
+    let r = app.patch_json("/v2/developers/identities", &writer, &json!([{"email": "x@corp.com", "integrationId": 1, "identity": "jdoe"}])).send().await.expect("send");
+    expect_error(r, 400).await;
+    let r = post(&app, "/v2/developers/identities/unlock", &app.admin_key).json(&json!([{"integrationId": 1, "identity": "jdoe"}])).send().await.expect("send");
+    assert_eq!(expect_status(r, 200).await["summary"]["changed"], 1);
+    let r = app.patch_json("/v2/developers/identities", &writer, &json!([{"email": "x@corp.com", "integrationId": 1, "identity": "jdoe"}])).send().await.expect("send");
+    expect_status(r, 200).await;
+    for bad in [json!([]), json!({"integrationId": 1}), json!([{"integrationId": 99, "identity": "x"}])] {
+        let r = post(&app, "/v2/developers/identities/lock", &writer).json(&bad).send().await.expect("send");
+        expect_error(r, 400).await;
+    }
+}
 }

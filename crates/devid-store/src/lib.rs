@@ -16,6 +16,7 @@ use serde::Serialize;
 pub mod contract;
 pub mod contributors;
 pub mod keys;
+pub mod locks;
 pub mod matching;
 pub mod memory;
 pub mod postgres;
@@ -24,12 +25,14 @@ pub mod sql;
 pub mod sqlite;
 
 pub use contributors::ContributorStore;
+pub use locks::LockStore;
 pub use matching::MatchStore;
 
 /// The store traits, for code that holds a concrete store rather than `dyn Store`.
 pub mod prelude {
     pub use crate::Store;
     pub use crate::contributors::ContributorStore;
+    pub use crate::locks::LockStore;
     pub use crate::matching::MatchStore;
 }
 pub use postgres::PostgresStore;
@@ -68,7 +71,24 @@ pub enum StoreError {
     Unavailable(String),
     #[error("storage failure: {0}")]
     Internal(String),
+    /// An upload would move locked identities (`total` of them; `rows` are the first).
+    #[error("{total} locked identities would move")]
+    Locked { total: u64, rows: Vec<LockedMove> },
 }
+
+/// A locked identity an upload would have moved to another developer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedMove {
+    pub integration_id: IntegrationId,
+    pub identity: String,
+    /// The developer it is locked to.
+    pub locked_to: String,
+    /// Where the upload would have moved it.
+    pub requested: String,
+}
+
+/// Most locked rows an error lists; the total says how many more there are.
+pub const MAX_LOCKED_SAMPLES: usize = 100;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -187,6 +207,11 @@ pub struct IdentityRecord {
     pub identity: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Whether uploads may move it to another developer (see POST /v2/developers/identities/lock).
+    pub locked: bool,
+    /// How the mapping was made: upload, csv, previous-api, suggestion, ui, cli, or
+    /// unrecorded (before devid recorded it).
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +275,7 @@ pub struct AuditPage {
 /// each upload or delete atomically, and answer `Unavailable` (not `Internal`) when the
 /// database cannot be reached, so the server can say 503 and the client can retry.
 #[async_trait]
-pub trait Store: ContributorStore + MatchStore + Send + Sync + 'static {
+pub trait Store: ContributorStore + LockStore + MatchStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// A cheap round trip to the database, for `/readyz`.

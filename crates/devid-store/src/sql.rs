@@ -56,7 +56,7 @@ pub struct IdentitySql {
 /// from the few integrations and sort every identity in memory).
 pub const IDENTITY_COLUMNS: &str = "d.email, d.integration_id,
     (SELECT i.application_type FROM integrations i WHERE i.account_id = d.account_id AND i.id = d.integration_id),
-    d.identity, d.created_at, d.updated_at, d.identity_key";
+    d.identity, d.created_at, d.updated_at, d.identity_key, d.source, d.locked";
 
 fn identity_filters(sql: &mut Sql, account: AccountId, q: &IdentityQuery) -> String {
     let mut filters = vec![format!("d.account_id = {}", sql.arg(Arg::Int(account.0)))];

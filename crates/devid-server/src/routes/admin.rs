@@ -22,10 +22,15 @@ const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 /// Reads a small JSON body into `T`, refusing unknown fields with a sentence that
 /// names the field.
-pub(crate) async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
+async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
+    json_body_within(request, MAX_ADMIN_BODY).await
+}
+
+/// A JSON object body of at most `limit` bytes, read into `T` with errors a person can act on.
+pub(crate) async fn json_body_within<T: DeserializeOwned>(request: Request, limit: usize) -> Result<T, ApiError> {
     require_json(request.headers(), "This endpoint takes a JSON object with `Content-Type: application/json`.")?;
     let (parts, body) = request.into_parts();
-    let bytes = read_limited(body, &parts.headers, MAX_ADMIN_BODY, "JSON body").await?;
+    let bytes = read_limited(body, &parts.headers, limit, "JSON body").await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("The JSON body is not valid JSON: {e}.")))?;
     // serde reads a struct from an array by position too; a client sending `[778, "CUSTOM"]`

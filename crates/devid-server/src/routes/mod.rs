@@ -23,6 +23,8 @@ pub fn api_routes() -> Router<AppState> {
                 .get(identities::list::list_identities)
                 .delete(identities::delete_identities),
         )
+        .route("/developers/identities/lock", post(identities::locks::lock_identities))
+        .route("/developers/identities/unlock", post(identities::locks::unlock_identities))
         .route("/developers/cloud-ids", post(identities::upload_cloud_ids))
         .route("/developers/cloud-ids/upload", post(identities::upload_cloud_ids_csv))
         .route("/integrations", get(admin::list_integrations).post(admin::create_integration))

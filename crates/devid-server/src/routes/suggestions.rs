@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use devid_core::errors::{Position, Problems};
-use devid_core::plan::{Addressing, Planner, RawRow, RawValue};
+use devid_core::plan::{Addressing, Planner, Provenance, RawRow, RawValue};
 use devid_core::resolve::suggest::{
     ContributorFacts, DeveloperFacts, Party, Proposal, SuggestInput, Suggestion, suggest,
 };
@@ -24,7 +24,7 @@ use devid_store::AccountId;
 use devid_store::matching::{DecisionKind, MatchContributor, MatchInput, NewDecision};
 
 use super::QueryParams;
-use super::admin::json_body;
+use super::admin::json_body_within;
 use crate::AppState;
 use crate::api::suggestions::{
     AcceptBatch, AcceptResponse, DecisionResponse, EvidenceRecord, PartyRecord, SuggestedContributor,
@@ -32,6 +32,10 @@ use crate::api::suggestions::{
 };
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
+
+/// Largest page and page number of the listing.
+pub const MAX_PAGE_SIZE: u64 = 1000;
+pub const MAX_PAGE_INDEX: u64 = 1_000_000;
 
 /// Ids of earlier answers kept per account to tell stale from unknown; beyond this the
 /// oldest answer's ids are dropped (and such an id is then reported as unknown).
@@ -42,6 +46,12 @@ const MAX_ACCOUNTS: usize = 64;
 
 /// Most suggestions one batch may accept.
 pub const MAX_BATCH: usize = 100_000;
+
+/// Largest batch body: `MAX_BATCH` ids of 16 hex digits, quoted, with room to spare.
+const MAX_BATCH_BODY: usize = 4 * 1024 * 1024;
+
+/// Largest `developer` filter: an email's longest.
+pub const MAX_DEVELOPER_FILTER_CHARS: usize = 254;
 
 /// The versions an answer was computed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +287,7 @@ const LIST_PARAMS: [&str; 5] = ["tier", "integrationId", "developer", "pageIndex
         ("tier" = Option<String>, Query, description = "auto | review; default both"),
         ("integrationId" = Option<i64>, Query, description = "Only suggestions with a contributor of this integration"),
         ("developer" = Option<String>, Query, description = "Only suggestions for the developer with this email"),
-        ("pageIndex" = Option<u64>, Query, description = "Page number from 0"),
+        ("pageIndex" = Option<u64>, Query, description = "Page number from 0 (at most 1000000)"),
         ("pageSize" = Option<u64>, Query, description = "1 to 1000; default 100"),
     ),
     responses(
@@ -299,17 +309,29 @@ pub async fn list_suggestions(
     };
     let integration = match params.get("integrationId") {
         None => None,
-        Some(raw) => Some(raw.trim().parse::<i64>().map_err(|_| {
-            ApiError::invalid_parameter(
-                "integrationId",
-                raw,
-                format!("`integrationId` must be an integration's number, not `{raw}`."),
-            )
-        })?),
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(id) if (1..=devid_core::types::MAX_INTEGRATION_ID).contains(&id) => Some(id),
+            _ => {
+                return Err(ApiError::invalid_parameter(
+                    "integrationId",
+                    raw,
+                    format!("`integrationId` must be an integration's number, not `{raw}`."),
+                ));
+            }
+        },
     };
     let developer = params.get("developer").map(|d| d.trim().to_lowercase());
-    let page = params.u64_in("pageIndex", 0, 1_000_000, 0)?;
-    let page_size = params.u64_in("pageSize", 1, 1000, 100)?;
+    if let Some(d) = &developer
+        && d.chars().count() > MAX_DEVELOPER_FILTER_CHARS
+    {
+        return Err(ApiError::invalid_parameter(
+            "developer",
+            d,
+            format!("`developer` is an email, at most {MAX_DEVELOPER_FILTER_CHARS} characters."),
+        ));
+    }
+    let page = params.u64_in("pageIndex", 0, MAX_PAGE_INDEX, 0)?;
+    let page_size = params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 100)?;
 
     let computed = current(&state, auth.principal.account).await?;
     let matches = |s: &&Suggestion| {
@@ -427,7 +449,10 @@ async fn accept(state: &AppState, auth: &Authenticated, ids: &[String]) -> Resul
             row += 1;
         }
     }
-    let plan = planner.finish(Problems::new()).map_err(ApiError::upload)?;
+    let mut plan = planner.finish(Problems::new()).map_err(ApiError::upload)?;
+    // A person (or a rule they chose to trust) decided: later uploads must not undo it.
+    plan.provenance = Provenance::Suggestion;
+    plan.lock = true;
     let ctx = auth.change_context();
     let summary = state.store.apply_upload(&ctx, plan, false).await?;
     state.store.record_decisions(&ctx, chosen.iter().map(|s| accept_decision(s)).collect()).await?;
@@ -490,7 +515,8 @@ pub async fn accept_batch(
     request: Request,
 ) -> Result<Json<AcceptResponse>, ApiError> {
     auth.require(Scope::DeveloperRecordsWrite)?;
-    let batch: AcceptBatch = json_body(request).await?;
+    let body: serde_json::Map<String, serde_json::Value> = json_body_within(request, MAX_BATCH_BODY).await?;
+    let batch = read_batch(body)?;
     let ids = match (batch.ids, batch.tier) {
         (Some(ids), None) => {
             if ids.is_empty() {
@@ -533,6 +559,48 @@ pub async fn accept_batch(
         }
     };
     Ok(Json(accept(&state, &auth, &ids).await?))
+}
+
+/// A value as shown in an error: its first 100 characters.
+fn sample(value: &serde_json::Value) -> String {
+    value.to_string().chars().take(100).collect()
+}
+
+/// The batch body, read strictly: `null` is not a way to leave a field out, and an
+/// unknown field is a mistake to report rather than ignore.
+fn read_batch(body: serde_json::Map<String, serde_json::Value>) -> Result<AcceptBatch, ApiError> {
+    let mut batch = AcceptBatch { ids: None, tier: None };
+    for (field, value) in body {
+        match field.as_str() {
+            "ids" => {
+                let ids = value
+                    .as_array()
+                    .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<String>>>());
+                let Some(ids) = ids else {
+                    return Err(ApiError::invalid_parameter(
+                        "ids",
+                        &sample(&value),
+                        "`ids` must be a list of suggestion ids (strings).",
+                    ));
+                };
+                batch.ids = Some(ids);
+            }
+            "tier" => {
+                let Some(tier) = value.as_str() else {
+                    return Err(ApiError::invalid_parameter("tier", &sample(&value), "`tier` must be \"auto\"."));
+                };
+                batch.tier = Some(tier.to_string());
+            }
+            other => {
+                return Err(ApiError::invalid_parameter(
+                    other,
+                    &sample(&value),
+                    format!("Unknown field `{other}`; the body takes `ids` or `tier`."),
+                ));
+            }
+        }
+    }
+    Ok(batch)
 }
 
 /// The pairings a rejection forbids: each contributor with the developer for a link;

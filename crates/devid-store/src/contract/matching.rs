@@ -60,7 +60,10 @@ pub async fn decisions_are_recorded_once_with_their_cannot_links(store: &dyn Sto
     let recorded = store
         .record_decisions(
             &ctx,
-            vec![decision("s1", DecisionKind::Reject, vec![pairing.clone()]), decision("s2", DecisionKind::Skip, vec![])],
+            vec![
+                decision("s1", DecisionKind::Reject, vec![pairing.clone()]),
+                decision("s2", DecisionKind::Skip, vec![]),
+            ],
         )
         .await;
     assert_eq!(ok(recorded, "record"), 2);

@@ -3,9 +3,11 @@
 //! fresh, empty store.
 
 mod contributors;
+mod locks;
 mod matching;
 
 pub use contributors::*;
+pub use locks::*;
 pub use matching::*;
 
 use devid_core::errors::Position;
@@ -578,6 +580,10 @@ macro_rules! contract_tests {
             match_input_reads_contributors_developers_and_mappings,
             decisions_are_recorded_once_with_their_cannot_links,
             matching_state_stays_in_its_account,
+            every_mapping_records_how_it_was_made,
+            locked_identities_move_only_when_forced,
+            locks_stay_in_their_account,
+            large_uploads_refuse_locked_moves_too,
         );
     };
     ($fresh:expr) => {

@@ -214,6 +214,15 @@ CREATE TABLE match_cannot_links (
 ALTER TABLE accounts ADD COLUMN decisions_version BIGINT NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        7,
+        r#"
+-- Provenance and locks (issue 14); see the SQLite migration 8. locked is INTEGER 0/1 as is_bot is.
+ALTER TABLE identities ADD COLUMN source TEXT NOT NULL DEFAULT 'unrecorded';
+ALTER TABLE identities ADD COLUMN source_key_id TEXT;
+ALTER TABLE identities ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

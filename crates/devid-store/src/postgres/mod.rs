@@ -5,6 +5,7 @@
 //! set-based statements, never a round trip per row.
 
 mod contributors;
+mod locks;
 mod matching;
 mod migrations;
 mod secrets;
@@ -33,8 +34,8 @@ use crate::sql::{self, Arg, Dialect};
 use crate::{
     Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
     DeleteIntegrationOutcome, DeleteSummary, ExportBatch, ExportEncoder, ExportRow, IdentityPage, IdentityRecord,
-    Integration, IntegrationPatch, LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult,
-    UploadSummary, default_integration_name, now_micros,
+    Integration, IntegrationPatch, LastUsedThrottle, LockedMove, MAX_LOCKED_SAMPLES, NewIntegration, NewKey, Principal,
+    Store, StoreError, StoreResult, UploadSummary, default_integration_name, now_micros,
 };
 
 use migrations::LOCK_CLASS;
@@ -480,6 +481,35 @@ const UPLOAD_SOURCE: &str = "WITH src AS (
     SELECT u.ord, u.email, u.integration_id, u.identity_key, u.identity, d.id AS developer_id
     FROM upload_rows u JOIN developers d ON d.account_id = $1 AND d.email = u.email)";
 
+/// Fails with the locked identities the staged rows would move to another developer.
+async fn refuse_locked_moves(tx: &Transaction<'_>, account: AccountId) -> PgResult<()> {
+    let rows = tx
+        .query(
+            &format!(
+                "{UPLOAD_SOURCE}
+                 SELECT i.integration_id, i.identity, i.email, src.email, COUNT(*) OVER ()
+                 FROM src JOIN identities i
+                   ON i.account_id = $1 AND i.integration_id = src.integration_id AND i.identity_key = src.identity_key
+                 WHERE i.locked <> 0 AND i.developer_id <> src.developer_id
+                 ORDER BY src.ord LIMIT {MAX_LOCKED_SAMPLES}"
+            ),
+            &[&account.0],
+        )
+        .await?;
+    let Some(first) = rows.first() else { return Ok(()) };
+    let total: i64 = first.try_get(4)?;
+    let mut moves = Vec::with_capacity(rows.len());
+    for r in &rows {
+        moves.push(LockedMove {
+            integration_id: r.try_get(0)?,
+            identity: r.try_get(1)?,
+            locked_to: r.try_get(2)?,
+            requested: r.try_get(3)?,
+        });
+    }
+    Err(StoreError::Locked { total: total.max(0) as u64, rows: moves }.into())
+}
+
 async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &UploadPlan) -> PgResult<UploadSummary> {
     lock_account(tx, ctx.account).await?;
     let now = now_micros();
@@ -519,6 +549,11 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
         .await?
         .try_get(0)?;
     let audit_args: [&(dyn ToSql + Sync); 4] = [&ctx.account.0, &now, &ctx.key_id, &ctx.request_id];
+    if !plan.force {
+        refuse_locked_moves(tx, ctx.account).await?;
+    }
+    let (source, lock) = (plan.provenance.as_str(), i32::from(plan.lock));
+    let write_args: [&(dyn ToSql + Sync); 6] = [&ctx.account.0, &now, &ctx.key_id, &ctx.request_id, &source, &lock];
 
     // `old` is the row as it was before this statement: PostgreSQL evaluates a self-join
     // in UPDATE ... FROM against the pre-update snapshot.
@@ -527,7 +562,8 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
             &format!(
                 "{UPLOAD_SOURCE},
                  upd AS (
-                    UPDATE identities i SET developer_id = src.developer_id, email = src.email, identity = src.identity, updated_at = $2
+                    UPDATE identities i SET developer_id = src.developer_id, email = src.email, identity = src.identity, updated_at = $2,
+                                            source = $5, source_key_id = $3, locked = $6
                     FROM src, identities old
                     WHERE old.id = i.id AND i.account_id = $1 AND i.integration_id = src.integration_id
                       AND i.identity_key = src.identity_key AND i.developer_id <> src.developer_id
@@ -537,7 +573,7 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
                     SELECT $1, $2, 'identity.reassigned', $3, $4, integration_id, identity, old_email, new_email FROM upd ORDER BY ord RETURNING 1)
                  SELECT COUNT(*) FROM upd"
             ),
-            &audit_args,
+            &write_args,
         )
         .await?
         .try_get(0)?;
@@ -564,8 +600,9 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
             &format!(
                 "{UPLOAD_SOURCE},
                  ins AS (
-                    INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at)
-                    SELECT $1, integration_id, identity_key, identity, developer_id, email, $2, $2 FROM src ORDER BY ord
+                    INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at,
+                                            source, source_key_id, locked)
+                    SELECT $1, integration_id, identity_key, identity, developer_id, email, $2, $2, $5, $3, $6 FROM src ORDER BY ord
                     ON CONFLICT (account_id, integration_id, identity_key) DO NOTHING
                     RETURNING integration_id, identity_key, identity, email),
                  aud AS (
@@ -575,7 +612,7 @@ async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Uploa
                     ORDER BY u.ord RETURNING 1)
                  SELECT COUNT(*) FROM ins"
             ),
-            &audit_args,
+            &write_args,
         )
         .await?
         .try_get(0)?;
@@ -1131,6 +1168,8 @@ impl Store for PostgresStore {
                     identity: r.try_get(3)?,
                     created_at: to_rfc3339(r.try_get(4)?),
                     updated_at: to_rfc3339(updated_at),
+                    source: r.try_get(7)?,
+                    locked: r.try_get::<_, i32>(8)? != 0,
                 };
                 next_cursor =
                     Some(sql::next_cursor(query.sort, &record.email, record.integration_id, &identity_key, updated_at));

@@ -10,7 +10,7 @@ use devid_core::types::IntegrationId;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{MERGE_MIN_ROWS, map_err, text_column};
-use crate::{AccountId, StoreError, StoreResult, UploadSummary};
+use crate::{AccountId, LockedMove, MAX_LOCKED_SAMPLES, StoreError, StoreResult, UploadSummary};
 
 /// Counts what applying `plan` would do. Plans that create an integration (the
 /// previous endpoints, on the first upload of a type) are applied and rolled back by
@@ -20,6 +20,7 @@ pub(super) fn count_upload_in(conn: &Connection, account: AccountId, plan: &Uplo
     let snapshot = conn.unchecked_transaction().map_err(map_err)?;
     let mut summary = UploadSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
     summary.developers_created = count_new_developers(&snapshot, account, plan)?;
+    let mut locked = LockedMoves::default();
     let mut start = 0;
     while start < plan.rows.len() {
         let integration = integration_of(&plan.rows[start])?;
@@ -29,8 +30,11 @@ pub(super) fn count_upload_in(conn: &Connection, account: AccountId, plan: &Uplo
                 .take_while(|r| matches!(r.integration, IntegrationRef::Existing(id) if id == integration))
                 .count();
         ensure_integration(&snapshot, account, integration)?;
-        classify_rows(&snapshot, account, integration, &plan.rows[start..end], &mut summary)?;
+        classify_rows(&snapshot, account, integration, &plan.rows[start..end], plan.force, &mut summary, &mut locked)?;
         start = end;
+    }
+    if locked.total > 0 {
+        return Err(StoreError::Locked { total: locked.total, rows: locked.rows });
     }
     Ok(summary)
 }
@@ -90,6 +94,13 @@ fn count_new_developers(conn: &Connection, account: AccountId, plan: &UploadPlan
     Ok(missing)
 }
 
+/// Locked identities the upload would move, as the upload itself reports them.
+#[derive(Default)]
+struct LockedMoves {
+    total: u64,
+    rows: Vec<LockedMove>,
+}
+
 /// Counts one integration's rows (in identity key order, as plans come) against its
 /// stored identities: a walk of the unique index for many rows, a lookup each for few.
 fn classify_rows(
@@ -97,23 +108,36 @@ fn classify_rows(
     account: AccountId,
     integration: IntegrationId,
     rows: &[PlannedRow],
+    force: bool,
     summary: &mut UploadSummary,
+    locked: &mut LockedMoves,
 ) -> StoreResult<()> {
-    let mut count = |existing: Option<&str>, row: &PlannedRow| match existing {
+    let mut count = |existing: Option<(&str, bool)>, row: &PlannedRow| match existing {
         None => summary.created += 1,
-        Some(email) if email == &*row.email => summary.unchanged += 1,
+        Some((email, _)) if email == &*row.email => summary.unchanged += 1,
+        Some((email, true)) if !force => {
+            locked.total += 1;
+            if locked.rows.len() < MAX_LOCKED_SAMPLES {
+                locked.rows.push(LockedMove {
+                    integration_id: integration,
+                    identity: row.identity.to_string(),
+                    locked_to: email.to_string(),
+                    requested: row.email.to_string(),
+                });
+            }
+        }
         Some(_) => summary.reassigned += 1,
     };
     let Some(first) = rows.first() else { return Ok(()) };
     if rows.len() >= MERGE_MIN_ROWS {
         let mut walk = conn
             .prepare_cached(
-                "SELECT identity_key, email FROM identities
+                "SELECT identity_key, email, locked FROM identities
                  WHERE account_id = ?1 AND integration_id = ?2 AND identity_key >= ?3 ORDER BY identity_key",
             )
             .map_err(map_err)?;
         let mut stored = walk.query(params![account.0, integration, first.key()]).map_err(map_err)?;
-        let (mut key, mut email) = (String::new(), String::new());
+        let (mut key, mut email, mut is_locked) = (String::new(), String::new(), false);
         let (mut present, mut exhausted) = (false, false);
         for row in rows {
             while !exhausted && (!present || key.as_str() < row.key()) {
@@ -123,6 +147,7 @@ fn classify_rows(
                         key.push_str(text_column(r, 0)?);
                         email.clear();
                         email.push_str(text_column(r, 1)?);
+                        is_locked = r.get::<_, i64>(2).map_err(map_err)? != 0;
                         present = true;
                     }
                     None => {
@@ -131,18 +156,20 @@ fn classify_rows(
                     }
                 }
             }
-            count((present && key == row.key()).then_some(email.as_str()), row);
+            count((present && key == row.key()).then_some((email.as_str(), is_locked)), row);
         }
     } else {
         let mut find = conn
             .prepare_cached(
-                "SELECT email FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
+                "SELECT email, locked FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
             )
             .map_err(map_err)?;
         for row in rows {
-            let email: Option<String> =
-                find.query_row(params![account.0, integration, row.key()], |r| r.get(0)).optional().map_err(map_err)?;
-            count(email.as_deref(), row);
+            let stored: Option<(String, bool)> = find
+                .query_row(params![account.0, integration, row.key()], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))
+                .optional()
+                .map_err(map_err)?;
+            count(stored.as_ref().map(|(email, locked)| (email.as_str(), *locked)), row);
         }
     }
     Ok(())

@@ -225,6 +225,17 @@ CREATE TABLE match_cannot_links (
 ALTER TABLE accounts ADD COLUMN decisions_version INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        8,
+        r#"
+-- Provenance and locks (issue 14): how each identity was made (upload, csv,
+-- previous-api, suggestion, ui, cli; `unrecorded` before this), by which key, and
+-- whether an upload may move it. Written by the statements that create or move a row.
+ALTER TABLE identities ADD COLUMN source TEXT NOT NULL DEFAULT 'unrecorded';
+ALTER TABLE identities ADD COLUMN source_key_id TEXT;
+ALTER TABLE identities ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

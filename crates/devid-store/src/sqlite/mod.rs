@@ -6,6 +6,7 @@
 pub mod backup;
 mod contributors;
 mod dry_run;
+mod locks;
 mod matching;
 mod migrations;
 mod secrets;
@@ -33,8 +34,8 @@ use crate::sql::{self, Arg, Dialect};
 use crate::{
     Account, AccountId, ApiKeyInfo, AuditEvent, AuditPage, AuthOutcome, ChangeContext, CreatedKey,
     DeleteIntegrationOutcome, DeleteSummary, ExportBatch, ExportEncoder, ExportRow, IdentityPage, IdentityRecord,
-    Integration, IntegrationPatch, LastUsedThrottle, NewIntegration, NewKey, Principal, Store, StoreError, StoreResult,
-    UploadSummary, default_integration_name, now_micros,
+    Integration, IntegrationPatch, LastUsedThrottle, LockedMove, MAX_LOCKED_SAMPLES, NewIntegration, NewKey, Principal,
+    Store, StoreError, StoreResult, UploadSummary, default_integration_name, now_micros,
 };
 
 /// How long a write waits for another process holding the SQLite write lock.
@@ -1083,6 +1084,7 @@ struct WalkedIdentity {
     developer_id: i64,
     email: String,
     identity: String,
+    locked: bool,
 }
 
 impl WalkedIdentity {
@@ -1093,6 +1095,7 @@ impl WalkedIdentity {
         }
         self.id = r.get(1).map_err(map_err)?;
         self.developer_id = r.get(2).map_err(map_err)?;
+        self.locked = r.get::<_, i64>(5).map_err(map_err)? != 0;
         self.present = true;
         Ok(())
     }
@@ -1179,18 +1182,21 @@ fn apply_upload_in(
         .map_err(map_err)?;
     let mut find_identity = tx
         .prepare_cached(
-            "SELECT id, developer_id, email, identity FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
+            "SELECT id, developer_id, email, identity, locked FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
         )
         .map_err(map_err)?;
     let mut insert_identity = tx
         .prepare_cached(
-            "INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email, created_at, updated_at,
+                                     source, source_key_id, locked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
         )
         .map_err(map_err)?;
     let mut reassign = tx
         .prepare_cached(
-            "UPDATE identities SET developer_id = ?1, email = ?2, identity = ?3, updated_at = ?4 WHERE id = ?5",
+            "UPDATE identities SET developer_id = ?1, email = ?2, identity = ?3, updated_at = ?4,
+                                   source = ?6, source_key_id = ?7, locked = ?8
+             WHERE id = ?5",
         )
         .map_err(map_err)?;
     let mut audit = tx.prepare_cached(INSERT_AUDIT).map_err(map_err)?;
@@ -1296,10 +1302,12 @@ fn apply_upload_in(
     }
     let mut scan = tx
         .prepare_cached(
-            "SELECT identity_key, id, developer_id, email, identity FROM identities
+            "SELECT identity_key, id, developer_id, email, identity, locked FROM identities
              WHERE account_id = ?1 AND integration_id = ?2 AND identity_key >= ?3 ORDER BY identity_key",
         )
         .map_err(map_err)?;
+    let (source, lock, force) = (plan.provenance.as_str(), plan.lock, plan.force);
+    let (mut locked_total, mut locked_rows) = (0u64, Vec::new());
     let mut walking: Option<IntegrationId> = None;
     let mut walk: Option<rusqlite::Rows<'_>> = None;
     // The walk's current row; its buffers are reused from row to row.
@@ -1329,7 +1337,7 @@ fn apply_upload_in(
             ahead.present = false;
             ahead.exhausted = false;
         }
-        let existing: Option<(i64, i64, String, String)> = if sequential {
+        let existing: Option<(i64, i64, String, String, bool)> = if sequential {
             // Rows this upload inserted may show up in the walk; they sort before the
             // current key and are passed over like any other smaller key.
             while !ahead.exhausted && (!ahead.present || ahead.key.as_str() < row.key()) {
@@ -1351,14 +1359,14 @@ fn apply_upload_in(
                     summary.unchanged += 1;
                     continue;
                 }
-                Some((ahead.id, ahead.developer_id, ahead.email.clone(), ahead.identity.clone()))
+                Some((ahead.id, ahead.developer_id, ahead.email.clone(), ahead.identity.clone(), ahead.locked))
             } else {
                 None
             }
         } else {
             find_identity
                 .query_row(params![ctx.account.0, integration_id, row.key()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? != 0))
                 })
                 .optional()
                 .map_err(map_err)?
@@ -1373,7 +1381,10 @@ fn apply_upload_in(
                         &*row.identity,
                         developer_id,
                         &*row.email,
-                        now
+                        now,
+                        source,
+                        ctx.key_id,
+                        lock
                     ])
                     .map_err(|e| match map_err(e) {
                         StoreError::Conflict(_) => {
@@ -1383,8 +1394,21 @@ fn apply_upload_in(
                     })?;
                 summary.created += 1;
             }
-            Some((id, current_developer, old_email, _)) if current_developer != developer_id => {
-                reassign.execute(params![developer_id, &*row.email, &*row.identity, now, id]).map_err(map_err)?;
+            Some((_, current_developer, old_email, _, true)) if current_developer != developer_id && !force => {
+                locked_total += 1;
+                if locked_rows.len() < MAX_LOCKED_SAMPLES {
+                    locked_rows.push(LockedMove {
+                        integration_id,
+                        identity: row.identity.to_string(),
+                        locked_to: old_email,
+                        requested: row.email.to_string(),
+                    });
+                }
+            }
+            Some((id, current_developer, old_email, _, _)) if current_developer != developer_id => {
+                reassign
+                    .execute(params![developer_id, &*row.email, &*row.identity, now, id, source, ctx.key_id, lock])
+                    .map_err(map_err)?;
                 write_audit(
                     &mut audit,
                     ctx,
@@ -1401,7 +1425,7 @@ fn apply_upload_in(
                 .map_err(map_err)?;
                 summary.reassigned += 1;
             }
-            Some((id, _, email, shown)) => {
+            Some((id, _, email, shown, _)) => {
                 if *shown != *row.identity {
                     respell.execute(params![&*row.identity, now, id]).map_err(map_err)?;
                     let detail = serde_json::json!({"before": shown}).to_string();
@@ -1423,6 +1447,10 @@ fn apply_upload_in(
                 summary.unchanged += 1;
             }
         }
+    }
+    if locked_total > 0 {
+        // The caller's transaction rolls back: nothing of this upload stays.
+        return Err(StoreError::Locked { total: locked_total, rows: locked_rows });
     }
     drop(walk);
     drop(scan);
@@ -1623,6 +1651,8 @@ fn list_identities_in(conn: &Connection, account: AccountId, q: &IdentityQuery) 
             identity: r.get(3).map_err(map_err)?,
             created_at: to_rfc3339(r.get(4).map_err(map_err)?),
             updated_at: to_rfc3339(updated_at),
+            source: r.get(7).map_err(map_err)?,
+            locked: r.get::<_, i64>(8).map_err(map_err)? != 0,
         };
         next_cursor = Some(sql::next_cursor(q.sort, &record.email, record.integration_id, &identity_key, updated_at));
         if records.is_empty() {

@@ -3,13 +3,14 @@
 
 pub(crate) mod export;
 pub(crate) mod list;
+pub(crate) mod locks;
 
 pub use list::{MAX_FILTER_VALUES, MAX_PAGE_INDEX, MAX_PAGE_SIZE, MAX_SEARCH_CHARS};
 
 use axum::Json;
 use axum::extract::{Request, State};
 use devid_core::json_upload::JsonBody;
-use devid_core::plan::{Addressing, plan_delete};
+use devid_core::plan::{Addressing, Provenance, plan_delete};
 use devid_core::types::{ApplicationType, Scope};
 use devid_store::{DeleteSummary, UploadSummary};
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,10 @@ pub struct DeleteResponse {
     patch,
     path = "/v2/developers/identities",
     tag = "identities",
-    params(("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything")),
+    params(
+        ("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything"),
+        ("force" = Option<bool>, Query, description = "Move locked identities too (admin scope); without it an upload that would move one is refused whole as LOCKED_IDENTITY"),
+    ),
     request_body(description = "JSON `[{email, integrationId, identity}]`, or multipart/form-data with a CSV in the field `file` (header `email,integrationId,identity`)", content(
         (Vec<IdentityRow> = "application/json"),
         (String = "multipart/form-data"),
@@ -80,7 +84,10 @@ pub async fn upload_identities(
     post,
     path = "/v2/developers/cloud-ids",
     tag = "identities",
-    params(("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything")),
+    params(
+        ("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything"),
+        ("force" = Option<bool>, Query, description = "Move locked identities too (admin scope); without it an upload that would move one is refused whole as LOCKED_IDENTITY"),
+    ),
     request_body(content = CloudIdsBody, content_type = "application/json"),
     responses(
         (status = 200, body = UploadResponse),
@@ -102,7 +109,10 @@ pub async fn upload_cloud_ids(
     post,
     path = "/v2/developers/cloud-ids/upload",
     tag = "identities",
-    params(("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything")),
+    params(
+        ("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything"),
+        ("force" = Option<bool>, Query, description = "Move locked identities too (admin scope); without it an upload that would move one is refused whole as LOCKED_IDENTITY"),
+    ),
     request_body(content = String, content_type = "multipart/form-data", description = "CSV in the field `file`"),
     responses(
         (status = 200, body = UploadResponse),
@@ -161,14 +171,27 @@ async fn upload(
     csv_native: Addressing,
 ) -> Result<Json<UploadResponse>, ApiError> {
     auth.require(Scope::DeveloperRecordsWrite)?;
-    let params = QueryParams::parse(request.uri().query(), &["dryRun"])?;
+    let params = QueryParams::parse(request.uri().query(), &["dryRun", "force"])?;
     let dry_run = params.flag("dryRun")?;
+    let force = params.flag("force")?;
+    if force && auth.require(Scope::Admin).is_err() {
+        return Err(ApiError::forbidden(
+            "force=true moves locked identities, which needs an admin key; send the upload without force, or ask an admin.",
+        ));
+    }
     let _permit =
         state.uploads.enter(auth.principal.account.0, crate::body::declared_length(request.headers())).await?;
     let request = crate::body::bound_trickle(request, &state.limits);
     let started = std::time::Instant::now();
     let integrations = state.store.integration_infos(auth.principal.account).await?;
-    let (plan, from_csv) = read_and_plan(request, &state, json_kind, csv_native, integrations).await?;
+    let previous_api = matches!(json_kind, JsonBody::CloudIds);
+    let (mut plan, from_csv) = read_and_plan(request, &state, json_kind, csv_native, integrations).await?;
+    plan.provenance = match (previous_api, from_csv) {
+        (true, _) => Provenance::PreviousApi,
+        (false, true) => Provenance::Csv,
+        (false, false) => Provenance::Upload,
+    };
+    plan.force = force;
     let planned_at = started.elapsed();
     let summary = state.store.apply_upload(&auth.change_context(), plan, dry_run).await?;
     if summary.received >= RETURN_MEMORY_AFTER_ROWS {
