@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{TestApp, error_types, expect_error, expect_status};
+use common::{TestApp, error_types, expect_error, expect_status, numpy_commits};
 use devid_core::types::{ApplicationType, Scope};
 use serde_json::{Value, json};
 
@@ -33,43 +33,12 @@ fn identities(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// numpy's commits as (lower-cased author email, author name, author email as written).
-fn numpy_commits() -> Vec<(String, String, String)> {
-    // Beside the repository, in /work/shared/data, or where DEVID_SHARED_DATA points; a
-    // missing file fails the test rather than skipping it.
-    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let path = [
-        std::env::var_os("DEVID_SHARED_DATA").map(std::path::PathBuf::from),
-        Some(beside),
-        Some("/work/shared/data".into()),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|dir| dir.join("numpy/commits.csv"))
-    .find(|p| p.exists())
-    .expect("shared/data/numpy/commits.csv is beside the repository, in /work/shared/data, or under DEVID_SHARED_DATA");
-    let mut reader = csv::Reader::from_path(path).expect("numpy commits.csv is readable");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("a commit row");
-            (r[2].to_lowercase(), r[1].to_string(), r[2].to_string())
-        })
-        .collect()
-}
-
 both_backends! {
 async fn numpy_history_shows_who_is_unmapped_and_what_share_is_attributed() {
     let app = TestApp::spawn().await;
     app.integration("default", 7, ApplicationType::Git).await;
     let commits = numpy_commits();
-    // One CSV row per commit, as a plain export of `git log` would give.
-    let mut csv = String::from("integrationId,identity,name,kind\n");
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for (_, name, email) in &commits {
-        writer.write_record(["7", email, name, "commit"]).expect("csv row");
-    }
-    csv.push_str(&String::from_utf8(writer.into_inner().expect("csv")).expect("utf-8"));
+    let csv = common::commits_as_contributor_csv(&commits, 7);
     let r = post(&app, "/v2/contributors?source=git:numpy", &app.admin_key)
         .header("content-type", "text/csv")
         .body(csv)

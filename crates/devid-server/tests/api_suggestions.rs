@@ -287,4 +287,106 @@ async fn accepted_mappings_are_locked_and_uploads_cannot_move_them_unless_an_adm
         expect_error(r, 400).await;
     }
 }
+
+async fn numpy_history_walks_from_contributors_to_locked_decisions() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 7, ApplicationType::Git).await;
+    let commits = common::numpy_commits();
+    ingest_numpy(&app, &commits).await;
+
+    let listed = all_suggestions(&app).await;
+    let auto: Vec<&Value> = listed.iter().filter(|s| s["tier"] == "auto").collect();
+    let review: Vec<&Value> = listed.iter().filter(|s| s["tier"] == "review").collect();
+    assert!(auto.len() > 50, "numpy's authors hold many people with several addresses: {} auto", auto.len());
+    assert!(!review.is_empty());
+    for s in &listed {
+        assert_eq!(s["kind"], "newDeveloper", "no developer exists yet: {s}");
+        let members = s["contributors"].as_array().map_or(0, Vec::len);
+        assert!((2..=10).contains(&members), "a group of 2 to 10 accounts: {s}");
+        assert!(!s["evidence"].as_array().is_some_and(Vec::is_empty), "every suggestion has evidence: {s}");
+    }
+
+    // Accept every auto suggestion at once; reject one for review.
+    let r = post(&app, "/v2/suggestions/accept", &app.admin_key).json(&json!({"tier": "auto"})).send().await.expect("send");
+    let accepted = expect_status(r, 200).await;
+    assert_eq!(accepted["accepted"].as_array().map(Vec::len), Some(auto.len()));
+    let mapped: usize = auto.iter().map(|s| s["contributors"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(accepted["summary"]["created"], mapped as u64);
+    let rejected = review[0].clone();
+    let rejected_id = rejected["id"].as_str().unwrap_or_default();
+    let r = post(&app, &format!("/v2/suggestions/{rejected_id}/reject"), &app.admin_key).send().await.expect("send");
+    expect_status(r, 200).await;
+
+    // The history is sent again (a nightly re-sync): nothing decided comes back.
+    ingest_numpy(&app, &commits).await;
+    let after = all_suggestions(&app).await;
+    assert!(after.iter().all(|s| s["tier"] == "review"), "every auto suggestion was accepted");
+    let forbidden = pairings(&rejected);
+    for s in &after {
+        assert_ne!(s["id"], rejected["id"]);
+        assert!(pairings(s).iter().all(|p| !forbidden.contains(p)), "a rejected pairing returned: {s}");
+    }
+
+    // The accepted mappings are there, locked, made by suggestion.
+    let mut rows = Vec::new();
+    for page in 0.. {
+        let body = expect_status(
+            app.get(&format!("/v2/developers/identities?pageSize=1000&pageIndex={page}"), &app.admin_key).send().await.expect("send"),
+            200,
+        )
+        .await;
+        rows.extend(records(&body));
+        if body["_metadata"]["has_next"] != true {
+            break;
+        }
+    }
+    assert_eq!(rows.len(), mapped);
+    assert!(rows.iter().all(|r| r["locked"] == true && r["source"] == "suggestion"), "accepted rows are locked");
+
+    // An upload that would move one of them is refused, and changes nothing.
+    let target = &rows[0];
+    let moving = json!([{"email": "someone-else@example.org", "integrationId": 7, "identity": target["identity"]}]);
+    let r = app.patch_json("/v2/developers/identities", &app.admin_key, &moving).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert_eq!(common::error_types(&body), vec!["LOCKED_IDENTITY"]);
+    let unchanged = app.dump_all().await;
+    assert_eq!(unchanged.len(), mapped);
+    assert!(unchanged.iter().all(|(email, _, _)| email != "someone-else@example.org"));
+}
+}
+
+/// Every suggestion of the account, page by page.
+async fn all_suggestions(app: &TestApp) -> Vec<Value> {
+    let mut all = Vec::new();
+    for page in 0.. {
+        let body = suggestions(app, &format!("?pageSize=1000&pageIndex={page}")).await;
+        all.extend(records(&body));
+        if body["_metadata"]["hasNext"] != true {
+            break;
+        }
+    }
+    all
+}
+
+/// The pairings a suggestion's evidence names, each as a sorted pair of party texts.
+fn pairings(suggestion: &Value) -> Vec<(String, String)> {
+    suggestion["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let (a, b) = (e["between"][0].to_string(), e["between"][1].to_string());
+            if a <= b { (a, b) } else { (b, a) }
+        })
+        .collect()
+}
+
+async fn ingest_numpy(app: &TestApp, commits: &[(String, String, String)]) {
+    let r = post(app, "/v2/contributors?source=git:numpy", &app.admin_key)
+        .header("content-type", "text/csv")
+        .body(common::commits_as_contributor_csv(commits, 7))
+        .send()
+        .await
+        .expect("send");
+    expect_status(r, 200).await;
 }

@@ -231,3 +231,41 @@ pub fn error_types(body: &Value) -> Vec<String> {
         .map(|a| a.iter().map(|e| e["errorType"].as_str().unwrap_or_default().to_string()).collect())
         .unwrap_or_default()
 }
+
+/// numpy's commits as (lower-cased author email, author name, author email as written).
+pub fn numpy_commits() -> Vec<(String, String, String)> {
+    // Beside the repository, in /work/shared/data, or where DEVID_SHARED_DATA points; a
+    // missing file fails the test rather than skipping it.
+    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let path = [
+        std::env::var_os("DEVID_SHARED_DATA").map(std::path::PathBuf::from),
+        Some(beside),
+        Some("/work/shared/data".into()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|dir| dir.join("numpy/commits.csv"))
+    .find(|p| p.exists())
+    .expect("shared/data/numpy/commits.csv is beside the repository, in /work/shared/data, or under DEVID_SHARED_DATA");
+    let mut reader = csv::Reader::from_path(path).expect("numpy commits.csv is readable");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a commit row");
+            (r[2].to_lowercase(), r[1].to_string(), r[2].to_string())
+        })
+        .collect()
+}
+
+/// One contributor CSV row per commit of integration `integration`, as a plain export
+/// of `git log` would give.
+pub fn commits_as_contributor_csv(commits: &[(String, String, String)], integration: i64) -> String {
+    let mut csv = String::from("integrationId,identity,name,kind\n");
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let integration = integration.to_string();
+    for (_, name, email) in commits {
+        writer.write_record([integration.as_str(), email, name, "commit"]).expect("csv row");
+    }
+    csv.push_str(&String::from_utf8(writer.into_inner().expect("csv")).expect("utf-8"));
+    csv
+}
