@@ -8,11 +8,13 @@
 //! also go to a JSON file.
 //!
 //!     cargo run --release -p devid-bench -- --backend sqlite --rows 1000000
+//!     cargo run --release -p devid-bench -- match --dataset ../shared/data/numpy --synthetic 100000,1000000
 
 mod contributors;
 mod data;
 mod fairness;
 mod floor;
+mod matching;
 mod server;
 
 use std::path::PathBuf;
@@ -69,6 +71,14 @@ struct Args {
     /// harness reads.
     #[arg(long)]
     server_log: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Matching accuracy on a real history and speed on generated accounts.
+    Match(matching::MatchArgs),
 }
 
 impl Args {
@@ -225,7 +235,10 @@ fn check(condition: bool, what: impl FnOnce() -> String) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(BenchCommand::Match(matching)) = args.command.take() {
+        return matching::run(matching);
+    }
     let bin = match &args.devid_bin {
         Some(bin) => bin.clone(),
         None => server::build_release_binary()?,

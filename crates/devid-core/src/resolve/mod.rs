@@ -323,7 +323,7 @@ pub fn cluster_constrained(
         }
         for (x, &a) in members.iter().enumerate() {
             for &b in &members[x + 1..] {
-                let (rule, tier) = if corroborated(&facts[a].email, &facts[b].email) {
+                let (rule, tier) = if corroborated(&facts[a], &facts[b]) {
                     (Rule::SameNameCorroborated, Tier::Auto)
                 } else if seen_of(a).shares_a_zone_with(seen_of(b)) {
                     (Rule::SameNameSameTimezone, Tier::Auto)
@@ -362,7 +362,7 @@ pub fn cluster_constrained(
                         continue;
                     }
                     (Rule::SameHandle, Tier::Review)
-                } else if corroborated(&fa.email, &fb.email) {
+                } else if corroborated(fa, fb) {
                     (Rule::SameNameCorroborated, Tier::Auto)
                 } else if seen_of(a).shares_a_zone_with(seen_of(b)) {
                     (Rule::SameNameSameTimezone, Tier::Auto)
@@ -441,15 +441,52 @@ fn names_agree(a: &Facts, b: &Facts) -> bool {
 
 /// Two addresses that agree beyond a name: the same local part, a noreply login that is
 /// the other's local part, or the same organisation's (not a public provider's) domain.
-fn corroborated(a: &EmailFacts, b: &EmailFacts) -> bool {
+fn corroborated(fa: &Facts, fb: &Facts) -> bool {
+    let (a, b) = (&fa.email, &fb.email);
     if a.placeholder || b.placeholder {
         return false;
     }
     let (la, lb) = (a.mailbox(), b.mailbox());
-    if la.len() >= 3 && la == lb {
+    // A GitHub login beside the same mailbox at a public provider is one person's
+    // handle, kept where they chose it (`jdoe` and `jdoe@gmail.com`). Otherwise a
+    // mailbox that only spells the name is what every namesake gets: an organisation
+    // assigns it, and each provider gives it to the first to ask.
+    let login_and_public = |x: &EmailFacts, y: &EmailFacts| x.github_login.is_some() && is_public_domain(&y.domain);
+    let assigned_from_name = !(login_and_public(a, b) || login_and_public(b, a))
+        && (spells_the_name(&la, &fa.name) || spells_the_name(&la, &fb.name));
+    if la.len() >= 3 && la == lb && !assigned_from_name {
         return true;
     }
-    a.domain == b.domain && !is_public_domain(&a.domain)
+    // One organisation hands namesakes `jane.doe` and `jane.doe2`: a number added to
+    // the other's mailbox marks a second person, not a second address.
+    let numbered =
+        |x: &str, y: &str| x.len() > y.len() && x.starts_with(y) && x[y.len()..].bytes().all(|c| c.is_ascii_digit());
+    a.domain == b.domain && !is_public_domain(&a.domain) && !numbered(&la, &lb) && !numbered(&lb, &la)
+}
+
+/// A mailbox that is only the name written out (`jane.doe`, `janedoe`, `jdoe`, `doej`,
+/// `jane`) says nothing the name did not: two namesakes at two employers, or at two
+/// mail providers, get the same one. A mailbox with something of its owner's choosing
+/// (`jdoe1987`, `rossbar`, `anirudh2290`) does.
+fn spells_the_name(mailbox: &str, name: &NormalName) -> bool {
+    let words: Vec<&str> = name.tokens().filter(|w| w.chars().count() > 1).collect();
+    if words.contains(&mailbox) {
+        return true;
+    }
+    let initial = |w: &str| w.chars().next().map(String::from).unwrap_or_default();
+    for (i, first) in words.iter().enumerate() {
+        for (j, last) in words.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let spellings =
+                [format!("{first}{last}"), format!("{}{last}", initial(first)), format!("{first}{}", initial(last))];
+            if spellings.iter().any(|s| s == mailbox) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Addresses that clearly different people wrote with (two names without a common
@@ -493,6 +530,27 @@ mod tests {
         assert_eq!(c.person, vec![0, 0, 2]);
         assert_eq!(c.tier[0], Some(Tier::Auto));
         assert_eq!(c.tier[2], None);
+    }
+
+    #[test]
+    fn a_mailbox_that_only_spells_the_name_does_not_corroborate_it() {
+        // Two namesakes at two employers, each with the company's first.last address.
+        let a = aliases(&[("Wei Wang", "wei.wang@alpha.com"), ("Wei Wang", "wei.wang@beta.org")]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1]);
+        assert_eq!(cluster(&a, Tier::Review, Options::default()).person, vec![0, 0]);
+        for mailbox in ["wangwei", "wwang", "weiw", "wang"] {
+            assert!(spells_the_name(mailbox, &normalize_name("Wei Wang")), "{mailbox}");
+        }
+        // A mailbox of the owner's own choosing, kept across employers, is evidence.
+        let b = aliases(&[("Ross Barnowski", "rossbar@alpha.edu"), ("Ross Barnowski", "rossbar@beta.org")]);
+        assert_eq!(cluster(&b, Tier::Auto, Options::default()).person, vec![0, 0]);
+        assert!(!spells_the_name("wei1987", &normalize_name("Wei Wang")));
+        // One company's two Wei Wangs.
+        let c = aliases(&[("Wei Wang", "wei.wang@alpha.com"), ("Wei Wang", "wei.wang2@alpha.com")]);
+        assert_eq!(cluster(&c, Tier::Auto, Options::default()).person, vec![0, 1]);
+        // Two providers' `weiwang`: whoever asked first at each.
+        let d = aliases(&[("Wei Wang", "weiwang@gmail.com"), ("Wei Wang", "weiwang@outlook.com")]);
+        assert_eq!(cluster(&d, Tier::Auto, Options::default()).person, vec![0, 1]);
     }
 
     #[test]

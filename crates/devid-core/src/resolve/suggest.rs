@@ -104,6 +104,27 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
     }
 }
 
+/// What a person reviews: every `auto` suggestion, and the `review` suggestions that
+/// do not overlap one. A group held together by strong links plus one weak link would
+/// otherwise be offered only whole, at `review`, hiding its safe part; here the safe
+/// part is offered at `auto`, and once it is accepted the weak link returns as a
+/// suggestion to link to the developer it made.
+pub fn suggest_by_tier(input: &SuggestInput, options: Options) -> Vec<Suggestion> {
+    let mut suggestions = suggest(input, Tier::Auto, options);
+    let mut taken = vec![false; input.contributors.len()];
+    for s in &suggestions {
+        for &c in s.proposal.contributors() {
+            taken[c] = true;
+        }
+    }
+    suggestions.extend(
+        suggest(input, Tier::Review, options)
+            .into_iter()
+            .filter(|s| s.tier == Tier::Review && s.proposal.contributors().iter().all(|&c| !taken[c])),
+    );
+    suggestions
+}
+
 enum Owner {
     Contributor(usize),
     Developer(usize),

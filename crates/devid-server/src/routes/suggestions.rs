@@ -16,7 +16,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use devid_core::errors::{Position, Problems};
 use devid_core::plan::{Addressing, Planner, Provenance, RawRow, RawValue};
 use devid_core::resolve::suggest::{
-    ContributorFacts, DeveloperFacts, Party, Proposal, SuggestInput, Suggestion, suggest,
+    ContributorFacts, DeveloperFacts, Party, Proposal, SuggestInput, Suggestion, suggest_by_tier,
 };
 use devid_core::resolve::{Options, Tier};
 use devid_core::types::{ApplicationType, Scope};
@@ -204,10 +204,8 @@ fn compute(input: MatchInput, versions: Versions) -> Computed {
         cannot_link: input.cannot_link.clone(),
     };
     let decided: HashMap<String, DecisionKind> = input.decided.iter().cloned().collect();
-    let suggestions: Vec<Suggestion> = suggest(&facts, Tier::Review, Options::default())
-        .into_iter()
-        .filter(|s| !decided.contains_key(&s.id))
-        .collect();
+    let suggestions: Vec<Suggestion> =
+        suggest_by_tier(&facts, Options::default()).into_iter().filter(|s| !decided.contains_key(&s.id)).collect();
     let by_id = suggestions.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
     Computed { versions, input, suggestions, by_id, decided }
 }
