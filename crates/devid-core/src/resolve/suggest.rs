@@ -186,10 +186,18 @@ pub fn suggest(input: &SuggestInput, max_tier: Tier, options: Options) -> Vec<Su
         Owner::Contributor(c) => contributor_party(&input.contributors[c]),
         Owner::Developer(d) => Party::Developer { email: input.developers[d].email.clone() },
     };
+    // Each linked person's aliases, gathered in one pass (a scan per person was
+    // quadratic: minutes at a million contributors).
+    let mut members_of: BTreeMap<usize, Vec<usize>> = people.keys().map(|&p| (p, Vec::new())).collect();
+    for (i, person) in clustering.person.iter().enumerate() {
+        if let Some(members) = members_of.get_mut(person) {
+            members.push(i);
+        }
+    }
     let mut suggestions = Vec::new();
     for (person, links) in people {
         let Some(tier) = clustering.tier[person] else { continue };
-        let members = (0..aliases.len()).filter(|&i| clustering.person[i] == person);
+        let members = members_of.remove(&person).unwrap_or_default();
         let mut unmapped = Vec::new();
         let mut developer = None;
         for i in members {
