@@ -237,7 +237,7 @@ fn check(condition: bool, what: impl FnOnce() -> String) -> Result<()> {
 async fn main() -> Result<()> {
     let mut args = Args::parse();
     if let Some(BenchCommand::Match(matching)) = args.command.take() {
-        return matching::run(matching);
+        return matching::run(matching).await;
     }
     let bin = match &args.devid_bin {
         Some(bin) => bin.clone(),

@@ -30,25 +30,40 @@ pub struct MatchArgs {
     /// The devid binary for --dataset; built with `cargo build --release -p devid` when left out.
     #[arg(long)]
     devid_bin: Option<PathBuf>,
+    /// A Python with gambit installed (`pip install gambit-disambig`): gambit is then
+    /// scored on the same data in the same run.
+    #[arg(long)]
+    gambit_python: Option<PathBuf>,
+    /// Through the API: this many people, each a GitHub and a Jira account with one
+    /// address, so one `auto` suggestion each; times the first listing (computed), the
+    /// next (from memory) and accepting them all in one batch.
+    #[arg(long)]
+    accept: Option<usize>,
     /// Seed of the generated accounts.
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
 
-pub fn run(args: MatchArgs) -> Result<()> {
-    if args.dataset.is_none() && args.synthetic.is_empty() {
-        bail!("say what to measure: --dataset DIR (a history with its mailmap) and/or --synthetic 100000,1000000");
+pub async fn run(args: MatchArgs) -> Result<()> {
+    if args.dataset.is_none() && args.synthetic.is_empty() && args.accept.is_none() {
+        bail!(
+            "say what to measure: --dataset DIR (a history with its mailmap), --synthetic 100000,1000000 and/or --accept 10000"
+        );
+    }
+    let bin = match (&args.devid_bin, args.dataset.is_some() || args.accept.is_some()) {
+        (Some(bin), _) => bin.clone(),
+        (None, true) => crate::server::build_release_binary()?,
+        (None, false) => PathBuf::new(),
+    };
+    if let Some(people) = args.accept {
+        accept_run(&bin, people).await?;
     }
     if let Some(dataset) = &args.dataset {
-        let bin = match &args.devid_bin {
-            Some(bin) => bin.clone(),
-            None => crate::server::build_release_binary()?,
-        };
         let scorer = match &args.scorer {
             Some(s) => s.clone(),
             None => dataset.join("../../tools/score-matching.py"),
         };
-        score_dataset(&bin, dataset, &scorer)?;
+        score_dataset(&bin, dataset, &scorer, args.gambit_python.as_deref())?;
     }
     for &size in &args.synthetic {
         synthetic_run(size, args.seed);
@@ -56,13 +71,81 @@ pub fn run(args: MatchArgs) -> Result<()> {
     Ok(())
 }
 
-fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path) -> Result<()> {
+/// gambit over the distinct (name, email) pairs of the authors file, written as the
+/// scorer reads predictions.
+const GAMBIT_SCRIPT: &str = r#"
+import csv, sys
+import pandas as pd
+from gambit import disambiguate_aliases
+authors, out = sys.argv[1], sys.argv[2]
+seen, rows = set(), []
+with open(authors, newline="", encoding="utf-8") as f:
+    for r in csv.DictReader(f):
+        key = (r["author_name"], r["author_email"])
+        if key not in seen:
+            seen.add(key)
+            rows.append({"alias_name": key[0], "alias_email": key[1]})
+result = disambiguate_aliases(pd.DataFrame(rows), method="gambit")
+with open(out, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(["raw_name", "raw_email", "cluster_id"])
+    for _, r in result.iterrows():
+        w.writerow([r["alias_name"], r["alias_email"], r["author_id"]])
+"#;
+
+/// Prints one scored row per person key for the predictions in `out`.
+fn print_scores(scorer: &Path, dataset: &Path, out: &Path, label: &str, elapsed_ms: f64) -> Result<()> {
+    for key in ["name+email", "email"] {
+        let scored = Command::new("python3")
+            .arg(scorer)
+            .arg(out)
+            .arg(dataset)
+            .args(["--json", "--person-key", key])
+            .output()
+            .with_context(|| format!("running {}", scorer.display()))?;
+        if !scored.status.success() {
+            bail!("the scorer failed: {}", String::from_utf8_lossy(&scored.stderr));
+        }
+        let s: serde_json::Value = serde_json::from_slice(&scored.stdout).context("the scorer's JSON")?;
+        println!(
+            "{:<14} {:<11} {:>9.3} {:>7.3} {:>7.3} {:>8} {:>9.0}",
+            label,
+            key,
+            s["precision"].as_f64().unwrap_or(0.0),
+            s["recall"].as_f64().unwrap_or(0.0),
+            s["f1"].as_f64().unwrap_or(0.0),
+            s["predicted_links"],
+            elapsed_ms
+        );
+    }
+    Ok(())
+}
+
+fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Option<&Path>) -> Result<()> {
     let commits = dataset.join("commits.csv");
     let work = tempfile::tempdir().context("temp dir")?;
     println!(
         "{:<14} {:<11} {:>9} {:>7} {:>7} {:>8} {:>9}",
-        "tier", "key", "precision", "recall", "F1", "links", "time ms"
+        "matcher", "key", "precision", "recall", "F1", "links", "time ms"
     );
+    if let Some(python) = gambit_python {
+        let script = work.path().join("gambit_run.py");
+        std::fs::write(&script, GAMBIT_SCRIPT).context("writing the gambit script")?;
+        let out = work.path().join("gambit.csv");
+        eprintln!("  gambit compares every pair of aliases: this takes minutes");
+        let started = Instant::now();
+        let status = Command::new(python)
+            .arg(&script)
+            .arg(dataset.join("authors-mailmapped.csv"))
+            .arg(&out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("running gambit with {}", python.display()))?;
+        if !status.success() {
+            bail!("gambit failed ({status}); is gambit-disambig installed for {}?", python.display());
+        }
+        print_scores(scorer, dataset, &out, "gambit", started.elapsed().as_secs_f64() * 1000.0)?;
+    }
     for tier in ["auto", "review"] {
         let out = work.path().join(format!("{tier}.csv"));
         let started = Instant::now();
@@ -78,30 +161,8 @@ fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path) -> Result<()> {
         if !status.success() {
             bail!("devid match --tier {tier} failed: {status}");
         }
-        for key in ["name+email", "email"] {
-            let scored = Command::new("python3")
-                .arg(scorer)
-                .arg(&out)
-                .arg(dataset)
-                .args(["--json", "--person-key", key])
-                .output()
-                .with_context(|| format!("running {}", scorer.display()))?;
-            if !scored.status.success() {
-                bail!("the scorer failed: {}", String::from_utf8_lossy(&scored.stderr));
-            }
-            let s: serde_json::Value = serde_json::from_slice(&scored.stdout).context("the scorer's JSON")?;
-            let label = if tier == "auto" { "auto" } else { "auto + review" };
-            println!(
-                "{:<14} {:<11} {:>9.3} {:>7.3} {:>7.3} {:>8} {:>9.0}",
-                label,
-                key,
-                s["precision"].as_f64().unwrap_or(0.0),
-                s["recall"].as_f64().unwrap_or(0.0),
-                s["f1"].as_f64().unwrap_or(0.0),
-                s["predicted_links"],
-                elapsed
-            );
-        }
+        let label = if tier == "auto" { "devid auto" } else { "devid review" };
+        print_scores(scorer, dataset, &out, label, elapsed)?;
     }
     Ok(())
 }
@@ -463,4 +524,44 @@ fn show_samples(input: &SuggestInput, owners: &[usize], suggestions: &[devid_cor
             break;
         }
     }
+}
+
+async fn accept_run(bin: &Path, people: usize) -> Result<()> {
+    let work = tempfile::tempdir().context("temp dir")?;
+    let database = work.path().join("devid.db").to_string_lossy().into_owned();
+    let server = crate::server::Server::start(bin, &database, None, &work.path().join("first-admin-key"))?;
+    let client = reqwest::Client::new();
+    server.create_integrations(&client).await?;
+    let mut csv = String::from("integrationId,identity,email,kind,count\n");
+    for i in 0..people {
+        csv.push_str(&format!(
+            "1,login{i},person{i}@corp.example,pr,3\n2,acc-{i:08x},person{i}@corp.example,issue,2\n"
+        ));
+    }
+    server.post_body(&client, "/v2/contributors?source=bench", "text/csv", csv.into_bytes()).await?;
+    server.reset_peak_rss();
+    let started = Instant::now();
+    let first = server.get_path(&client, "/v2/suggestions?tier=auto&pageSize=1").await?;
+    let computed = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    server.get_path(&client, "/v2/suggestions?tier=auto&pageSize=1&pageIndex=1").await?;
+    let cached = started.elapsed().as_secs_f64();
+    let (accept_seconds, answer) =
+        server.post_body(&client, "/v2/suggestions/accept", "application/json", br#"{"tier":"auto"}"#.to_vec()).await?;
+    let accepted = answer["accepted"].as_array().map_or(0, Vec::len);
+    if first["_metadata"]["autoCount"] != people as u64 || accepted != people {
+        bail!(
+            "expected {people} auto suggestions accepted; listed {}, accepted {accepted}",
+            first["_metadata"]["autoCount"]
+        );
+    }
+    println!(
+        "API, {people} people ({} contributors): suggestions computed in {computed:.2} s, listed again in {:.1} ms, {accepted} accepted in one batch in {accept_seconds:.2} s ({} identities); server peak RSS {} MiB",
+        people * 2,
+        cached * 1000.0,
+        answer["summary"]["created"],
+        server.peak_rss_mib().map_or("?".into(), |p| format!("{p:.0}")),
+    );
+    server.stop();
+    Ok(())
 }
