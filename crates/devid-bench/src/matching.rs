@@ -535,7 +535,7 @@ async fn accept_run(bin: &Path, people: usize) -> Result<()> {
     let mut csv = String::from("integrationId,identity,email,kind,count\n");
     for i in 0..people {
         csv.push_str(&format!(
-            "1,login{i},person{i}@corp.example,pr,3\n2,acc-{i:08x},person{i}@corp.example,issue,2\n"
+            "1,login{i},person{i}@benchcorp.com,pr,3\n2,acc-{i:08x},person{i}@benchcorp.com,issue,2\n"
         ));
     }
     server.post_body(&client, "/v2/contributors?source=bench", "text/csv", csv.into_bytes()).await?;
