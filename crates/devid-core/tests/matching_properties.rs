@@ -75,3 +75,77 @@ proptest! {
         prop_assert_eq!(a.tier, b.tier);
     }
 }
+
+/// Accounts drawn from a few names and addresses, so that every rule fires somewhere,
+/// some mapped to a few developers, with a few cannot-links.
+fn accounts() -> impl Strategy<Value = devid_core::resolve::suggest::SuggestInput> {
+    use devid_core::resolve::suggest::{ContributorFacts, DeveloperFacts, Party, SuggestInput};
+    let names = ["Jane Doe", "Jane", "Doe Jane", "Bob Stone", "jdoe", "Wei Wang", ""];
+    let emails = [
+        "jane@corp.com",
+        "jane.doe@gmail.com",
+        "jdoe@users.noreply.github.com",
+        "bob@corp.com",
+        "bob.stone@corp.com",
+        "wei.wang@alpha.com",
+        "wei.wang@beta.org",
+        "devnull@localhost",
+    ];
+    let contributor = (0..names.len(), proptest::collection::vec(0..emails.len(), 0..3), prop::bool::ANY, 0..5usize);
+    (proptest::collection::vec(contributor, 1..24), proptest::collection::vec((0..24usize, 0..3usize), 0..4)).prop_map(
+        move |(rows, rejected)| {
+            let developers: Vec<DeveloperFacts> =
+                ["jane@corp.com", "bob@corp.com"].iter().map(|e| DeveloperFacts { email: e.to_string() }).collect();
+            let contributors: Vec<ContributorFacts> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (name, picked, github, mapped))| ContributorFacts {
+                    integration_id: if *github { "1".into() } else { "2".into() },
+                    identity: format!("acc{i}"),
+                    github: *github,
+                    names: vec![names[*name].to_string()],
+                    emails: picked.iter().map(|&e| emails[e].to_string()).collect(),
+                    bot: false,
+                    developer: (*mapped < developers.len()).then_some(*mapped),
+                    activity: 1 + i as u64,
+                })
+                .collect();
+            let cannot_link = rejected
+                .iter()
+                .filter(|(c, _)| *c < contributors.len())
+                .map(|&(c, d)| {
+                    let contributor = Party::Contributor {
+                        integration_id: contributors[c].integration_id.clone(),
+                        identity: contributors[c].identity.clone(),
+                    };
+                    let other = match d {
+                        0 | 1 => Party::Developer { email: developers[d].email.clone() },
+                        _ => Party::Contributor {
+                            integration_id: contributors[0].integration_id.clone(),
+                            identity: contributors[0].identity.clone(),
+                        },
+                    };
+                    (contributor, other)
+                })
+                .collect();
+            SuggestInput { contributors, developers, cannot_link }
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn the_auto_suggestions_of_one_run_are_those_of_a_run_up_to_auto(input in accounts()) {
+        use devid_core::resolve::suggest::{suggest, suggest_by_tier};
+        let by_tier = suggest_by_tier(&input, Options::default());
+        let auto: Vec<_> = by_tier.iter().filter(|s| s.tier == Tier::Auto).cloned().collect();
+        prop_assert_eq!(auto, suggest(&input, Tier::Auto, Options::default()));
+        // No contributor is in two suggestions.
+        let mut seen = std::collections::HashSet::new();
+        for s in &by_tier {
+            for &c in s.proposal.contributors() {
+                prop_assert!(seen.insert(c), "contributor {} twice", c);
+            }
+        }
+    }
+}

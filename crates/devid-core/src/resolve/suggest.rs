@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::normalize::{GITHUB_NOREPLY_DOMAIN, email_facts};
-use super::{Alias, Constraints, Link, Options, Rule, Tier, cluster_constrained};
+use super::{Alias, Clustering, Constraints, Link, Options, Rule, Tier, cluster_constrained};
 
 /// An account as a source reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +109,14 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
 /// otherwise be offered only whole, at `review`, hiding its safe part; here the safe
 /// part is offered at `auto`, and once it is accepted the weak link returns as a
 /// suggestion to link to the developer it made.
+///
+/// One clustering serves both tiers: links are applied auto first, so the people the
+/// auto links alone make are exactly what a run up to `auto` would make.
 pub fn suggest_by_tier(input: &SuggestInput, options: Options) -> Vec<Suggestion> {
-    let mut suggestions = suggest(input, Tier::Auto, options);
+    let graph = AliasGraph::of(input);
+    let clustering = cluster_constrained(&graph.aliases, &[], &graph.constraints, Tier::Review, options);
+    let auto = only_auto(&clustering);
+    let mut suggestions = graph.proposals(input, &auto);
     let mut taken = vec![false; input.contributors.len()];
     for s in &suggestions {
         for &c in s.proposal.contributors() {
@@ -118,11 +124,41 @@ pub fn suggest_by_tier(input: &SuggestInput, options: Options) -> Vec<Suggestion
         }
     }
     suggestions.extend(
-        suggest(input, Tier::Review, options)
+        graph
+            .proposals(input, &clustering)
             .into_iter()
             .filter(|s| s.tier == Tier::Review && s.proposal.contributors().iter().all(|&c| !taken[c])),
     );
     suggestions
+}
+
+/// The people of `clustering` as its `auto` links alone make them (ties included).
+fn only_auto(clustering: &Clustering) -> Clustering {
+    let count = clustering.person.len();
+    let mut parent: Vec<usize> = (0..count).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let links: Vec<Link> = clustering.links.iter().filter(|l| l.tier == Tier::Auto).cloned().collect();
+    for link in &links {
+        let (ra, rb) = (root(&mut parent, link.a), root(&mut parent, link.b));
+        if ra != rb {
+            // The smaller index stays the root, as in the clustering itself.
+            let (keep, gone) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            parent[gone] = keep;
+        }
+    }
+    let person: Vec<usize> = (0..count).map(|i| root(&mut parent, i)).collect();
+    let mut tier = vec![None; count];
+    for link in links.iter().filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper)) {
+        tier[person[link.a]] = Some(Tier::Auto);
+    }
+    let tier = (0..count).map(|i| tier[person[i]]).collect();
+    Clustering { person, tier, links }
 }
 
 enum Owner {
@@ -132,108 +168,128 @@ enum Owner {
 
 /// The suggestions for `input`, strongest first (tier, then activity), up to `max_tier`.
 pub fn suggest(input: &SuggestInput, max_tier: Tier, options: Options) -> Vec<Suggestion> {
-    let mut aliases = Vec::new();
-    let mut owners = Vec::new();
-    let mut constraints = Constraints::default();
-    let mut developer_alias = vec![usize::MAX; input.developers.len()];
-    for (d, developer) in input.developers.iter().enumerate() {
-        developer_alias[d] = aliases.len();
-        constraints.anchors.push(aliases.len());
-        constraints.weights.push(0);
-        aliases.push(Alias { name: String::new(), email: developer.email.clone() });
-        owners.push(Owner::Developer(d));
-    }
-    let mut first_alias = vec![usize::MAX; input.contributors.len()];
-    for (c, contributor) in input.contributors.iter().enumerate() {
-        if contributor.bot {
-            continue;
-        }
-        let name = contributor.names.first().cloned().unwrap_or_default();
-        let mut emails: Vec<String> = contributor.emails.clone();
-        if contributor.github {
-            emails.push(format!("{}@{GITHUB_NOREPLY_DOMAIN}", contributor.identity));
-        }
-        if emails.is_empty() {
-            emails.push(String::new());
-        }
-        first_alias[c] = aliases.len();
-        for (k, email) in emails.into_iter().enumerate() {
-            let at = aliases.len();
-            if k > 0 {
-                constraints.tied.push((first_alias[c], at, Rule::SameAccount));
-            }
-            constraints.weights.push(usize::from(k == 0));
-            aliases.push(Alias { name: name.clone(), email });
-            owners.push(Owner::Contributor(c));
-        }
-        if let Some(d) = contributor.developer.filter(|d| *d < input.developers.len()) {
-            constraints.tied.push((developer_alias[d], first_alias[c], Rule::SameDeveloper));
-        }
-    }
-    let party_alias = party_aliases(input, &first_alias, &developer_alias);
-    for (a, b) in &input.cannot_link {
-        if let (Some(&x), Some(&y)) = (party_alias.get(a), party_alias.get(b)) {
-            constraints.cannot_link.push((x, y));
-        }
-    }
-    let clustering = cluster_constrained(&aliases, &[], &constraints, max_tier, options);
+    let graph = AliasGraph::of(input);
+    let clustering = cluster_constrained(&graph.aliases, &[], &graph.constraints, max_tier, options);
+    graph.proposals(input, &clustering)
+}
 
-    let mut people: BTreeMap<usize, Vec<&Link>> = BTreeMap::new();
-    for link in &clustering.links {
-        people.entry(clustering.person[link.a]).or_default().push(link);
-    }
-    let party = |alias: usize| match owners[alias] {
-        Owner::Contributor(c) => contributor_party(&input.contributors[c]),
-        Owner::Developer(d) => Party::Developer { email: input.developers[d].email.clone() },
-    };
-    // Each linked person's aliases, gathered in one pass (a scan per person was
-    // quadratic: minutes at a million contributors).
-    let mut members_of: BTreeMap<usize, Vec<usize>> = people.keys().map(|&p| (p, Vec::new())).collect();
-    for (i, person) in clustering.person.iter().enumerate() {
-        if let Some(members) = members_of.get_mut(person) {
-            members.push(i);
+/// An account as the engine sees it: aliases, who owns each, and the constraints.
+struct AliasGraph {
+    aliases: Vec<Alias>,
+    owners: Vec<Owner>,
+    first_alias: Vec<usize>,
+    constraints: Constraints,
+}
+
+impl AliasGraph {
+    fn of(input: &SuggestInput) -> Self {
+        let mut aliases = Vec::new();
+        let mut owners = Vec::new();
+        let mut constraints = Constraints::default();
+        let mut developer_alias = vec![usize::MAX; input.developers.len()];
+        for (d, developer) in input.developers.iter().enumerate() {
+            developer_alias[d] = aliases.len();
+            constraints.anchors.push(aliases.len());
+            constraints.weights.push(0);
+            aliases.push(Alias { name: String::new(), email: developer.email.clone() });
+            owners.push(Owner::Developer(d));
         }
-    }
-    let mut suggestions = Vec::new();
-    for (person, links) in people {
-        let Some(tier) = clustering.tier[person] else { continue };
-        let members = members_of.remove(&person).unwrap_or_default();
-        let mut unmapped = Vec::new();
-        let mut developer = None;
-        for i in members {
-            match owners[i] {
-                Owner::Developer(d) => developer = Some(d),
-                Owner::Contributor(c) if first_alias[c] == i && input.contributors[c].developer.is_none() => {
-                    unmapped.push(c)
+        let mut first_alias = vec![usize::MAX; input.contributors.len()];
+        for (c, contributor) in input.contributors.iter().enumerate() {
+            if contributor.bot {
+                continue;
+            }
+            let name = contributor.names.first().cloned().unwrap_or_default();
+            let mut emails: Vec<String> = contributor.emails.clone();
+            if contributor.github {
+                emails.push(format!("{}@{GITHUB_NOREPLY_DOMAIN}", contributor.identity));
+            }
+            if emails.is_empty() {
+                emails.push(String::new());
+            }
+            first_alias[c] = aliases.len();
+            for (k, email) in emails.into_iter().enumerate() {
+                let at = aliases.len();
+                if k > 0 {
+                    constraints.tied.push((first_alias[c], at, Rule::SameAccount));
                 }
-                Owner::Contributor(_) => {}
+                constraints.weights.push(usize::from(k == 0));
+                aliases.push(Alias { name: name.clone(), email });
+                owners.push(Owner::Contributor(c));
+            }
+            if let Some(d) = contributor.developer.filter(|d| *d < input.developers.len()) {
+                constraints.tied.push((developer_alias[d], first_alias[c], Rule::SameDeveloper));
             }
         }
-        let proposal = match developer {
-            Some(developer) if !unmapped.is_empty() => Proposal::Link { contributors: unmapped, developer },
-            None if unmapped.len() >= 2 => match new_developer_email(input, &unmapped) {
-                Some(email) => Proposal::NewDeveloper { contributors: unmapped, email },
-                None => continue,
-            },
-            _ => continue,
-        };
-        let evidence: Vec<Evidence> = links
-            .iter()
-            .filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper))
-            .map(|l| Evidence { rule: l.rule, value: l.value.clone(), between: (party(l.a), party(l.b)) })
-            .collect();
-        let confidence = links
-            .iter()
-            .filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper))
-            .map(|l| confidence(l.rule, l.tier))
-            .fold(1.0, f64::min);
-        let id = suggestion_id(input, &proposal, &evidence);
-        suggestions.push(Suggestion { id, proposal, tier, confidence, evidence });
+        let party_alias = party_aliases(input, &first_alias, &developer_alias);
+        for (a, b) in &input.cannot_link {
+            if let (Some(&x), Some(&y)) = (party_alias.get(a), party_alias.get(b)) {
+                constraints.cannot_link.push((x, y));
+            }
+        }
+        AliasGraph { aliases, owners, first_alias, constraints }
     }
-    let activity =
-        |s: &Suggestion| -> u64 { s.proposal.contributors().iter().map(|&c| input.contributors[c].activity).sum() };
-    suggestions.sort_by(|a, b| a.tier.cmp(&b.tier).then(activity(b).cmp(&activity(a))).then(a.id.cmp(&b.id)));
-    suggestions
+
+    /// One suggestion per person of `clustering` with unmapped contributors in it.
+    fn proposals(&self, input: &SuggestInput, clustering: &Clustering) -> Vec<Suggestion> {
+        let (owners, first_alias) = (&self.owners, &self.first_alias);
+        let mut people: BTreeMap<usize, Vec<&Link>> = BTreeMap::new();
+        for link in &clustering.links {
+            people.entry(clustering.person[link.a]).or_default().push(link);
+        }
+        let party = |alias: usize| match owners[alias] {
+            Owner::Contributor(c) => contributor_party(&input.contributors[c]),
+            Owner::Developer(d) => Party::Developer { email: input.developers[d].email.clone() },
+        };
+        // Each linked person's aliases, gathered in one pass (a scan per person was
+        // quadratic: minutes at a million contributors).
+        let mut members_of: BTreeMap<usize, Vec<usize>> = people.keys().map(|&p| (p, Vec::new())).collect();
+        for (i, person) in clustering.person.iter().enumerate() {
+            if let Some(members) = members_of.get_mut(person) {
+                members.push(i);
+            }
+        }
+        let mut suggestions = Vec::new();
+        for (person, links) in people {
+            let Some(tier) = clustering.tier[person] else { continue };
+            let members = members_of.remove(&person).unwrap_or_default();
+            let mut unmapped = Vec::new();
+            let mut developer = None;
+            for i in members {
+                match owners[i] {
+                    Owner::Developer(d) => developer = Some(d),
+                    Owner::Contributor(c) if first_alias[c] == i && input.contributors[c].developer.is_none() => {
+                        unmapped.push(c)
+                    }
+                    Owner::Contributor(_) => {}
+                }
+            }
+            let proposal = match developer {
+                Some(developer) if !unmapped.is_empty() => Proposal::Link { contributors: unmapped, developer },
+                None if unmapped.len() >= 2 => match new_developer_email(input, &unmapped) {
+                    Some(email) => Proposal::NewDeveloper { contributors: unmapped, email },
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let evidence: Vec<Evidence> = links
+                .iter()
+                .filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper))
+                .map(|l| Evidence { rule: l.rule, value: l.value.clone(), between: (party(l.a), party(l.b)) })
+                .collect();
+            let confidence = links
+                .iter()
+                .filter(|l| !matches!(l.rule, Rule::SameAccount | Rule::SameDeveloper))
+                .map(|l| confidence(l.rule, l.tier))
+                .fold(1.0, f64::min);
+            let id = suggestion_id(input, &proposal, &evidence);
+            suggestions.push(Suggestion { id, proposal, tier, confidence, evidence });
+        }
+        let activity =
+            |s: &Suggestion| -> u64 { s.proposal.contributors().iter().map(|&c| input.contributors[c].activity).sum() };
+        suggestions.sort_by(|a, b| a.tier.cmp(&b.tier).then(activity(b).cmp(&activity(a))).then(a.id.cmp(&b.id)));
+        suggestions
+    }
 }
 
 fn contributor_party(c: &ContributorFacts) -> Party {
@@ -339,6 +395,37 @@ mod tests {
 
     fn party(integration: &str, identity: &str) -> Party {
         Party::Contributor { integration_id: integration.into(), identity: identity.into() }
+    }
+
+    #[test]
+    fn the_auto_part_of_one_run_is_what_a_run_up_to_auto_makes() {
+        let input = SuggestInput {
+            contributors: vec![
+                contributor("1", "jane@corp.com", "Jane Doe", &["jane@corp.com"]),
+                contributor("2", "acc-1", "Jane Doe", &["jane@corp.com"]),
+                contributor("1", "jane.doe@gmail.com", "Jane Doe", &["jane.doe@gmail.com"]),
+                contributor("1", "bob@corp.com", "Bob Stone", &["bob@corp.com"]),
+                contributor("2", "acc-2", "Bob Stone", &["bob@corp.com"]),
+                contributor("1", "bob.stone@corp.com", "Bob Stone", &["bob.stone@corp.com"]),
+                contributor("1", "ann@x.org", "Ann Lee", &["ann@x.org"]),
+                contributor("1", "ann.lee@y.net", "Ann Lee", &["ann.lee@y.net"]),
+            ],
+            developers: vec![DeveloperFacts { email: "bob@corp.com".into() }],
+            cannot_link: vec![(party("1", "bob.stone@corp.com"), Party::Developer { email: "bob@corp.com".into() })],
+        };
+        let by_tier = suggest_by_tier(&input, Options::default());
+        let auto: Vec<&Suggestion> = by_tier.iter().filter(|s| s.tier == Tier::Auto).collect();
+        let alone = suggest(&input, Tier::Auto, Options::default());
+        assert_eq!(auto.len(), alone.len());
+        for (a, b) in auto.iter().zip(&alone) {
+            assert_eq!(*a, b);
+        }
+        // Jane's two accounts of one address at auto; her personal address, a name
+        // alone, is not hidden inside a review group with them.
+        assert!(alone.iter().any(|s| s.proposal.contributors() == [0, 1]));
+        let review: Vec<&Suggestion> = by_tier.iter().filter(|s| s.tier == Tier::Review).collect();
+        assert!(review.iter().all(|s| !s.proposal.contributors().contains(&0)), "{review:?}");
+        assert!(review.iter().any(|s| s.proposal.contributors() == [6, 7]), "Ann's namesake pair for review");
     }
 
     #[test]

@@ -99,6 +99,10 @@ struct AccountSuggestions {
 #[derive(Debug, Default)]
 pub struct SuggestionCache {
     accounts: Mutex<(u64, HashMap<i64, AccountSuggestions>)>,
+    /// One computation at a time, server-wide: a large account's takes seconds and
+    /// hundreds of MiB, and requests arriving meanwhile for the same account are then
+    /// answered from its result instead of each computing it again.
+    computing: tokio::sync::Mutex<()>,
 }
 
 impl SuggestionCache {
@@ -157,6 +161,10 @@ async fn versions(state: &AppState, account: AccountId) -> Result<Versions, ApiE
 /// otherwise (off the async threads: a million contributors take seconds).
 async fn current(state: &AppState, account: AccountId) -> Result<Arc<Computed>, ApiError> {
     let versions = versions(state, account).await?;
+    if let Some(computed) = state.suggestions.current(account.0, versions) {
+        return Ok(computed);
+    }
+    let _computing = state.suggestions.computing.lock().await;
     if let Some(computed) = state.suggestions.current(account.0, versions) {
         return Ok(computed);
     }
@@ -307,9 +315,9 @@ pub async fn list_suggestions(
     };
     let integration = match params.get("integrationId") {
         None => None,
-        Some(raw) => match raw.trim().parse::<i64>() {
-            Ok(id) if (1..=devid_core::types::MAX_INTEGRATION_ID).contains(&id) => Some(id),
-            _ => {
+        Some(raw) => match devid_core::plan::parse_integration_id(raw) {
+            Some(id) => Some(id),
+            None => {
                 return Err(ApiError::invalid_parameter(
                     "integrationId",
                     raw,
