@@ -286,6 +286,9 @@ async fn accepted_mappings_are_locked_and_uploads_cannot_move_them_unless_an_adm
         let r = post(&app, "/v2/developers/identities/lock", &writer).json(&bad).send().await.expect("send");
         expect_error(r, 400).await;
     }
+    let r = post(&app, "/v2/developers/identities/lock?force=true", &writer).json(&lock).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert!(body["message"].as_str().unwrap_or_default().contains("takes no query parameters"), "{body}");
 }
 
 async fn numpy_history_walks_from_contributors_to_locked_decisions() {

@@ -90,10 +90,15 @@ impl QueryParams {
             match known {
                 Some(name) => pairs.push((name.to_string(), v)),
                 None => {
+                    let accepted = if allowed.is_empty() {
+                        "this endpoint takes no query parameters".to_string()
+                    } else {
+                        format!("this endpoint accepts: {}", allowed.join(", "))
+                    };
                     return Err(crate::error::ApiError::invalid_parameter(
                         &k,
                         &v,
-                        format!("Unknown query parameter `{k}`; this endpoint accepts: {}.", allowed.join(", ")),
+                        format!("Unknown query parameter `{k}`; {accepted}."),
                     ));
                 }
             }
