@@ -1084,7 +1084,6 @@ struct WalkedIdentity {
     developer_id: i64,
     email: String,
     identity: String,
-    locked: bool,
 }
 
 impl WalkedIdentity {
@@ -1095,7 +1094,6 @@ impl WalkedIdentity {
         }
         self.id = r.get(1).map_err(map_err)?;
         self.developer_id = r.get(2).map_err(map_err)?;
-        self.locked = r.get::<_, i64>(5).map_err(map_err)? != 0;
         self.present = true;
         Ok(())
     }
@@ -1200,6 +1198,7 @@ fn apply_upload_in(
         )
         .map_err(map_err)?;
     let mut audit = tx.prepare_cached(INSERT_AUDIT).map_err(map_err)?;
+    let mut lock_of = tx.prepare_cached("SELECT locked FROM identities WHERE id = ?1").map_err(map_err)?;
     let mut respell =
         tx.prepare_cached("UPDATE identities SET identity = ?1, updated_at = ?2 WHERE id = ?3").map_err(map_err)?;
 
@@ -1302,7 +1301,7 @@ fn apply_upload_in(
     }
     let mut scan = tx
         .prepare_cached(
-            "SELECT identity_key, id, developer_id, email, identity, locked FROM identities
+            "SELECT identity_key, id, developer_id, email, identity FROM identities
              WHERE account_id = ?1 AND integration_id = ?2 AND identity_key >= ?3 ORDER BY identity_key",
         )
         .map_err(map_err)?;
@@ -1337,7 +1336,7 @@ fn apply_upload_in(
             ahead.present = false;
             ahead.exhausted = false;
         }
-        let existing: Option<(i64, i64, String, String, bool)> = if sequential {
+        let existing: Option<(i64, i64, String, String, Option<bool>)> = if sequential {
             // Rows this upload inserted may show up in the walk; they sort before the
             // current key and are passed over like any other smaller key.
             while !ahead.exhausted && (!ahead.present || ahead.key.as_str() < row.key()) {
@@ -1359,14 +1358,16 @@ fn apply_upload_in(
                     summary.unchanged += 1;
                     continue;
                 }
-                Some((ahead.id, ahead.developer_id, ahead.email.clone(), ahead.identity.clone(), ahead.locked))
+                // Whether it is locked matters only for a move: read then, by rowid, so
+                // that the walk over a re-upload's unchanged rows reads no more than before.
+                Some((ahead.id, ahead.developer_id, ahead.email.clone(), ahead.identity.clone(), None))
             } else {
                 None
             }
         } else {
             find_identity
                 .query_row(params![ctx.account.0, integration_id, row.key()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? != 0))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, Some(r.get::<_, i64>(4)? != 0)))
                 })
                 .optional()
                 .map_err(map_err)?
@@ -1394,18 +1395,23 @@ fn apply_upload_in(
                     })?;
                 summary.created += 1;
             }
-            Some((_, current_developer, old_email, _, true)) if current_developer != developer_id && !force => {
-                locked_total += 1;
-                if locked_rows.len() < MAX_LOCKED_SAMPLES {
-                    locked_rows.push(LockedMove {
-                        integration_id,
-                        identity: row.identity.to_string(),
-                        locked_to: old_email,
-                        requested: row.email.to_string(),
-                    });
+            Some((id, current_developer, old_email, _, locked)) if current_developer != developer_id => {
+                let locked = match locked {
+                    Some(locked) => locked,
+                    None => lock_of.query_row([id], |r| r.get::<_, i64>(0)).map_err(map_err)? != 0,
+                };
+                if locked && !force {
+                    locked_total += 1;
+                    if locked_rows.len() < MAX_LOCKED_SAMPLES {
+                        locked_rows.push(LockedMove {
+                            integration_id,
+                            identity: row.identity.to_string(),
+                            locked_to: old_email,
+                            requested: row.email.to_string(),
+                        });
+                    }
+                    continue;
                 }
-            }
-            Some((id, current_developer, old_email, _, _)) if current_developer != developer_id => {
                 reassign
                     .execute(params![developer_id, &*row.email, &*row.identity, now, id, source, ctx.key_id, lock])
                     .map_err(map_err)?;
