@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail};
 use devid_core::resolve::suggest::{ContributorFacts, SuggestInput, suggest_by_tier};
 use devid_core::resolve::{Options, Tier};
 
+use crate::data::Rng;
+
 #[derive(Debug, clap::Args)]
 pub struct MatchArgs {
     /// A directory with `commits.csv` and a mailmap (../shared/data/numpy): scored with
@@ -165,26 +167,6 @@ fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Optio
         print_scores(scorer, dataset, &out, label, elapsed)?;
     }
     Ok(())
-}
-
-/// xorshift64*, as data.rs: the same stream on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 const FIRST: [&str; 48] = [

@@ -5,6 +5,7 @@
 //! forget an accepted one.
 
 use async_trait::async_trait;
+use devid_core::change::AuditAction;
 use devid_core::resolve::suggest::Party;
 use devid_core::types::{ApplicationType, IntegrationId};
 
@@ -80,6 +81,24 @@ pub struct NewDecision {
     pub cannot_link: Vec<(Party, Party)>,
     /// The evidence the suggestion showed (`rule: value`), kept in the audit trail.
     pub evidence: Vec<String>,
+}
+
+impl NewDecision {
+    /// The audit event's action and detail (the suggestion, its cannot-links, its evidence).
+    pub(crate) fn audit(&self) -> (AuditAction, String) {
+        let action = match self.kind {
+            DecisionKind::Reject => AuditAction::SuggestionRejected,
+            DecisionKind::Skip => AuditAction::SuggestionSkipped,
+            DecisionKind::Accept => AuditAction::SuggestionAccepted,
+        };
+        let detail = serde_json::json!({
+            "suggestionId": self.suggestion_id,
+            "cannotLinks": self.cannot_link.len(),
+            "evidence": self.evidence,
+        })
+        .to_string();
+        (action, detail)
+    }
 }
 
 /// Encodes a party as stored: `contributor <US> integration <US> identity key`, or

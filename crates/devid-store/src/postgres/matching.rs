@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use devid_core::change::AuditAction;
 
 use super::{Audit, PgError, PgResult, PostgresStore, insert_audit, lock_account, parse_type};
 use crate::matching::{
@@ -156,17 +155,7 @@ async fn record_decisions_in(
             )
             .await?;
         }
-        let action = match decision.kind {
-            DecisionKind::Reject => AuditAction::SuggestionRejected,
-            DecisionKind::Skip => AuditAction::SuggestionSkipped,
-            DecisionKind::Accept => AuditAction::SuggestionAccepted,
-        };
-        let detail = serde_json::json!({
-            "suggestionId": decision.suggestion_id,
-            "cannotLinks": decision.cannot_link.len(),
-            "evidence": decision.evidence,
-        })
-        .to_string();
+        let (action, detail) = decision.audit();
         insert_audit(tx, ctx, now, Audit { action: action.as_str(), detail: Some(&detail), ..Default::default() })
             .await?;
     }

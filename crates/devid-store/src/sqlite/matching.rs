@@ -2,7 +2,6 @@
 //! cannot-links in one write.
 
 use async_trait::async_trait;
-use devid_core::change::AuditAction;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Audit, SqliteStore, insert_audit, map_err, parse_type};
@@ -143,17 +142,7 @@ fn record_decisions_in(conn: &mut Connection, ctx: &ChangeContext, decisions: &[
             )
             .map_err(map_err)?;
         }
-        let action = match decision.kind {
-            DecisionKind::Reject => AuditAction::SuggestionRejected,
-            DecisionKind::Skip => AuditAction::SuggestionSkipped,
-            DecisionKind::Accept => AuditAction::SuggestionAccepted,
-        };
-        let detail = serde_json::json!({
-            "suggestionId": decision.suggestion_id,
-            "cannotLinks": decision.cannot_link.len(),
-            "evidence": decision.evidence,
-        })
-        .to_string();
+        let (action, detail) = decision.audit();
         insert_audit(&tx, ctx, now, Audit { action: action.as_str(), detail: Some(&detail), ..Default::default() })
             .map_err(map_err)?;
     }
