@@ -2,7 +2,7 @@
 //! the constraints no rule may break (cannot-links, one developer per person) and the
 //! blast-radius limit.
 
-use super::{Clustering, Link, Options, Rule, Tier};
+use super::{Candidate, Clustering, Link, Options, Rule, Tier};
 
 /// What holds whatever the rules say.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +63,7 @@ impl Forest {
 /// grow a person past the limit.
 pub(super) fn apply(
     count: usize,
-    mut candidates: Vec<Link>,
+    mut candidates: Vec<Candidate<'_>>,
     constraints: &Constraints,
     max_tier: Tier,
     options: Options,
@@ -92,16 +92,16 @@ pub(super) fn apply(
     }
     let tied = links.len();
     candidates.sort_by_key(|l| l.tier);
-    for link in candidates {
-        if link.tier > max_tier {
+    for found in candidates {
+        if found.tier > max_tier {
             break;
         }
-        let (ra, rb) = (forest.root(link.a), forest.root(link.b));
+        let (ra, rb) = (forest.root(found.a), forest.root(found.b));
         if ra == rb || forest.size[ra] + forest.size[rb] > options.max_aliases || forest.forbidden(ra, rb) {
             continue;
         }
         forest.join(ra, rb);
-        links.push(link);
+        links.push(Link { a: found.a, b: found.b, rule: found.rule, tier: found.tier, value: found.value.to_text() });
     }
     let person: Vec<usize> = (0..count).map(|i| forest.root(i)).collect();
     for link in &links[tied..] {

@@ -8,14 +8,14 @@
 //! different people wrote with, or generic names; a name alone is at most `review`;
 //! and a link that would grow a person past `max_aliases` is held at `review`.
 
+mod blocks;
 mod cluster;
 pub mod normalize;
 pub mod suggest;
 
 pub use cluster::Constraints;
+use blocks::Blocks;
 use cluster::apply;
-
-use std::collections::BTreeMap;
 
 use normalize::{EmailFacts, NormalName, email_facts, is_generic_name, normalize_name};
 
@@ -24,6 +24,24 @@ use normalize::{EmailFacts, NormalName, email_facts, is_generic_name, normalize_
 pub struct Alias {
     pub name: String,
     pub email: String,
+}
+
+/// What the engine reads of an alias; borrowed, so callers need not copy their names
+/// and emails into [`Alias`] values (a million contributors' copies were most of the
+/// engine's memory).
+pub trait AliasText {
+    fn name(&self) -> &str;
+    fn email(&self) -> &str;
+}
+
+impl AliasText for Alias {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn email(&self) -> &str {
+        &self.email
+    }
 }
 
 /// How sure a link is: `auto` may be applied without a person; `review` waits for one.
@@ -122,6 +140,31 @@ pub struct Link {
     pub value: String,
 }
 
+/// A link found but not yet applied. Its value borrows from the aliases' facts: there
+/// are millions of candidates at scale, and only the applied few need owned text.
+struct Candidate<'a> {
+    a: usize,
+    b: usize,
+    rule: Rule,
+    tier: Tier,
+    value: MatchedValue<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum MatchedValue<'a> {
+    Text(&'a str),
+    GithubAccount(u64),
+}
+
+impl MatchedValue<'_> {
+    fn to_text(self) -> String {
+        match self {
+            MatchedValue::Text(text) => text.to_string(),
+            MatchedValue::GithubAccount(id) => id.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// A link that would give one person more aliases than this is held at `review`.
@@ -203,20 +246,20 @@ struct Facts {
 }
 
 /// Groups `aliases` into people, applying links up to `max_tier`.
-pub fn cluster(aliases: &[Alias], max_tier: Tier, options: Options) -> Clustering {
+pub fn cluster<A: AliasText>(aliases: &[A], max_tier: Tier, options: Options) -> Clustering {
     cluster_seen(aliases, &[], max_tier, options)
 }
 
 /// [`cluster`], with what is known of each alias's habits (`seen[i]` for `aliases[i]`;
 /// shorter or empty when unknown).
-pub fn cluster_seen(aliases: &[Alias], seen: &[Seen], max_tier: Tier, options: Options) -> Clustering {
+pub fn cluster_seen<A: AliasText>(aliases: &[A], seen: &[Seen], max_tier: Tier, options: Options) -> Clustering {
     cluster_constrained(aliases, seen, &Constraints::default(), max_tier, options)
 }
 
 /// [`cluster_seen`] under `constraints`: aliases that must stay together or apart, and
 /// what each counts towards the blast-radius limit.
-pub fn cluster_constrained(
-    aliases: &[Alias],
+pub fn cluster_constrained<A: AliasText>(
+    aliases: &[A],
     seen: &[Seen],
     constraints: &Constraints,
     max_tier: Tier,
@@ -227,49 +270,39 @@ pub fn cluster_constrained(
     let facts: Vec<Facts> = aliases
         .iter()
         .map(|a| {
-            let name = normalize_name(&a.name);
-            let generic_name = is_generic_name(&name) || normalize::name_is_an_address(&a.name);
+            let name = normalize_name(a.name());
+            let generic_name = is_generic_name(&name) || normalize::name_is_an_address(a.name());
             let name_key = if generic_name { None } else { name.key() };
-            let squashed = normalize::squashed(&a.name, &name);
-            let handle_like = name.token_count() == 1 && normalize::looks_like_a_handle(a.name.trim());
-            Facts { email: email_facts(&a.email), generic_name, name, name_key, squashed, handle_like }
+            let squashed = normalize::squashed(a.name(), &name);
+            let handle_like = name.token_count() == 1 && normalize::looks_like_a_handle(a.name().trim());
+            Facts { email: email_facts(a.email()), generic_name, name, name_key, squashed, handle_like }
         })
         .collect();
     let shared = shared_emails(&facts);
     let mut candidates = Vec::new();
 
     // Block 1: one address.
-    let mut by_email: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        if !f.email.placeholder && !shared.contains(f.email.email.0.as_str()) {
-            by_email.entry(&f.email.email.0).or_default().push(i);
-        }
-    }
-    for (email, members) in &by_email {
+    let by_email = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
+        (!f.email.placeholder && !shared.contains(f.email.email.0.as_str())).then_some((f.email.email.0.as_str(), i))
+    }));
+    for (email, members) in by_email.iter() {
         for &other in &members[1..] {
-            candidates.push(Link {
+            candidates.push(Candidate {
                 a: members[0],
                 b: other,
                 rule: Rule::SameEmail,
                 tier: Tier::Auto,
-                value: email.to_string(),
+                value: MatchedValue::Text(email),
             });
         }
     }
+    drop(by_email);
 
     // Block 2: one GitHub account, by number, or by login where an address has none
     // (`login@users.noreply.github.com`, the older form of the same account's address).
-    let mut by_account: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    let mut by_login: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        if let Some(id) = f.email.github_id {
-            by_account.entry(id).or_default().push(i);
-        }
-        if let Some(login) = &f.email.github_login {
-            by_login.entry(login).or_default().push(i);
-        }
-    }
-    for (login, members) in &by_login {
+    let by_login =
+        Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_login.as_deref()?, i))));
+    for (login, members) in by_login.iter() {
         // Numbered addresses of different accounts with one login are a rename's
         // leftovers, not one person: only a number-less address joins by login.
         let numbered: std::collections::BTreeSet<u64> =
@@ -278,45 +311,43 @@ pub fn cluster_constrained(
             continue;
         }
         for &other in &members[1..] {
-            candidates.push(Link {
+            candidates.push(Candidate {
                 a: members[0],
                 b: other,
                 rule: Rule::SameGithubAccount,
                 tier: Tier::Auto,
-                value: login.to_string(),
+                value: MatchedValue::Text(login),
             });
         }
     }
-    for (id, members) in &by_account {
+    drop(by_login);
+    let by_account = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_id?, i))));
+    for (id, members) in by_account.iter() {
         for &other in &members[1..] {
-            candidates.push(Link {
+            candidates.push(Candidate {
                 a: members[0],
                 b: other,
                 rule: Rule::SameGithubAccount,
                 tier: Tier::Auto,
-                value: id.to_string(),
+                value: MatchedValue::GithubAccount(id),
             });
         }
     }
+    drop(by_account);
 
     // Block 3: one full name. Each alias is compared with every other of its block,
     // which stays small: a name many aliases share is common, and only reviewed.
-    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        if let Some(key) = &f.name_key {
-            by_name.entry(key).or_default().push(i);
-        }
-    }
+    let by_name = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.name_key.as_deref()?, i))));
     const MAX_COMPARED: usize = 32;
-    for (name, members) in &by_name {
+    for (name, members) in by_name.iter() {
         if members.len() > MAX_COMPARED {
             for &other in &members[1..] {
-                candidates.push(Link {
+                candidates.push(Candidate {
                     a: members[0],
                     b: other,
                     rule: Rule::SameNameOnly,
                     tier: Tier::Review,
-                    value: name.to_string(),
+                    value: MatchedValue::Text(name),
                 });
             }
             continue;
@@ -330,21 +361,18 @@ pub fn cluster_constrained(
                 } else {
                     (Rule::SameNameOnly, Tier::Review)
                 };
-                candidates.push(Link { a, b, rule, tier, value: name.to_string() });
+                candidates.push(Candidate { a, b, rule, tier, value: MatchedValue::Text(name) });
             }
         }
     }
+    drop(by_name);
 
     // Block 4: one name with its spaces gone ("Kader Miyanyedi" and "Kadermiyanyedi"),
     // and a name that is another alias's GitHub login.
     let mailboxes: Vec<String> = facts.iter().map(|f| f.email.mailbox()).collect();
-    let mut by_squashed: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        if let Some(squashed) = &f.squashed {
-            by_squashed.entry(squashed).or_default().push(i);
-        }
-    }
-    for (squashed, members) in &by_squashed {
+    let by_squashed =
+        Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.squashed.as_deref()?, i))));
+    for (squashed, members) in by_squashed.iter() {
         if members.len() > MAX_COMPARED {
             continue;
         }
@@ -369,7 +397,7 @@ pub fn cluster_constrained(
                 } else {
                     (Rule::SameNameOnly, Tier::Review)
                 };
-                candidates.push(Link { a, b, rule, tier, value: squashed.to_string() });
+                candidates.push(Candidate { a, b, rule, tier, value: MatchedValue::Text(squashed) });
             }
         }
     }
@@ -381,24 +409,23 @@ pub fn cluster_constrained(
         if let Some(members) = by_squashed.get(login) {
             let tier = if distinctive_login(login) { Tier::Auto } else { Tier::Review };
             for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
-                candidates.push(Link {
+                candidates.push(Candidate {
                     a: i.min(other),
                     b: i.max(other),
                     rule: Rule::NameIsLogin,
                     tier,
-                    value: login.to_string(),
+                    value: MatchedValue::Text(login),
                 });
             }
         }
     }
+    drop(by_squashed);
 
     // Block 5: a noreply login equal to another address's mailbox.
-    let mut by_mailbox: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        if f.email.github_login.is_none() && !f.email.placeholder && mailboxes[i].len() >= 4 {
-            by_mailbox.entry(&mailboxes[i]).or_default().push(i);
-        }
-    }
+    let by_mailbox = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
+        (f.email.github_login.is_none() && !f.email.placeholder && mailboxes[i].len() >= 4)
+            .then_some((mailboxes[i].as_str(), i))
+    }));
     for (i, f) in facts.iter().enumerate() {
         if f.email.github_login.is_some()
             && let Some(members) = by_mailbox.get(mailboxes[i].as_str())
@@ -409,16 +436,18 @@ pub fn cluster_constrained(
                 } else {
                     Tier::Review
                 };
-                candidates.push(Link {
+                candidates.push(Candidate {
                     a: i.min(other),
                     b: i.max(other),
                     rule: Rule::LoginMatchesLocalPart,
                     tier,
-                    value: mailboxes[i].clone(),
+                    value: MatchedValue::Text(&mailboxes[i]),
                 });
             }
         }
     }
+
+    drop(by_mailbox);
 
     apply(aliases.len(), candidates, constraints, max_tier, options)
 }
@@ -492,15 +521,14 @@ fn spells_the_name(mailbox: &str, name: &NormalName) -> bool {
 /// Addresses that clearly different people wrote with (two names without a common
 /// word): shared mailboxes, team addresses, copy-pasted configurations.
 fn shared_emails(facts: &[Facts]) -> std::collections::HashSet<&str> {
-    let mut names: BTreeMap<&str, Vec<&NormalName>> = BTreeMap::new();
-    for f in facts {
-        if !f.generic_name {
-            names.entry(&f.email.email.0).or_default().push(&f.name);
-        }
-    }
-    names
-        .into_iter()
-        .filter(|(_, list)| list.iter().enumerate().any(|(i, a)| list[i + 1..].iter().any(|b| clearly_different(a, b))))
+    let by_email = Blocks::of(
+        facts.iter().enumerate().filter(|(_, f)| !f.generic_name).map(|(i, f)| (f.email.email.0.as_str(), i)),
+    );
+    by_email
+        .iter()
+        .filter(|(_, list)| {
+            list.iter().enumerate().any(|(i, &a)| list[i + 1..].iter().any(|&b| clearly_different(&facts[a].name, &facts[b].name)))
+        })
         .map(|(email, _)| email)
         .collect()
 }

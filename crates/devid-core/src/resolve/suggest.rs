@@ -9,10 +9,11 @@
 //! engine then links them under the account's cannot-links, and each person with
 //! unmapped contributors in it is one suggestion.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::normalize::{GITHUB_NOREPLY_DOMAIN, email_facts};
-use super::{Alias, Clustering, Constraints, Link, Options, Rule, Tier, cluster_constrained};
+use super::{AliasText, Clustering, Constraints, Link, Options, Rule, Tier, cluster_constrained};
 
 /// An account as a source reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,16 +174,33 @@ pub fn suggest(input: &SuggestInput, max_tier: Tier, options: Options) -> Vec<Su
     graph.proposals(input, &clustering)
 }
 
+/// A contributor's name with one of its emails, borrowed from the input (only a GitHub
+/// account's noreply address is made here).
+struct GraphAlias<'a> {
+    name: &'a str,
+    email: Cow<'a, str>,
+}
+
+impl AliasText for GraphAlias<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn email(&self) -> &str {
+        &self.email
+    }
+}
+
 /// An account as the engine sees it: aliases, who owns each, and the constraints.
-struct AliasGraph {
-    aliases: Vec<Alias>,
+struct AliasGraph<'a> {
+    aliases: Vec<GraphAlias<'a>>,
     owners: Vec<Owner>,
     first_alias: Vec<usize>,
     constraints: Constraints,
 }
 
-impl AliasGraph {
-    fn of(input: &SuggestInput) -> Self {
+impl<'a> AliasGraph<'a> {
+    fn of(input: &'a SuggestInput) -> Self {
         let mut aliases = Vec::new();
         let mut owners = Vec::new();
         let mut constraints = Constraints::default();
@@ -191,7 +209,7 @@ impl AliasGraph {
             developer_alias[d] = aliases.len();
             constraints.anchors.push(aliases.len());
             constraints.weights.push(0);
-            aliases.push(Alias { name: String::new(), email: developer.email.clone() });
+            aliases.push(GraphAlias { name: "", email: Cow::Borrowed(&developer.email) });
             owners.push(Owner::Developer(d));
         }
         let mut first_alias = vec![usize::MAX; input.contributors.len()];
@@ -199,13 +217,13 @@ impl AliasGraph {
             if contributor.bot {
                 continue;
             }
-            let name = contributor.names.first().cloned().unwrap_or_default();
-            let mut emails: Vec<String> = contributor.emails.clone();
+            let name = contributor.names.first().map_or("", String::as_str);
+            let mut emails: Vec<Cow<'a, str>> = contributor.emails.iter().map(|e| Cow::Borrowed(e.as_str())).collect();
             if contributor.github {
-                emails.push(format!("{}@{GITHUB_NOREPLY_DOMAIN}", contributor.identity));
+                emails.push(Cow::Owned(format!("{}@{GITHUB_NOREPLY_DOMAIN}", contributor.identity)));
             }
             if emails.is_empty() {
-                emails.push(String::new());
+                emails.push(Cow::Borrowed(""));
             }
             first_alias[c] = aliases.len();
             for (k, email) in emails.into_iter().enumerate() {
@@ -214,7 +232,7 @@ impl AliasGraph {
                     constraints.tied.push((first_alias[c], at, Rule::SameAccount));
                 }
                 constraints.weights.push(usize::from(k == 0));
-                aliases.push(Alias { name: name.clone(), email });
+                aliases.push(GraphAlias { name, email });
                 owners.push(Owner::Contributor(c));
             }
             if let Some(d) = contributor.developer.filter(|d| *d < input.developers.len()) {
