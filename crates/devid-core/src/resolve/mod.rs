@@ -301,7 +301,7 @@ pub fn cluster_constrained<A: AliasText>(
     // Block 2: one GitHub account, by number, or by login where an address has none
     // (`login@users.noreply.github.com`, the older form of the same account's address).
     let by_login =
-        Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_login.as_deref()?, i))));
+        Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_login()?, i))));
     for (login, members) in by_login.iter() {
         // Numbered addresses of different accounts with one login are a rename's
         // leftovers, not one person: only a number-less address joins by login.
@@ -402,7 +402,7 @@ pub fn cluster_constrained<A: AliasText>(
         }
     }
     for (i, f) in facts.iter().enumerate() {
-        if f.email.github_login.is_none() {
+        if f.email.github_login().is_none() {
             continue;
         }
         let login = mailboxes[i].as_str();
@@ -423,11 +423,11 @@ pub fn cluster_constrained<A: AliasText>(
 
     // Block 5: a noreply login equal to another address's mailbox.
     let by_mailbox = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
-        (f.email.github_login.is_none() && !f.email.placeholder && mailboxes[i].len() >= 4)
+        (f.email.github_login().is_none() && !f.email.placeholder && mailboxes[i].len() >= 4)
             .then_some((mailboxes[i].as_str(), i))
     }));
     for (i, f) in facts.iter().enumerate() {
-        if f.email.github_login.is_some()
+        if f.email.github_login().is_some()
             && let Some(members) = by_mailbox.get(mailboxes[i].as_str())
         {
             for &other in members.iter().take(MAX_COMPARED) {
@@ -480,7 +480,7 @@ fn corroborated(fa: &Facts, fb: &Facts) -> bool {
     // handle, kept where they chose it (`jdoe` and `jdoe@gmail.com`). Otherwise a
     // mailbox that only spells the name is what every namesake gets: an organisation
     // assigns it, and each provider gives it to the first to ask.
-    let login_and_public = |x: &EmailFacts, y: &EmailFacts| x.github_login.is_some() && is_public_domain(&y.domain);
+    let login_and_public = |x: &EmailFacts, y: &EmailFacts| x.github_login().is_some() && is_public_domain(y.domain());
     let assigned_from_name = !(login_and_public(a, b) || login_and_public(b, a))
         && (spells_the_name(&la, &fa.name) || spells_the_name(&la, &fb.name));
     if la.len() >= 3 && la == lb && !assigned_from_name {
@@ -490,7 +490,7 @@ fn corroborated(fa: &Facts, fb: &Facts) -> bool {
     // the other's mailbox marks a second person, not a second address.
     let numbered =
         |x: &str, y: &str| x.len() > y.len() && x.starts_with(y) && x[y.len()..].bytes().all(|c| c.is_ascii_digit());
-    a.domain == b.domain && !is_public_domain(&a.domain) && !numbered(&la, &lb) && !numbered(&lb, &la)
+    a.domain() == b.domain() && !is_public_domain(a.domain()) && !numbered(&la, &lb) && !numbered(&lb, &la)
 }
 
 /// A mailbox that is only the name written out (`jane.doe`, `janedoe`, `jdoe`, `doej`,

@@ -10,15 +10,15 @@ use unicode_normalization::char::is_combining_mark;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NormalEmail(pub String);
 
-/// What an email says about who wrote with it.
+/// What an email says about who wrote with it. The parts are positions in the one
+/// normalised string: the engine holds one of these per alias, a million at scale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailFacts {
     pub email: NormalEmail,
-    /// The part before the last `@`, lower-cased; empty when there is no `@`.
-    pub local: String,
-    pub domain: String,
-    /// A GitHub noreply address: the login, lower-cased.
-    pub github_login: Option<String>,
+    /// Where the last `@` is, if there is one.
+    at: Option<u32>,
+    /// A GitHub noreply address: where its login starts (it ends at the `@`).
+    login_start: Option<u32>,
     /// A GitHub noreply address of the `NNN+login` form: the account's number.
     pub github_id: Option<u64>,
     /// No link may rest on it: it is shared by design or says nothing (see
@@ -27,14 +27,30 @@ pub struct EmailFacts {
 }
 
 impl EmailFacts {
+    /// The part before the last `@`, lower-cased; empty when there is no `@`.
+    pub fn local(&self) -> &str {
+        self.at.map_or("", |at| &self.email.0[..at as usize])
+    }
+
+    /// The part after the last `@`; empty when there is no `@`.
+    pub fn domain(&self) -> &str {
+        self.at.map_or("", |at| &self.email.0[at as usize + 1..])
+    }
+
+    /// A GitHub noreply address: the login, lower-cased.
+    pub fn github_login(&self) -> Option<&str> {
+        let (start, at) = (self.login_start?, self.at?);
+        Some(&self.email.0[start as usize..at as usize])
+    }
+
     /// The mailbox's name as its owner chose it: the noreply login, or the local part
     /// without a `+tag` and without the dots, dashes and underscores people vary
     /// (`b.sipocz` and `bsipocz`, `kaistriega+github` and `kaistriega`).
     pub fn mailbox(&self) -> String {
-        if let Some(login) = &self.github_login {
+        if let Some(login) = self.github_login() {
             return login.chars().filter(|c| !matches!(c, '.' | '-' | '_')).collect();
         }
-        let local = self.local.split('+').next().unwrap_or_default();
+        let local = self.local().split('+').next().unwrap_or_default();
         local.chars().filter(|c| !matches!(c, '.' | '-' | '_')).collect()
     }
 }
@@ -43,22 +59,24 @@ pub const GITHUB_NOREPLY_DOMAIN: &str = "users.noreply.github.com";
 
 pub fn email_facts(raw: &str) -> EmailFacts {
     let email = raw.trim().to_lowercase();
-    let (local, domain) = match email.rsplit_once('@') {
-        Some((l, d)) => (l.to_string(), d.to_string()),
-        None => (String::new(), String::new()),
+    // An address longer than 4 GiB is not an address: read it as having no `@`.
+    let at = email.rfind('@').and_then(|at| u32::try_from(at).ok());
+    let (local, domain) = match at {
+        Some(at) => (&email[..at as usize], &email[at as usize + 1..]),
+        None => ("", ""),
     };
-    let (github_login, github_id) = if domain == GITHUB_NOREPLY_DOMAIN {
+    let (login_start, github_id) = if domain == GITHUB_NOREPLY_DOMAIN {
         match local.split_once('+') {
-            Some((digits, login)) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                (Some(login.to_string()), digits.parse().ok())
+            Some((digits, _)) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                (u32::try_from(digits.len() + 1).ok(), digits.parse().ok())
             }
-            _ => (Some(local.clone()), None),
+            _ => (Some(0), None),
         }
     } else {
         (None, None)
     };
-    let placeholder = is_placeholder_email(&email, &local, &domain);
-    EmailFacts { email: NormalEmail(email), local, domain, github_login, github_id, placeholder }
+    let placeholder = is_placeholder_email(&email, local, domain);
+    EmailFacts { email: NormalEmail(email), at, login_start, github_id, placeholder }
 }
 
 /// Local parts that name a role or nobody, whoever writes with them.
@@ -243,11 +261,15 @@ mod tests {
     #[test]
     fn noreply_addresses_give_the_login_and_the_account_number() {
         let f = email_facts(" 19637339+8bitmp3@Users.NoReply.GitHub.com ");
-        assert_eq!(f.github_login.as_deref(), Some("8bitmp3"));
+        assert_eq!(f.github_login(), Some("8bitmp3"));
         assert_eq!(f.github_id, Some(19637339));
         assert!(!f.placeholder);
         let old = email_facts("RubenGarcia@users.noreply.github.com");
-        assert_eq!((old.github_login.as_deref(), old.github_id), (Some("rubengarcia"), None));
+        assert_eq!((old.github_login(), old.github_id), (Some("rubengarcia"), None));
+        let plain = email_facts("Jane@Corp.com");
+        assert_eq!((plain.local(), plain.domain(), plain.github_login()), ("jane", "corp.com", None));
+        let bare = email_facts("nobody");
+        assert_eq!((bare.local(), bare.domain()), ("", ""));
     }
 
     #[test]

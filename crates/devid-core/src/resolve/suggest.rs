@@ -340,10 +340,10 @@ fn new_developer_email(input: &SuggestInput, contributors: &[usize]) -> Option<S
         let contributor = &input.contributors[c];
         for email in &contributor.emails {
             let facts = email_facts(email);
-            if facts.placeholder || facts.github_login.is_some() {
+            if facts.placeholder || facts.github_login().is_some() {
                 continue;
             }
-            let candidate = (!super::is_public_domain(&facts.domain), contributor.activity, facts.email.0.clone());
+            let candidate = (!super::is_public_domain(facts.domain()), contributor.activity, facts.email.0.clone());
             let better = match &best {
                 None => true,
                 Some(b) => (candidate.0, candidate.1) > (b.0, b.1),
