@@ -60,10 +60,11 @@ impl Forest {
 
 /// Applies ties, then links strongest first (auto, then review up to `max_tier`), each
 /// in the order found. A link is skipped when it would join what must stay apart or
-/// grow a person past the limit.
+/// grow a person past the limit; `describe` gives an applied link its matched value.
 pub(super) fn apply(
     count: usize,
-    mut candidates: Vec<Candidate<'_>>,
+    candidates: Vec<Candidate>,
+    describe: impl Fn(&Candidate) -> String,
     constraints: &Constraints,
     max_tier: Tier,
     options: Options,
@@ -91,17 +92,16 @@ pub(super) fn apply(
         }
     }
     let tied = links.len();
-    candidates.sort_by_key(|l| l.tier);
-    for found in candidates {
-        if found.tier > max_tier {
-            break;
-        }
+    // Tier by tier, each in the order found: a stable sort by tier without the sort's
+    // buffer, half the candidates again at a million aliases.
+    let tiers = [Tier::Auto, Tier::Review].into_iter().filter(|t| *t <= max_tier);
+    for found in tiers.flat_map(|t| candidates.iter().filter(move |c| c.tier == t)) {
         let (ra, rb) = (forest.root(found.a), forest.root(found.b));
         if ra == rb || forest.size[ra] + forest.size[rb] > options.max_aliases || forest.forbidden(ra, rb) {
             continue;
         }
         forest.join(ra, rb);
-        links.push(Link { a: found.a, b: found.b, rule: found.rule, tier: found.tier, value: found.value.to_text() });
+        links.push(Link { a: found.a, b: found.b, rule: found.rule, tier: found.tier, value: describe(found) });
     }
     let person: Vec<usize> = (0..count).map(|i| forest.root(i)).collect();
     for link in &links[tied..] {

@@ -13,8 +13,8 @@ mod cluster;
 pub mod normalize;
 pub mod suggest;
 
-pub use cluster::Constraints;
 use blocks::Blocks;
+pub use cluster::Constraints;
 use cluster::apply;
 
 use normalize::{EmailFacts, NormalName, email_facts, is_generic_name, normalize_name};
@@ -140,28 +140,39 @@ pub struct Link {
     pub value: String,
 }
 
-/// A link found but not yet applied. Its value borrows from the aliases' facts: there
-/// are millions of candidates at scale, and only the applied few need owned text.
-struct Candidate<'a> {
+/// A link found but not yet applied. Its value is named, not copied (which fact of
+/// which alias it is): there are millions of candidates at scale, 24 bytes each, and
+/// only the applied few need the text.
+struct Candidate {
     a: usize,
     b: usize,
     rule: Rule,
     tier: Tier,
-    value: MatchedValue<'a>,
+    matched: Matched,
+    /// The value is `b`'s fact rather than `a`'s.
+    of_b: bool,
 }
 
+/// Which of an alias's facts a link matched on.
 #[derive(Clone, Copy)]
-enum MatchedValue<'a> {
-    Text(&'a str),
-    GithubAccount(u64),
+enum Matched {
+    Email,
+    GithubLogin,
+    GithubAccount,
+    NameKey,
+    Squashed,
+    Mailbox,
 }
 
-impl MatchedValue<'_> {
-    fn to_text(self) -> String {
-        match self {
-            MatchedValue::Text(text) => text.to_string(),
-            MatchedValue::GithubAccount(id) => id.to_string(),
-        }
+impl Candidate {
+    fn of_a(a: usize, b: usize, rule: Rule, tier: Tier, matched: Matched) -> Self {
+        Candidate { a, b, rule, tier, matched, of_b: false }
+    }
+
+    /// A link between `from` and `other` on `from`'s fact, stored with the smaller
+    /// index first.
+    fn between(from: usize, other: usize, rule: Rule, tier: Tier, matched: Matched) -> Self {
+        Candidate { a: from.min(other), b: from.max(other), rule, tier, matched, of_b: other < from }
     }
 }
 
@@ -235,11 +246,11 @@ struct Facts {
     name: NormalName,
     generic_name: bool,
     /// [`NormalName::key`], unless the raw name is really an address.
-    name_key: Option<String>,
+    name_key: Option<Box<str>>,
     /// The name's words run together in the order written ("Kader Miyanyedi" →
     /// "kadermiyanyedi"), as people write a name as a login; `None` for role words, an
     /// address, or a single word shorter than six letters.
-    squashed: Option<String>,
+    squashed: Option<Box<str>>,
     /// A one-word name shaped like a handle (a digit, or a capital inside it:
     /// "abhilash42", "GalaxySnail"), not a first name.
     handle_like: bool,
@@ -272,8 +283,8 @@ pub fn cluster_constrained<A: AliasText>(
         .map(|a| {
             let name = normalize_name(a.name());
             let generic_name = is_generic_name(&name) || normalize::name_is_an_address(a.name());
-            let name_key = if generic_name { None } else { name.key() };
-            let squashed = normalize::squashed(a.name(), &name);
+            let name_key = if generic_name { None } else { name.key().map(String::into_boxed_str) };
+            let squashed = normalize::squashed(a.name(), &name).map(String::into_boxed_str);
             let handle_like = name.token_count() == 1 && normalize::looks_like_a_handle(a.name().trim());
             Facts { email: email_facts(a.email()), generic_name, name, name_key, squashed, handle_like }
         })
@@ -285,24 +296,17 @@ pub fn cluster_constrained<A: AliasText>(
     let by_email = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
         (!f.email.placeholder && !shared.contains(f.email.email.0.as_str())).then_some((f.email.email.0.as_str(), i))
     }));
-    for (email, members) in by_email.iter() {
+    for (_, members) in by_email.iter() {
         for &other in &members[1..] {
-            candidates.push(Candidate {
-                a: members[0],
-                b: other,
-                rule: Rule::SameEmail,
-                tier: Tier::Auto,
-                value: MatchedValue::Text(email),
-            });
+            candidates.push(Candidate::of_a(members[0], other, Rule::SameEmail, Tier::Auto, Matched::Email));
         }
     }
     drop(by_email);
 
     // Block 2: one GitHub account, by number, or by login where an address has none
     // (`login@users.noreply.github.com`, the older form of the same account's address).
-    let by_login =
-        Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_login()?, i))));
-    for (login, members) in by_login.iter() {
+    let by_login = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_login()?, i))));
+    for (_, members) in by_login.iter() {
         // Numbered addresses of different accounts with one login are a rename's
         // leftovers, not one person: only a number-less address joins by login.
         let numbered: std::collections::BTreeSet<u64> =
@@ -311,26 +315,26 @@ pub fn cluster_constrained<A: AliasText>(
             continue;
         }
         for &other in &members[1..] {
-            candidates.push(Candidate {
-                a: members[0],
-                b: other,
-                rule: Rule::SameGithubAccount,
-                tier: Tier::Auto,
-                value: MatchedValue::Text(login),
-            });
+            candidates.push(Candidate::of_a(
+                members[0],
+                other,
+                Rule::SameGithubAccount,
+                Tier::Auto,
+                Matched::GithubLogin,
+            ));
         }
     }
     drop(by_login);
     let by_account = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.email.github_id?, i))));
-    for (id, members) in by_account.iter() {
+    for (_, members) in by_account.iter() {
         for &other in &members[1..] {
-            candidates.push(Candidate {
-                a: members[0],
-                b: other,
-                rule: Rule::SameGithubAccount,
-                tier: Tier::Auto,
-                value: MatchedValue::GithubAccount(id),
-            });
+            candidates.push(Candidate::of_a(
+                members[0],
+                other,
+                Rule::SameGithubAccount,
+                Tier::Auto,
+                Matched::GithubAccount,
+            ));
         }
     }
     drop(by_account);
@@ -339,16 +343,10 @@ pub fn cluster_constrained<A: AliasText>(
     // which stays small: a name many aliases share is common, and only reviewed.
     let by_name = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.name_key.as_deref()?, i))));
     const MAX_COMPARED: usize = 32;
-    for (name, members) in by_name.iter() {
+    for (_, members) in by_name.iter() {
         if members.len() > MAX_COMPARED {
             for &other in &members[1..] {
-                candidates.push(Candidate {
-                    a: members[0],
-                    b: other,
-                    rule: Rule::SameNameOnly,
-                    tier: Tier::Review,
-                    value: MatchedValue::Text(name),
-                });
+                candidates.push(Candidate::of_a(members[0], other, Rule::SameNameOnly, Tier::Review, Matched::NameKey));
             }
             continue;
         }
@@ -361,7 +359,7 @@ pub fn cluster_constrained<A: AliasText>(
                 } else {
                     (Rule::SameNameOnly, Tier::Review)
                 };
-                candidates.push(Candidate { a, b, rule, tier, value: MatchedValue::Text(name) });
+                candidates.push(Candidate::of_a(a, b, rule, tier, Matched::NameKey));
             }
         }
     }
@@ -369,10 +367,9 @@ pub fn cluster_constrained<A: AliasText>(
 
     // Block 4: one name with its spaces gone ("Kader Miyanyedi" and "Kadermiyanyedi"),
     // and a name that is another alias's GitHub login.
-    let mailboxes: Vec<String> = facts.iter().map(|f| f.email.mailbox()).collect();
-    let by_squashed =
-        Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.squashed.as_deref()?, i))));
-    for (squashed, members) in by_squashed.iter() {
+    let mailboxes = Mailboxes::of(&facts);
+    let by_squashed = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.squashed.as_deref()?, i))));
+    for (_, members) in by_squashed.iter() {
         if members.len() > MAX_COMPARED {
             continue;
         }
@@ -397,7 +394,7 @@ pub fn cluster_constrained<A: AliasText>(
                 } else {
                     (Rule::SameNameOnly, Tier::Review)
                 };
-                candidates.push(Candidate { a, b, rule, tier, value: MatchedValue::Text(squashed) });
+                candidates.push(Candidate::of_a(a, b, rule, tier, Matched::Squashed));
             }
         }
     }
@@ -405,17 +402,11 @@ pub fn cluster_constrained<A: AliasText>(
         if f.email.github_login().is_none() {
             continue;
         }
-        let login = mailboxes[i].as_str();
+        let login = mailboxes.get(i);
         if let Some(members) = by_squashed.get(login) {
             let tier = if distinctive_login(login) { Tier::Auto } else { Tier::Review };
             for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
-                candidates.push(Candidate {
-                    a: i.min(other),
-                    b: i.max(other),
-                    rule: Rule::NameIsLogin,
-                    tier,
-                    value: MatchedValue::Text(login),
-                });
+                candidates.push(Candidate::between(i, other, Rule::NameIsLogin, tier, Matched::Mailbox));
             }
         }
     }
@@ -423,33 +414,63 @@ pub fn cluster_constrained<A: AliasText>(
 
     // Block 5: a noreply login equal to another address's mailbox.
     let by_mailbox = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
-        (f.email.github_login().is_none() && !f.email.placeholder && mailboxes[i].len() >= 4)
-            .then_some((mailboxes[i].as_str(), i))
+        (f.email.github_login().is_none() && !f.email.placeholder && mailboxes.get(i).len() >= 4)
+            .then_some((mailboxes.get(i), i))
     }));
     for (i, f) in facts.iter().enumerate() {
         if f.email.github_login().is_some()
-            && let Some(members) = by_mailbox.get(mailboxes[i].as_str())
+            && let Some(members) = by_mailbox.get(mailboxes.get(i))
         {
             for &other in members.iter().take(MAX_COMPARED) {
-                let tier = if distinctive_login(&mailboxes[i]) && names_agree(&facts[i], &facts[other]) {
+                let tier = if distinctive_login(mailboxes.get(i)) && names_agree(&facts[i], &facts[other]) {
                     Tier::Auto
                 } else {
                     Tier::Review
                 };
-                candidates.push(Candidate {
-                    a: i.min(other),
-                    b: i.max(other),
-                    rule: Rule::LoginMatchesLocalPart,
-                    tier,
-                    value: MatchedValue::Text(&mailboxes[i]),
-                });
+                candidates.push(Candidate::between(i, other, Rule::LoginMatchesLocalPart, tier, Matched::Mailbox));
             }
         }
     }
 
     drop(by_mailbox);
 
-    apply(aliases.len(), candidates, constraints, max_tier, options)
+    let describe = |found: &Candidate| {
+        let i = if found.of_b { found.b } else { found.a };
+        let f = &facts[i];
+        match found.matched {
+            Matched::Email => f.email.email.0.clone(),
+            Matched::GithubLogin => f.email.github_login().unwrap_or_default().to_string(),
+            Matched::GithubAccount => f.email.github_id.map(|id| id.to_string()).unwrap_or_default(),
+            Matched::NameKey => f.name_key.as_deref().unwrap_or_default().to_string(),
+            Matched::Squashed => f.squashed.as_deref().unwrap_or_default().to_string(),
+            Matched::Mailbox => mailboxes.get(i).to_string(),
+        }
+    };
+    apply(aliases.len(), candidates, describe, constraints, max_tier, options)
+}
+
+/// Every alias's [`EmailFacts::mailbox`], written end to end in one string: a million
+/// small strings cost several times their text.
+struct Mailboxes {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Mailboxes {
+    fn of(facts: &[Facts]) -> Self {
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(facts.len());
+        for f in facts {
+            text.push_str(&f.email.mailbox());
+            ends.push(text.len());
+        }
+        Mailboxes { text, ends }
+    }
+
+    fn get(&self, alias: usize) -> &str {
+        let start = if alias == 0 { 0 } else { self.ends[alias - 1] };
+        &self.text[start..self.ends[alias]]
+    }
 }
 
 /// A login few people could have chosen alike: with a digit in it, or eight letters
@@ -527,7 +548,9 @@ fn shared_emails(facts: &[Facts]) -> std::collections::HashSet<&str> {
     by_email
         .iter()
         .filter(|(_, list)| {
-            list.iter().enumerate().any(|(i, &a)| list[i + 1..].iter().any(|&b| clearly_different(&facts[a].name, &facts[b].name)))
+            list.iter()
+                .enumerate()
+                .any(|(i, &a)| list[i + 1..].iter().any(|&b| clearly_different(&facts[a].name, &facts[b].name)))
         })
         .map(|(email, _)| email)
         .collect()
