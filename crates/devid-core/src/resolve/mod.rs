@@ -557,13 +557,38 @@ fn shared_emails(facts: &[Facts]) -> std::collections::HashSet<&str> {
 }
 
 /// Two names with no word in common, neither written inside the other once spaces are
-/// gone ("hangenuit" is "Han Genuit"): not one person's spellings.
+/// gone ("hangenuit" is "Han Genuit"), not one abbreviating the other, and written in
+/// one script: not one person's spellings.
 fn clearly_different(a: &NormalName, b: &NormalName) -> bool {
     if a.tokens().any(|t| b.tokens().any(|u| u == t)) {
         return false;
     }
     let (x, y): (String, String) = (a.tokens().collect(), b.tokens().collect());
-    !(x.contains(&y) || y.contains(&x))
+    if x.contains(&y) || y.contains(&x) {
+        return false;
+    }
+    // A name in its own script beside its Latin transliteration ("ਗਗਨਦੀਪ ਸਿੰਘ" and
+    // "Gagandeep Singh", "Иван Петров" and "Ivan Petrov") shares no letter with it, and
+    // is the one person writing it both ways. Accents are folded away already, so what
+    // is not ASCII here is another script: the two cannot be compared.
+    if x.is_ascii() != y.is_ascii() {
+        return false;
+    }
+    !abbreviates(a, b)
+}
+
+/// One name written short for the other: the same initials in the same order, and a
+/// word that is the start of the other's ("Chris Vavaliaris" and "christos val"). Two
+/// people whose first names merely begin alike differ in another initial.
+fn abbreviates(a: &NormalName, b: &NormalName) -> bool {
+    let initials = |n: &NormalName| n.tokens().filter_map(|t| t.chars().next()).collect::<String>();
+    if a.token_count() < 2 || initials(a) != initials(b) {
+        return false;
+    }
+    a.tokens().zip(b.tokens()).any(|(t, u)| {
+        let (short, long) = if t.len() <= u.len() { (t, u) } else { (u, t) };
+        short.chars().count() >= 3 && long.starts_with(short)
+    })
 }
 
 #[cfg(test)]
@@ -602,6 +627,23 @@ mod tests {
         // Two providers' `weiwang`: whoever asked first at each.
         let d = aliases(&[("Wei Wang", "weiwang@gmail.com"), ("Wei Wang", "weiwang@outlook.com")]);
         assert_eq!(cluster(&d, Tier::Auto, Options::default()).person, vec![0, 1]);
+    }
+
+    #[test]
+    fn one_persons_transliterated_or_shortened_names_do_not_make_an_address_shared() {
+        let a = aliases(&[
+            ("Gagandeep Singh", "gdp@mail.com"),
+            ("ਗਗਨਦੀਪ ਸਿੰਘ", "gdp@mail.com"),
+            ("Chris Vavaliaris", "cv@unh.edu"),
+            ("christos val", "cv@unh.edu"),
+            // Two people on a team address: first names alike, other initials not.
+            ("Alex Smith", "team@corp.com"),
+            ("Alexandra Jones", "team@corp.com"),
+            ("Иван Петров", "desk@corp.com"),
+            ("Пётр Сидоров", "desk@corp.com"),
+        ]);
+        let c = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(c.person, vec![0, 0, 2, 2, 4, 5, 6, 7]);
     }
 
     #[test]
