@@ -10,6 +10,7 @@
 
 mod blocks;
 mod cluster;
+mod handles;
 pub mod normalize;
 pub mod suggest;
 
@@ -92,6 +93,9 @@ pub enum Rule {
     NameIsLogin,
     /// The same one-word name shaped like a handle ("GalaxySnail"): review only.
     SameHandle,
+    /// A handle (a login, a mailbox, a name written as one word) that spells one full
+    /// name the way people make handles (`dhuard`, David Huard): review only.
+    HandleSpellsName,
     /// Two addresses or names of one account, as its source reported them.
     SameAccount,
     /// Identities already mapped to one developer.
@@ -109,6 +113,7 @@ impl Rule {
             Rule::LoginMatchesLocalPart => "login-matches-local-part",
             Rule::NameIsLogin => "name-is-login",
             Rule::SameHandle => "same-handle",
+            Rule::HandleSpellsName => "handle-spells-name",
             Rule::SameAccount => "same-account",
             Rule::SameDeveloper => "same-developer",
         }
@@ -162,6 +167,7 @@ enum Matched {
     NameKey,
     Squashed,
     Mailbox,
+    Name,
 }
 
 impl Candidate {
@@ -254,6 +260,13 @@ struct Facts {
     /// A one-word name shaped like a handle (a digit, or a capital inside it:
     /// "abhilash42", "GalaxySnail"), not a first name.
     handle_like: bool,
+    /// The raw name has no space in it (`dhuard`, `a-elhag`, `Matt`), and is not an
+    /// address: a handle or a first name, not a full name.
+    name_written_as_one_word: bool,
+    /// One word of letters only, not shaped like a handle: a first name ("Matt").
+    plain_first_name: bool,
+    /// A GitHub app's name (`dependabot[bot]`): not a person's handle or name.
+    github_app: bool,
 }
 
 /// Groups `aliases` into people, applying links up to `max_tier`.
@@ -285,12 +298,28 @@ pub fn cluster_constrained<A: AliasText>(
             let generic_name = is_generic_name(&name) || normalize::name_is_an_address(a.name());
             let name_key = if generic_name { None } else { name.key().map(String::into_boxed_str) };
             let squashed = normalize::squashed(a.name(), &name).map(String::into_boxed_str);
-            let handle_like = name.token_count() == 1 && normalize::looks_like_a_handle(a.name().trim());
-            Facts { email: email_facts(a.email()), generic_name, name, name_key, squashed, handle_like }
+            let raw = a.name().trim();
+            let handle_like = name.token_count() == 1 && normalize::looks_like_a_handle(raw);
+            let name_written_as_one_word =
+                !raw.is_empty() && !raw.contains(char::is_whitespace) && !normalize::name_is_an_address(raw);
+            let plain_first_name = name_written_as_one_word && !handle_like && raw.chars().all(char::is_alphabetic);
+            Facts {
+                email: email_facts(a.email()),
+                generic_name,
+                name,
+                name_key,
+                squashed,
+                handle_like,
+                name_written_as_one_word,
+                plain_first_name,
+                github_app: raw.to_ascii_lowercase().ends_with("[bot]"),
+            }
         })
         .collect();
     let shared = shared_emails(&facts);
-    let mut candidates = Vec::new();
+    let mailboxes = Mailboxes::of(&facts);
+    // First, while nothing else is held: its index is the largest of the blocks.
+    let mut candidates = handles::handle_links(&facts, |i| mailboxes.get(i).to_string());
 
     // Block 1: one address.
     let by_email = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
@@ -367,7 +396,6 @@ pub fn cluster_constrained<A: AliasText>(
 
     // Block 4: one name with its spaces gone ("Kader Miyanyedi" and "Kadermiyanyedi"),
     // and a name that is another alias's GitHub login.
-    let mailboxes = Mailboxes::of(&facts);
     let by_squashed = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.squashed.as_deref()?, i))));
     for (_, members) in by_squashed.iter() {
         if members.len() > MAX_COMPARED {
@@ -444,6 +472,7 @@ pub fn cluster_constrained<A: AliasText>(
             Matched::NameKey => f.name_key.as_deref().unwrap_or_default().to_string(),
             Matched::Squashed => f.squashed.as_deref().unwrap_or_default().to_string(),
             Matched::Mailbox => mailboxes.get(i).to_string(),
+            Matched::Name => f.name.0.clone(),
         }
     };
     apply(aliases.len(), candidates, describe, constraints, max_tier, options)

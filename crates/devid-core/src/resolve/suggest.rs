@@ -100,6 +100,7 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
         (Rule::LoginMatchesLocalPart, Tier::Auto) => 0.85,
         (Rule::NameIsLogin, Tier::Review) | (Rule::LoginMatchesLocalPart, Tier::Review) => 0.6,
         (Rule::SameNameOnly, _) => 0.5,
+        (Rule::HandleSpellsName, _) => 0.55,
         (Rule::SameHandle, _) => 0.45,
         (Rule::SameAccount | Rule::SameDeveloper, _) => 1.0,
     }

@@ -1,0 +1,209 @@
+//! A handle that spells a full name: `dhuard` is how David Huard writes himself as a
+//! login or mailbox, `eguesnet` Etienne Guesnet, `aelhag` Al-Baraa El-Hag, `aniketsy`
+//! Aniket Singh Yadav, `jeffyancey` Jeffrey Yancey. People make handles this way; so
+//! does every namesake, so this is `review` evidence only, and a handle that spells
+//! more than one full name in the data links to none.
+//!
+//! Each full name is indexed under the spellings people use (its first letter, the
+//! start of its first word, or all of its first word, followed by a surname: the last
+//! word or the last words run together; and the first word followed by the initials of
+//! the rest) as hashed keys, 16 bytes an entry. A handle (the mailbox or login, or a name
+//! written without a space, of an alias that has no full name) is split at every
+//! position and looked up; a match is then checked against the name itself, so a hash
+//! collision cannot link.
+
+use super::{Candidate, Facts, Matched, Rule, Tier};
+
+/// Full names are indexed by at most this much of their first word, and a handle must
+/// give at least this much of it unless it gives only the initial.
+const FIRST_WORD_START: usize = 3;
+
+#[derive(Clone, Copy)]
+enum Spelling {
+    /// The first word's initial, then a surname.
+    InitialSurname,
+    /// The first word or its start (three letters or more), then a surname.
+    FirstSurname,
+    /// The first word, then the initials of the others.
+    FirstInitials,
+}
+
+fn key(spelling: Spelling, head: &str, tail: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let tag = [spelling as u8, 0x1f];
+    for byte in tag.iter().chain(head.as_bytes()).chain(&[0x1f]).chain(tail.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The full name's words, when it has two or more and is ASCII once folded (a split
+/// by bytes is a split by letters).
+fn words(f: &Facts) -> Option<Vec<&str>> {
+    if f.name_key.is_none() || f.github_app {
+        return None;
+    }
+    let words: Vec<&str> = f.name.tokens().collect();
+    (words.len() >= 2 && words.iter().all(|w| w.is_ascii())).then_some(words)
+}
+
+fn spellings(words: &[&str]) -> Vec<u64> {
+    let first = words[0];
+    let mut keys = Vec::new();
+    for k in 1..words.len() {
+        let surname: String = words[k..].concat();
+        if surname.len() < 2 {
+            continue;
+        }
+        keys.push(key(Spelling::InitialSurname, &first[..1], &surname));
+        if first.len() >= FIRST_WORD_START {
+            keys.push(key(Spelling::FirstSurname, &first[..FIRST_WORD_START], &surname));
+        }
+    }
+    let initials: String = words[1..].iter().filter_map(|w| w.get(..1)).collect();
+    keys.push(key(Spelling::FirstInitials, first, &initials));
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Does `handle` spell the name of `words` in the way `spelling` says, split at `at`?
+fn spells(words: &[&str], handle: &str, at: usize, spelling: Spelling) -> bool {
+    let (head, tail) = handle.split_at(at);
+    let first = words[0];
+    let surname_matches = || (1..words.len()).any(|k| words[k..].concat() == tail);
+    match spelling {
+        Spelling::InitialSurname => first.starts_with(head) && head.len() == 1 && surname_matches(),
+        Spelling::FirstSurname => head.len() >= FIRST_WORD_START && first.starts_with(head) && surname_matches(),
+        Spelling::FirstInitials => {
+            first == head && words[1..].iter().filter_map(|w| w.get(..1)).collect::<String>() == tail
+        }
+    }
+}
+
+/// What an alias without a full name offers as its handle: its mailbox (digits at the
+/// end dropped: `jeffyancey1987` is still Jeff Yancey's), or the name it wrote without
+/// a space.
+fn handles(f: &Facts, mailbox: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !f.email.placeholder {
+        out.push(mailbox.trim_end_matches(|c: char| c.is_ascii_digit()).to_string());
+    }
+    if f.name_written_as_one_word {
+        out.push(f.name.tokens().collect());
+    }
+    out.retain(|h| h.len() >= 4 && h.is_ascii());
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// A one-word name that is a plain first name ("Matt", "Kasia") beside a mailbox
+/// handle must be the start of the full name's first word, or begin with it: a Kasia
+/// is not Kate Leszek because her mailbox happens to spell `kleszek`. A name that is
+/// the handle itself (`dhuard`) has nothing else to agree with.
+fn first_names_agree(handle_owner: &Facts, handle: &str, words: &[&str]) -> bool {
+    if !handle_owner.plain_first_name {
+        return true;
+    }
+    let Some(name) = handle_owner.name.tokens().next() else { return true };
+    name == handle || words[0].starts_with(name) || name.starts_with(words[0])
+}
+
+pub(super) fn handle_links(facts: &[Facts], mailbox: impl Fn(usize) -> String) -> Vec<Candidate> {
+    let mut index: Vec<(u64, usize)> = Vec::new();
+    for (i, f) in facts.iter().enumerate() {
+        if let Some(words) = words(f) {
+            index.extend(spellings(&words).into_iter().map(|k| (k, i)));
+        }
+    }
+    index.sort_unstable();
+    let lookup = |k: u64| {
+        let start = index.partition_point(|e| e.0 < k);
+        let end = start + index[start..].partition_point(|e| e.0 == k);
+        &index[start..end]
+    };
+    let mut links = Vec::new();
+    for (i, f) in facts.iter().enumerate() {
+        if f.github_app || !(f.name_written_as_one_word || f.name.token_count() == 0) {
+            continue;
+        }
+        let mailbox = mailbox(i);
+        // The full names the handles spell, as (name key, first alias with it).
+        let mut spelled: Vec<(&str, usize, bool)> = Vec::new();
+        for handle in handles(f, &mailbox) {
+            let from_mailbox = mailbox.starts_with(&handle);
+            for at in 1..handle.len().saturating_sub(1) {
+                let (head, tail) = handle.split_at(at);
+                let mut tries = vec![(Spelling::FirstInitials, key(Spelling::FirstInitials, head, tail))];
+                if at == 1 {
+                    tries.push((Spelling::InitialSurname, key(Spelling::InitialSurname, head, tail)));
+                }
+                if at >= FIRST_WORD_START {
+                    let start = &head[..FIRST_WORD_START];
+                    tries.push((Spelling::FirstSurname, key(Spelling::FirstSurname, start, tail)));
+                }
+                for (spelling, k) in tries {
+                    for &(_, j) in lookup(k) {
+                        let Some(words) = words(&facts[j]) else { continue };
+                        let own_name = j == i || facts[j].name_key == f.name_key;
+                        if !own_name && spells(&words, &handle, at, spelling) && first_names_agree(f, &handle, &words) {
+                            let name = facts[j].name_key.as_deref().unwrap_or_default();
+                            spelled.push((name, j, from_mailbox));
+                        }
+                    }
+                }
+            }
+        }
+        spelled.sort_unstable();
+        spelled.dedup_by_key(|s| s.0);
+        if let [(_, j, from_mailbox)] = spelled[..] {
+            let matched = if from_mailbox { Matched::Mailbox } else { Matched::Name };
+            links.push(Candidate::between(i, j, Rule::HandleSpellsName, Tier::Review, matched));
+        }
+    }
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::resolve::{Alias, Options, Rule, Tier, cluster};
+
+    fn aliases(list: &[(&str, &str)]) -> Vec<Alias> {
+        list.iter().map(|(n, e)| Alias { name: n.to_string(), email: e.to_string() }).collect()
+    }
+
+    #[test]
+    fn a_handle_that_spells_one_full_name_is_offered_for_review_only() {
+        let a = aliases(&[
+            ("David Huard", "david.huard@gmail.com"),
+            ("dhuard", "dhuard@localhost"),
+            ("Aniket Singh Yadav", "singhyadavaniket43@gmail.com"),
+            ("Aniket", "148300120+Aniketsy@users.noreply.github.com"),
+            ("Al-Baraa El-Hag", "a.elhag01@gmail.com"),
+            ("a-elhag", "48454648+a-elhag@users.noreply.github.com"),
+            ("Jeff", "3820914+jeffyancey@users.noreply.github.com"),
+            ("Jeffrey Yancey", "jeffrey@octane5.com"),
+        ]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 2, 4, 4, 6, 6]);
+        assert!(review.links.iter().all(|l| l.rule == Rule::HandleSpellsName && l.tier == Tier::Review));
+        assert!(review.links.iter().any(|l| l.value == "dhuard"), "{:?}", review.links);
+    }
+
+    #[test]
+    fn a_handle_every_namesake_shares_links_nobody() {
+        // `jdoe` spells Jane Doe and John Doe alike; Kasia is not Kate Leszek because
+        // her mailbox happens to spell `kleszek`.
+        let a = aliases(&[
+            ("Jane Doe", "jane@a.com"),
+            ("John Doe", "john@b.com"),
+            ("jdoe", "jdoe@c.org"),
+            ("Kate Leszek", "kate@d.com"),
+            ("Kasia", "kleszek@e.com"),
+        ]);
+        assert_eq!(cluster(&a, Tier::Review, Options::default()).person, vec![0, 1, 2, 3, 4]);
+    }
+}
