@@ -39,3 +39,70 @@ impl AuditAction {
         }
     }
 }
+
+/// What a change set did: the kind of write request that made it. Every write that
+/// changed something is one change set, and its audit events belong to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// Identities created or moved by an upload (JSON, CSV or the previous API).
+    Upload,
+    /// Identities deleted.
+    Delete,
+    /// An integration created, renamed or deleted (with its identities).
+    Integration,
+    /// An API key created or revoked.
+    Key,
+    /// A source's contributor report ingested.
+    Contributors,
+    /// Bot decisions set or withdrawn.
+    BotFlag,
+    /// A suggestion accepted (its identities, locked), rejected or skipped.
+    Suggestion,
+    /// Identities locked or unlocked.
+    Lock,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 8] = [
+        ChangeKind::Upload,
+        ChangeKind::Delete,
+        ChangeKind::Integration,
+        ChangeKind::Key,
+        ChangeKind::Contributors,
+        ChangeKind::BotFlag,
+        ChangeKind::Suggestion,
+        ChangeKind::Lock,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Upload => "upload",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Integration => "integration",
+            ChangeKind::Key => "key",
+            ChangeKind::Contributors => "contributors",
+            ChangeKind::BotFlag => "bot-flag",
+            ChangeKind::Suggestion => "suggestion",
+            ChangeKind::Lock => "lock",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeKind> {
+        let text = text.trim();
+        ChangeKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_kinds_read_back_as_written() {
+        for kind in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ChangeKind::parse(" Bot-Flag "), Some(ChangeKind::BotFlag));
+        assert_eq!(ChangeKind::parse("merge"), None);
+    }
+}

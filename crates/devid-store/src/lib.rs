@@ -14,6 +14,7 @@ use serde::Serialize;
 
 #[doc(hidden)]
 pub mod contract;
+pub mod changes;
 pub mod contributors;
 pub mod keys;
 pub mod locks;
@@ -24,6 +25,7 @@ pub mod query;
 pub mod sql;
 pub mod sqlite;
 
+pub use changes::ChangeStore;
 pub use contributors::ContributorStore;
 pub use locks::LockStore;
 pub use matching::MatchStore;
@@ -31,6 +33,7 @@ pub use matching::MatchStore;
 /// The store traits, for code that holds a concrete store rather than `dyn Store`.
 pub mod prelude {
     pub use crate::Store;
+    pub use crate::changes::ChangeStore;
     pub use crate::contributors::ContributorStore;
     pub use crate::locks::LockStore;
     pub use crate::matching::MatchStore;
@@ -275,7 +278,7 @@ pub struct AuditPage {
 /// each upload or delete atomically, and answer `Unavailable` (not `Internal`) when the
 /// database cannot be reached, so the server can say 503 and the client can retry.
 #[async_trait]
-pub trait Store: ContributorStore + LockStore + MatchStore + Send + Sync + 'static {
+pub trait Store: ChangeStore + ContributorStore + LockStore + MatchStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// A cheap round trip to the database, for `/readyz`.

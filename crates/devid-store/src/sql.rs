@@ -25,12 +25,12 @@ pub struct Sql {
 }
 
 impl Sql {
-    fn new(dialect: Dialect) -> Self {
+    pub(crate) fn new(dialect: Dialect) -> Self {
         Self { text: String::new(), args: Vec::new(), dialect }
     }
 
     /// Adds an argument and returns its placeholder.
-    fn arg(&mut self, a: Arg) -> String {
+    pub(crate) fn arg(&mut self, a: Arg) -> String {
         self.args.push(a);
         match self.dialect {
             Dialect::Sqlite => "?".into(),

@@ -2,10 +2,12 @@
 //! by its test file (`tests/sqlite.rs`, `tests/postgres.rs`). Each check receives a
 //! fresh, empty store.
 
+mod changes;
 mod contributors;
 mod locks;
 mod matching;
 
+pub use changes::*;
 pub use contributors::*;
 pub use locks::*;
 pub use matching::*;
@@ -584,6 +586,9 @@ macro_rules! contract_tests {
             locked_identities_move_only_when_forced,
             locks_stay_in_their_account,
             large_uploads_refuse_locked_moves_too,
+            every_write_is_one_change_set_of_its_own_events,
+            the_change_feed_pages_and_filters,
+            change_sets_stay_in_their_account,
         );
     };
     ($fresh:expr) => {

@@ -1,5 +1,7 @@
 //! The lock family on PostgreSQL.
 
+use crate::postgres::changes::close_change_set;
+use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use devid_core::change::AuditAction;
@@ -16,6 +18,7 @@ impl LockStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let summary = set_locked_in(&tx, ctx, &plan, locked).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Lock, now_micros()).await?;
             tx.commit().await?;
             Ok(summary)
         })

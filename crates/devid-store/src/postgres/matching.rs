@@ -1,6 +1,8 @@
 //! The matching family on PostgreSQL: the engine's input in one snapshot, decisions and
 //! cannot-links in one transaction under the account's lock.
 
+use crate::postgres::changes::close_change_set;
+use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
@@ -35,6 +37,7 @@ impl MatchStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let recorded = record_decisions_in(&tx, ctx, &decisions).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Suggestion, now_micros()).await?;
             tx.commit().await?;
             Ok(recorded)
         })

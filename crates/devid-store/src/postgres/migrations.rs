@@ -223,6 +223,52 @@ ALTER TABLE identities ADD COLUMN source_key_id TEXT;
 ALTER TABLE identities ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        8,
+        r#"
+-- Change sets (issue 15); see the SQLite migration 9. Ids come from one sequence, but a
+-- change set's events are read with its account: other accounts' writes interleave.
+CREATE TABLE change_sets (
+    id              BIGSERIAL PRIMARY KEY,
+    account_id      BIGINT NOT NULL,
+    at              BIGINT NOT NULL,
+    kind            TEXT NOT NULL,
+    key_id          TEXT,
+    request_id      TEXT,
+    after_event     BIGINT NOT NULL,
+    last_event      BIGINT NOT NULL,
+    events          BIGINT NOT NULL,
+    counts          TEXT NOT NULL
+);
+CREATE INDEX change_sets_by_account ON change_sets(account_id, id);
+INSERT INTO change_sets (account_id, at, kind, key_id, request_id, after_event, last_event, events, counts)
+WITH marked AS (
+    SELECT id, account_id, at, action, key_id, request_id,
+        CASE WHEN LAG(at) OVER w IS NOT DISTINCT FROM at AND LAG(request_id) OVER w IS NOT DISTINCT FROM request_id
+            THEN 0 ELSE 1 END AS starts
+    FROM audit_events WINDOW w AS (PARTITION BY account_id ORDER BY id)
+), grouped AS (
+    SELECT *, SUM(starts) OVER (PARTITION BY account_id ORDER BY id) AS run FROM marked
+), per_action AS (
+    SELECT account_id, run, action, COUNT(*) AS n, MIN(id) AS first_id, MAX(id) AS last_id, MIN(at) AS at,
+        MAX(key_id) AS key_id, MAX(request_id) AS request_id
+    FROM grouped GROUP BY account_id, run, action
+)
+SELECT account_id, MIN(at),
+    CASE
+        WHEN SUM(CASE WHEN action LIKE 'suggestion.%' THEN n ELSE 0 END) > 0 THEN 'suggestion'
+        WHEN SUM(CASE WHEN action LIKE 'integration.%' THEN n ELSE 0 END) > 0 THEN 'integration'
+        WHEN SUM(CASE WHEN action LIKE 'key.%' THEN n ELSE 0 END) > 0 THEN 'key'
+        WHEN SUM(CASE WHEN action IN ('identity.locked', 'identity.unlocked') THEN n ELSE 0 END) > 0 THEN 'lock'
+        WHEN SUM(CASE WHEN action LIKE 'contributors.%' THEN n ELSE 0 END) > 0 THEN 'contributors'
+        WHEN SUM(CASE WHEN action LIKE 'contributor.%' THEN n ELSE 0 END) > 0 THEN 'bot-flag'
+        WHEN SUM(CASE WHEN action = 'identity.deleted' THEN n ELSE 0 END) = SUM(n) THEN 'delete'
+        ELSE 'upload'
+    END,
+    MAX(key_id), MAX(request_id), MIN(first_id) - 1, MAX(last_id), SUM(n), json_object_agg(action, n)::text
+FROM per_action GROUP BY account_id, run ORDER BY MIN(first_id);
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

@@ -4,7 +4,11 @@
 //! deadlock; uploads stage their rows with binary COPY and apply them with a handful of
 //! set-based statements, never a round trip per row.
 
+mod changes;
 mod contributors;
+
+use changes::close_change_set;
+use devid_core::change::ChangeKind;
 mod locks;
 mod matching;
 mod migrations;
@@ -510,7 +514,15 @@ async fn refuse_locked_moves(tx: &Transaction<'_>, account: AccountId) -> PgResu
     Err(StoreError::Locked { total: total.max(0) as u64, rows: moves }.into())
 }
 
+/// An upload's rows, then its change set: the one place both upload paths (grouped and
+/// alone) record it.
 async fn apply_upload_in(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &UploadPlan) -> PgResult<UploadSummary> {
+    let summary = apply_upload_rows(tx, ctx, plan).await?;
+    close_change_set(tx, ctx, crate::changes::upload_change_kind(plan), now_micros()).await?;
+    Ok(summary)
+}
+
+async fn apply_upload_rows(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &UploadPlan) -> PgResult<UploadSummary> {
     lock_account(tx, ctx.account).await?;
     let now = now_micros();
     let mut summary = UploadSummary { received: plan.received, duplicates: plan.duplicates, ..Default::default() };
@@ -696,6 +708,7 @@ impl PostgresStore {
         if dry_run {
             tx.rollback().await?;
         } else {
+            close_change_set(&tx, &ctx, ChangeKind::Delete, now_micros()).await?;
             tx.commit().await?;
         }
         let deleted = deleted.max(0) as u64;
@@ -743,6 +756,7 @@ impl Store for PostgresStore {
                 &NewKey { scopes: vec![Scope::Admin], label: "bootstrap admin key".into(), expires_at: None },
             )
             .await?;
+            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).await?;
             tx.commit().await?;
             Ok(Some(key))
         })
@@ -775,6 +789,7 @@ impl Store for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let key = create_key_in(&tx, ctx, &new).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).await?;
             tx.commit().await?;
             Ok(key)
         })
@@ -843,6 +858,7 @@ impl Store for PostgresStore {
             }
             let row = tx.query_one(&format!("SELECT {KEY_COLUMNS} WHERE k.id = $1"), &[&key_id]).await?;
             let info = key_info(&row)?;
+            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).await?;
             tx.commit().await?;
             Ok(info)
         })
@@ -953,6 +969,7 @@ impl Store for PostgresStore {
             let tx = client.transaction().await?;
             lock_account(&tx, ctx.account).await?;
             let created = insert_integration(&tx, ctx, new.id, new.application_type, &new.name, now_micros()).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).await?;
             tx.commit().await?;
             Ok(created)
         })
@@ -1005,6 +1022,7 @@ impl Store for PostgresStore {
             )
             .await?;
             let after = get_integration_in(&tx, ctx.account, id).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).await?;
             tx.commit().await?;
             Ok(after)
         })
@@ -1053,6 +1071,7 @@ impl Store for PostgresStore {
                 Audit { action: "integration.deleted", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
             )
             .await?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).await?;
             tx.commit().await?;
             Ok(DeleteIntegrationOutcome::Deleted { identities_deleted: deleted })
         })

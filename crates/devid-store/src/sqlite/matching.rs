@@ -1,6 +1,8 @@
 //! The matching family on SQLite: the engine's input in one read, decisions and
 //! cannot-links in one write.
 
+use super::changes::close_change_set;
+use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -148,6 +150,7 @@ fn record_decisions_in(conn: &mut Connection, ctx: &ChangeContext, decisions: &[
     }
     tx.execute("UPDATE accounts SET decisions_version = decisions_version + 1 WHERE id = ?1", [account.0])
         .map_err(map_err)?;
+    close_change_set(&tx, &ctx, ChangeKind::Suggestion, now_micros()).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(decisions.len() as u64)
 }

@@ -236,6 +236,57 @@ ALTER TABLE identities ADD COLUMN source_key_id TEXT;
 ALTER TABLE identities ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        9,
+        r#"
+-- Change sets (issue 15). Every write that changed something is one change set: the
+-- account's audit events with ids in (after_event, last_event]. Writes to one account
+-- are serialised (one writer here, an advisory lock on PostgreSQL), so a write's events
+-- are exactly the account's events after the previous change set's; no event row
+-- carries its change set, and none is rewritten. counts is a JSON object, action to
+-- number of events.
+CREATE TABLE change_sets (
+    id              INTEGER PRIMARY KEY,
+    account_id      INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    key_id          TEXT,
+    request_id      TEXT,
+    after_event     INTEGER NOT NULL,
+    last_event      INTEGER NOT NULL,
+    events          INTEGER NOT NULL,
+    counts          TEXT NOT NULL
+);
+CREATE INDEX change_sets_by_account ON change_sets(account_id, id);
+-- History before change sets: one per write, found as a run of the account's events
+-- with one request id and one time (a write stamps all its events with both).
+WITH marked AS (
+    SELECT id, account_id, at, action, key_id, request_id,
+        CASE WHEN LAG(at) OVER w IS at AND LAG(request_id) OVER w IS request_id THEN 0 ELSE 1 END AS starts
+    FROM audit_events WINDOW w AS (PARTITION BY account_id ORDER BY id)
+), grouped AS (
+    SELECT *, SUM(starts) OVER (PARTITION BY account_id ORDER BY id) AS run FROM marked
+), per_action AS (
+    SELECT account_id, run, action, COUNT(*) AS n, MIN(id) AS first_id, MAX(id) AS last_id, MIN(at) AS at,
+        MAX(key_id) AS key_id, MAX(request_id) AS request_id
+    FROM grouped GROUP BY account_id, run, action
+)
+INSERT INTO change_sets (account_id, at, kind, key_id, request_id, after_event, last_event, events, counts)
+SELECT account_id, MIN(at),
+    CASE
+        WHEN SUM(CASE WHEN action LIKE 'suggestion.%' THEN n ELSE 0 END) > 0 THEN 'suggestion'
+        WHEN SUM(CASE WHEN action LIKE 'integration.%' THEN n ELSE 0 END) > 0 THEN 'integration'
+        WHEN SUM(CASE WHEN action LIKE 'key.%' THEN n ELSE 0 END) > 0 THEN 'key'
+        WHEN SUM(CASE WHEN action IN ('identity.locked', 'identity.unlocked') THEN n ELSE 0 END) > 0 THEN 'lock'
+        WHEN SUM(CASE WHEN action LIKE 'contributors.%' THEN n ELSE 0 END) > 0 THEN 'contributors'
+        WHEN SUM(CASE WHEN action LIKE 'contributor.%' THEN n ELSE 0 END) > 0 THEN 'bot-flag'
+        WHEN SUM(CASE WHEN action = 'identity.deleted' THEN n ELSE 0 END) = SUM(n) THEN 'delete'
+        ELSE 'upload'
+    END,
+    MAX(key_id), MAX(request_id), MIN(first_id) - 1, MAX(last_id), SUM(n), json_group_object(action, n)
+FROM per_action GROUP BY account_id, run ORDER BY MIN(first_id);
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -4,6 +4,10 @@
 //! beside writes thanks to WAL. All database work runs on tokio's blocking threads.
 
 pub mod backup;
+mod changes;
+
+use changes::close_change_set;
+use devid_core::change::ChangeKind;
 mod contributors;
 mod dry_run;
 mod locks;
@@ -591,6 +595,7 @@ impl Store for SqliteStore {
                 &ctx,
                 &NewKey { scopes: vec![Scope::Admin], label: "bootstrap admin key".into(), expires_at: None },
             )?;
+            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(Some(key))
         })
@@ -625,6 +630,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
             let key = create_key_in(&tx, &ctx, &new)?;
+            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(key)
         })
@@ -700,6 +706,7 @@ impl Store for SqliteStore {
             let row = tx
                 .query_row(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?1"), [&key_id], key_info_from_row)
                 .map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             key_info(row)
         })
@@ -792,6 +799,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
             let created = insert_integration(&tx, &ctx, new.id, new.application_type, &new.name, now_micros())?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(created)
         })
@@ -840,6 +848,7 @@ impl Store for SqliteStore {
                 Audit { action: "integration.updated", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
             ).map_err(map_err)?;
             let after = get_integration_in(&tx, ctx.account, id)?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(after)
         })
@@ -886,6 +895,7 @@ impl Store for SqliteStore {
                 now,
                 Audit { action: "integration.deleted", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
             ).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(DeleteIntegrationOutcome::Deleted { identities_deleted: deleted as u64 })
         })
@@ -971,6 +981,7 @@ impl Store for SqliteStore {
             if dry_run {
                 tx.rollback().map_err(map_err)?;
             } else {
+                close_change_set(&tx, &ctx, ChangeKind::Delete, now_micros()).map_err(map_err)?;
                 tx.commit().map_err(map_err)?;
             }
             Ok(summary)
@@ -1138,7 +1149,21 @@ fn apply_large_upload(
 }
 
 #[allow(unused_assignments)] // see `walk = None` below
+/// An upload's rows, then its change set: the one place both upload paths (grouped and
+/// alone) record it.
 fn apply_upload_in(
+    tx: &Transaction<'_>,
+    ctx: &ChangeContext,
+    plan: UploadPlan,
+    fail_after: u64,
+) -> StoreResult<UploadSummary> {
+    let kind = crate::changes::upload_change_kind(&plan);
+    let summary = apply_upload_rows(tx, ctx, plan, fail_after)?;
+    close_change_set(tx, ctx, kind, now_micros()).map_err(map_err)?;
+    Ok(summary)
+}
+
+fn apply_upload_rows(
     tx: &Transaction<'_>,
     ctx: &ChangeContext,
     plan: UploadPlan,

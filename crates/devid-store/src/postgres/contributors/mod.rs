@@ -11,6 +11,9 @@ mod ingest;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::now_micros;
+use crate::postgres::changes::close_change_set;
+use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use devid_core::contributor::plan::ContributorPlan;
@@ -44,6 +47,7 @@ impl ContributorStore for PostgresStore {
             if dry_run {
                 tx.rollback().await?;
             } else {
+                close_change_set(&tx, &ctx, ChangeKind::Contributors, now_micros()).await?;
                 tx.commit().await?;
             }
             Ok(summary)
@@ -65,6 +69,7 @@ impl ContributorStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let summary = bot_flags::set_bot_flags_in(&tx, ctx, &flags).await?;
+            close_change_set(&tx, &ctx, ChangeKind::BotFlag, now_micros()).await?;
             tx.commit().await?;
             Ok(summary)
         })

@@ -1,0 +1,165 @@
+//! The change family of the storage contract: every write that changed something is one
+//! change set, recorded in the write's own transaction, and read back as an ordered feed
+//! so that whatever depends on the mappings recomputes only what changed.
+//!
+//! A change set owns the account's audit events with ids in `(after_event, last_event]`:
+//! writes to one account are serialised on both backends, so the events one write adds
+//! are exactly the account's events after the previous change set's.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use devid_core::change::ChangeKind;
+use devid_core::time::Micros;
+use serde::Serialize;
+
+use crate::sql::{Arg, Dialect, Sql};
+use crate::{AccountId, AuditEvent, StoreResult};
+
+/// One write, as the feed shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSet {
+    /// Increases with every change set of the account: the feed's order and cursor.
+    pub id: i64,
+    /// When it was committed (RFC 3339).
+    pub at: String,
+    /// upload, delete, integration, key, contributors, bot-flag, suggestion or lock.
+    pub kind: String,
+    /// The API key that made it; absent for changes made with the CLI on the server.
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+    /// How many audit events it holds.
+    pub events: u64,
+    /// Its events counted by action (`identity.created`: 3, …).
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Which change sets to list, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeQuery {
+    /// Only change sets after this id (the last one a reader has seen).
+    pub after: i64,
+    pub limit: u64,
+    pub kind: Option<ChangeKind>,
+    /// Committed at or after (inclusive) and before (exclusive).
+    pub from: Option<Micros>,
+    pub to: Option<Micros>,
+    pub key_id: Option<String>,
+    /// Change sets with an event about this identity (as written, any integration).
+    pub identity: Option<String>,
+    /// Change sets with an event whose old or new email is this one.
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChangePage {
+    pub changes: Vec<ChangeSet>,
+    pub has_next: bool,
+}
+
+/// A change set's events, in the order they were written.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeEventsPage {
+    pub events: Vec<AuditEvent>,
+    pub has_next: bool,
+}
+
+#[async_trait]
+pub trait ChangeStore: Send + Sync {
+    /// The account's change sets after `query.after`, oldest first, at most `limit`.
+    async fn list_changes(&self, account: AccountId, query: ChangeQuery) -> StoreResult<ChangePage>;
+
+    /// One change set, `None` when the account has none with that id.
+    async fn get_change(&self, account: AccountId, id: i64) -> StoreResult<Option<ChangeSet>>;
+
+    /// Up to `limit` of change set `id`'s events with ids after `after_event`; an empty
+    /// page when the change set does not exist.
+    async fn change_events(
+        &self,
+        account: AccountId,
+        id: i64,
+        after_event: i64,
+        limit: u64,
+    ) -> StoreResult<ChangeEventsPage>;
+}
+
+pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.at, c.kind, c.key_id, c.request_id, c.events, c.counts";
+
+/// The feed query: one row more than `limit`, to know whether there is a next page.
+pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let mut filters = vec![
+        format!("c.account_id = {}", sql.arg(Arg::Int(account.0))),
+        format!("c.id > {}", sql.arg(Arg::Int(q.after))),
+    ];
+    if let Some(kind) = q.kind {
+        filters.push(format!("c.kind = {}", sql.arg(Arg::Text(kind.as_str().to_string()))));
+    }
+    if let Some(from) = q.from {
+        filters.push(format!("c.at >= {}", sql.arg(Arg::Int(from))));
+    }
+    if let Some(to) = q.to {
+        filters.push(format!("c.at < {}", sql.arg(Arg::Int(to))));
+    }
+    if let Some(key) = &q.key_id {
+        filters.push(format!("c.key_id = {}", sql.arg(Arg::Text(key.clone()))));
+    }
+    // An event filter reads the change set's own events (a range of the account's audit
+    // index), so it costs what the change sets it passes over hold.
+    let events_of = "e.account_id = c.account_id AND e.id > c.after_event AND e.id <= c.last_event";
+    if let Some(identity) = &q.identity {
+        let p = sql.arg(Arg::Text(identity.clone()));
+        filters.push(format!("EXISTS (SELECT 1 FROM audit_events e WHERE {events_of} AND e.identity = {p})"));
+    }
+    if let Some(email) = &q.email {
+        let (a, b) = (sql.arg(Arg::Text(email.clone())), sql.arg(Arg::Text(email.clone())));
+        filters.push(format!(
+            "EXISTS (SELECT 1 FROM audit_events e WHERE {events_of} AND (e.old_email = {a} OR e.new_email = {b}))"
+        ));
+    }
+    sql.text = format!(
+        "SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE {} ORDER BY c.id LIMIT {}",
+        filters.join(" AND "),
+        q.limit.saturating_add(1)
+    );
+    sql
+}
+
+/// A change set's events after `after_event`, one more than `limit`.
+pub(crate) fn change_events_sql(dialect: Dialect, account: AccountId, id: i64, after_event: i64, limit: u64) -> Sql {
+    let mut sql = Sql::new(dialect);
+    // Placeholders in the order they appear: SQLite's `?` are positional.
+    let account_a = sql.arg(Arg::Int(account.0));
+    let change = sql.arg(Arg::Int(id));
+    let account_b = sql.arg(Arg::Int(account.0));
+    let after = sql.arg(Arg::Int(after_event));
+    sql.text = format!(
+        "SELECT {} FROM audit_events e JOIN change_sets c ON c.account_id = {account_a} AND c.id = {change}
+         WHERE e.account_id = {account_b} AND e.id > c.after_event AND e.id <= c.last_event AND e.id > {after}
+         ORDER BY e.id LIMIT {}",
+        crate::sql::AUDIT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", "),
+        limit.saturating_add(1)
+    );
+    sql
+}
+
+/// The kind of change set an upload makes: an accepted suggestion's identities are
+/// written as an upload, but are the suggestion's change.
+pub(crate) fn upload_change_kind(plan: &devid_core::plan::UploadPlan) -> ChangeKind {
+    match plan.provenance {
+        devid_core::plan::Provenance::Suggestion => ChangeKind::Suggestion,
+        _ => ChangeKind::Upload,
+    }
+}
+
+/// Reads a change set's stored counts; a malformed value (never written by devid) reads
+/// as none rather than failing the feed.
+pub(crate) fn parse_counts(text: &str) -> BTreeMap<String, u64> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// The counts as stored.
+pub(crate) fn counts_json(counts: &BTreeMap<String, u64>) -> String {
+    serde_json::to_string(counts).unwrap_or_else(|_| "{}".into())
+}

@@ -1,0 +1,112 @@
+//! Contract checks of change sets: every write that changed something is one change set
+//! of the right kind holding exactly its own events, listed oldest first.
+
+use devid_core::change::ChangeKind;
+use devid_core::plan::plan_delete;
+use devid_core::types::{ApplicationType, Scope};
+
+use super::{account, integration, ok, rows, upload};
+use crate::changes::{ChangeQuery, ChangeSet};
+use crate::{ChangeContext, NewKey, Store};
+
+async fn feed(store: &dyn Store, ctx: &ChangeContext, query: ChangeQuery) -> Vec<ChangeSet> {
+    ok(store.list_changes(ctx.account, ChangeQuery { limit: 100, ..query }).await, "list changes").changes
+}
+
+fn kinds(changes: &[ChangeSet]) -> Vec<&str> {
+    changes.iter().map(|c| c.kind.as_str()).collect()
+}
+
+pub async fn every_write_is_one_change_set_of_its_own_events(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    ok(upload(store, &ctx, &[("a@x.com", 1, "alice"), ("b@x.com", 1, "bob"), ("c@x.com", 1, "carol")], false).await, "seed");
+    // Nothing changes: no change set.
+    ok(upload(store, &ctx, &[("a@x.com", 1, "alice")], false).await, "same again");
+    // A dry run changes nothing either.
+    ok(upload(store, &ctx, &[("z@x.com", 1, "alice")], true).await, "dry run");
+    ok(upload(store, &ctx, &[("z@x.com", 1, "alice")], false).await, "move");
+    let infos = ok(store.integration_infos(ctx.account).await, "infos");
+    let plan = ok(plan_delete(rows(&[("", 1, "bob")]), &infos).map_err(|p| p.into_groups()), "plan");
+    ok(store.delete_identities(&ctx, plan, false).await, "delete");
+    let plan = ok(plan_delete(rows(&[("", 1, "carol")]), &infos).map_err(|p| p.into_groups()), "plan");
+    ok(store.set_locked(&ctx, plan, true).await, "lock");
+    ok(store.create_key(&ctx, NewKey { scopes: vec![Scope::Admin], label: "k".into(), expires_at: None }).await, "key");
+
+    let changes = feed(store, &ctx, ChangeQuery::default()).await;
+    assert_eq!(kinds(&changes), ["integration", "upload", "upload", "delete", "lock", "key"]);
+    assert!(changes.windows(2).all(|w| w[0].id < w[1].id), "ids increase: {changes:?}");
+    let seed = &changes[1];
+    assert_eq!((seed.events, seed.counts.get("identity.created")), (3, Some(&3)));
+    assert_eq!((seed.key_id.as_deref(), seed.request_id.as_deref()), (Some("test-key"), Some("req-1")));
+    assert_eq!(changes[2].counts.get("identity.updated").or(changes[2].counts.get("identity.reassigned")), Some(&1));
+
+    // A change set's events are its own, in order, paged by event id.
+    let first = ok(store.change_events(ctx.account, seed.id, 0, 2).await, "events");
+    assert_eq!(first.events.len(), 2);
+    assert!(first.has_next);
+    let rest = ok(store.change_events(ctx.account, seed.id, first.events[1].id, 2).await, "events");
+    assert_eq!(rest.events.len(), 1);
+    assert!(!rest.has_next);
+    let identities: Vec<_> =
+        first.events.iter().chain(&rest.events).map(|e| e.identity.clone().unwrap_or_default()).collect();
+    assert_eq!(identities, ["alice", "bob", "carol"]);
+    let moved = ok(store.change_events(ctx.account, changes[2].id, 0, 10).await, "events").events;
+    assert_eq!(moved.len(), 1);
+    assert_eq!((moved[0].old_email.as_deref(), moved[0].new_email.as_deref()), (Some("a@x.com"), Some("z@x.com")));
+    assert_eq!(ok(store.get_change(ctx.account, seed.id).await, "get").as_ref(), Some(seed));
+}
+
+pub async fn the_change_feed_pages_and_filters(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    for i in 0..5 {
+        let email = format!("dev{i}@x.com");
+        let identity = format!("dev{i}");
+        ok(upload(store, &ctx, &[(email.as_str(), 1, identity.as_str())], false).await, "upload");
+    }
+    let all = feed(store, &ctx, ChangeQuery::default()).await;
+    assert_eq!(all.len(), 6);
+    // Keyset paging: each change set once, in order.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ok(store.list_changes(ctx.account, ChangeQuery { after, limit: 2, ..Default::default() }).await, "page");
+        seen.extend(page.changes.iter().map(|c| c.id));
+        match page.changes.last() {
+            Some(last) if page.has_next => after = last.id,
+            _ => break,
+        }
+    }
+    assert_eq!(seen, all.iter().map(|c| c.id).collect::<Vec<_>>());
+    let uploads = feed(store, &ctx, ChangeQuery { kind: Some(ChangeKind::Upload), ..Default::default() }).await;
+    assert_eq!(uploads.len(), 5);
+    let about_dev3 = feed(store, &ctx, ChangeQuery { identity: Some("dev3".into()), ..Default::default() }).await;
+    assert_eq!(about_dev3.iter().map(|c| c.id).collect::<Vec<_>>(), [all[4].id]);
+    let by_email = feed(store, &ctx, ChangeQuery { email: Some("dev1@x.com".into()), ..Default::default() }).await;
+    assert_eq!(by_email.iter().map(|c| c.id).collect::<Vec<_>>(), [all[2].id]);
+    let by_key = feed(store, &ctx, ChangeQuery { key_id: Some("other".into()), ..Default::default() }).await;
+    assert!(by_key.is_empty());
+    let at = &all[3].at;
+    let from = ok(devid_core::time::parse_rfc3339(at), "time");
+    let since = feed(store, &ctx, ChangeQuery { from: Some(from), ..Default::default() }).await;
+    assert_eq!(since.first().map(|c| c.id), Some(all[3].id));
+}
+
+pub async fn change_sets_stay_in_their_account(store: &dyn Store) {
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    integration(store, &a, 1, ApplicationType::Github).await;
+    integration(store, &b, 1, ApplicationType::Github).await;
+    ok(upload(store, &a, &[("a1@x.com", 1, "a1")], false).await, "a");
+    ok(upload(store, &b, &[("b1@x.com", 1, "b1"), ("b2@x.com", 1, "b2")], false).await, "b");
+    ok(upload(store, &a, &[("a2@x.com", 1, "a2")], false).await, "a again");
+    let changes_a = feed(store, &a, ChangeQuery::default()).await;
+    let changes_b = feed(store, &b, ChangeQuery::default()).await;
+    assert_eq!((changes_a.len(), changes_b.len()), (3, 2));
+    // a's last upload holds its own event only, though b wrote in between.
+    let last_a = ok(store.change_events(a.account, changes_a[2].id, 0, 10).await, "events").events;
+    assert_eq!(last_a.iter().map(|e| e.identity.clone().unwrap_or_default()).collect::<Vec<_>>(), ["a2"]);
+    assert_eq!(ok(store.get_change(b.account, changes_a[2].id).await, "get"), None);
+    assert!(ok(store.change_events(b.account, changes_a[2].id, 0, 10).await, "events").events.is_empty());
+}
