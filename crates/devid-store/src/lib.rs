@@ -12,9 +12,9 @@ use devid_core::time::Micros;
 use devid_core::types::{ApplicationType, IntegrationId, Scope};
 use serde::Serialize;
 
+pub mod changes;
 #[doc(hidden)]
 pub mod contract;
-pub mod changes;
 pub mod contributors;
 pub mod keys;
 pub mod locks;

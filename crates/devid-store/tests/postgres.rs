@@ -36,3 +36,23 @@ fn postgres_tests_are_not_ignored_in_ci() {
         );
     }
 }
+
+#[ignore = "needs DEVID_TEST_POSTGRES_URL"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_history_from_before_change_sets_is_migrated_into_them() {
+    let (url, _schema) = PgTestSchema::create().await;
+    let store = PostgresStore::connect(&url).await.expect("connect");
+    let recorded = devid_store::contract::history_for_migration(&store).await;
+    drop(store);
+    // Back to the schema before change sets, the audit history kept.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    let running = tokio::spawn(connection);
+    client
+        .batch_execute("DROP TABLE change_sets; DELETE FROM schema_migrations WHERE version = 8;")
+        .await
+        .expect("roll back");
+    drop(client);
+    let _ = running.await;
+    let migrated = PostgresStore::connect(&url).await.expect("reconnect and migrate");
+    devid_store::contract::history_was_migrated(&migrated, &recorded).await;
+}

@@ -568,3 +568,18 @@ async fn a_bulk_contributor_ingest_rebuilds_the_indexes_it_drops() {
     let pending: i64 = conn.query_row("SELECT COUNT(*) FROM pending_indexes", [], |r| r.get(0)).expect("count");
     assert_eq!(pending, 0);
 }
+
+#[tokio::test]
+async fn audit_history_from_before_change_sets_is_migrated_into_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let recorded = devid_store::contract::history_for_migration(&store).await;
+    drop(store);
+    // Back to the schema before change sets, the audit history kept.
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    conn.execute_batch("DROP TABLE change_sets; DELETE FROM schema_migrations WHERE version = 9;").expect("roll back");
+    drop(conn);
+    let migrated = SqliteStore::open(&path).expect("reopen and migrate");
+    devid_store::contract::history_was_migrated(&migrated, &recorded).await;
+}

@@ -10,20 +10,20 @@ use tokio_postgres::Row;
 
 use super::{PgError, PgResult, PostgresStore, params, refs};
 use crate::changes::{
-    CHANGE_COLUMNS, ChangeEventsPage, ChangePage, ChangeQuery, ChangeSet, ChangeStore, change_events_sql,
-    changes_sql, counts_json, parse_counts,
+    CHANGE_COLUMNS, ChangeEventsPage, ChangePage, ChangeQuery, ChangeSet, ChangeStore, change_events_sql, changes_sql,
+    counts_json, parse_counts,
 };
 use crate::sql::Dialect;
 use crate::{AccountId, AuditEvent, ChangeContext, StoreResult};
 
 /// Records the events this write added as one change set of `kind`, inside the write's
 /// transaction and under its account lock (call it last, before the commit). A write
-/// that recorded no event changed nothing and makes no change set: `None`.
+/// that recorded no event changed nothing and makes no change set: `None`. Its time is
+/// the time the write stamped its events with.
 pub(in crate::postgres) async fn close_change_set(
     tx: &impl GenericClient,
     ctx: &ChangeContext,
     kind: ChangeKind,
-    at: Micros,
 ) -> PgResult<Option<i64>> {
     let after: i64 = tx
         .query_one(
@@ -34,15 +34,17 @@ pub(in crate::postgres) async fn close_change_set(
         .try_get(0)?;
     let rows = tx
         .query(
-            "SELECT action, COUNT(*), MAX(id) FROM audit_events WHERE account_id = $1 AND id > $2 GROUP BY action",
+            "SELECT action, COUNT(*), MAX(id), MIN(at) FROM audit_events WHERE account_id = $1 AND id > $2 GROUP BY action",
             &[&ctx.account.0, &after],
         )
         .await?;
     let mut counts = BTreeMap::new();
     let mut last = after;
+    let mut at = Micros::MAX;
     for row in &rows {
         counts.insert(row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?.max(0) as u64);
         last = last.max(row.try_get(2)?);
+        at = at.min(row.try_get(3)?);
     }
     if counts.is_empty() {
         return Ok(None);

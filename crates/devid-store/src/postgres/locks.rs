@@ -1,10 +1,10 @@
 //! The lock family on PostgreSQL.
 
 use crate::postgres::changes::close_change_set;
-use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use devid_core::change::AuditAction;
+use devid_core::change::ChangeKind;
 use devid_core::plan::DeletePlan;
 
 use super::{Audit, PgResult, PostgresStore, bump_version, insert_audit, lock_account};
@@ -18,7 +18,7 @@ impl LockStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let summary = set_locked_in(&tx, ctx, &plan, locked).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Lock, now_micros()).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Lock).await?;
             tx.commit().await?;
             Ok(summary)
         })

@@ -2,9 +2,9 @@
 //! cannot-links in one transaction under the account's lock.
 
 use crate::postgres::changes::close_change_set;
-use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use devid_core::change::ChangeKind;
 
 use super::{Audit, PgError, PgResult, PostgresStore, insert_audit, lock_account, parse_type};
 use crate::matching::{
@@ -37,7 +37,7 @@ impl MatchStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let recorded = record_decisions_in(&tx, ctx, &decisions).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Suggestion, now_micros()).await?;
+            close_change_set(&tx, &ctx, ChangeKind::Suggestion).await?;
             tx.commit().await?;
             Ok(recorded)
         })

@@ -9,20 +9,20 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, map_err, to_values};
 use crate::changes::{
-    CHANGE_COLUMNS, ChangeEventsPage, ChangePage, ChangeQuery, ChangeSet, ChangeStore, change_events_sql,
-    changes_sql, counts_json, parse_counts,
+    CHANGE_COLUMNS, ChangeEventsPage, ChangePage, ChangeQuery, ChangeSet, ChangeStore, change_events_sql, changes_sql,
+    counts_json, parse_counts,
 };
 use crate::sql::Dialect;
 use crate::{AccountId, AuditEvent, ChangeContext, StoreResult};
 
 /// Records the events this write added as one change set of `kind`, inside the write's
-/// transaction (call it last, before the commit). A write that recorded no event
-/// changed nothing and makes no change set: `None`.
+/// transaction (call it last, before the commit). Its time is the time the write
+/// stamped its events with. A write that recorded no event changed nothing and makes
+/// no change set: `None`.
 pub(crate) fn close_change_set(
     conn: &Connection,
     ctx: &ChangeContext,
     kind: ChangeKind,
-    at: Micros,
 ) -> rusqlite::Result<Option<i64>> {
     let after: i64 = conn
         .prepare_cached(
@@ -31,14 +31,16 @@ pub(crate) fn close_change_set(
         .query_row([ctx.account.0], |r| r.get(0))?;
     let mut counts = BTreeMap::new();
     let mut last = after;
+    let mut at = Micros::MAX;
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT action, COUNT(*), MAX(id) FROM audit_events WHERE account_id = ?1 AND id > ?2 GROUP BY action",
+            "SELECT action, COUNT(*), MAX(id), MIN(at) FROM audit_events WHERE account_id = ?1 AND id > ?2 GROUP BY action",
         )?;
         let mut rows = stmt.query(params![ctx.account.0, after])?;
         while let Some(row) = rows.next()? {
             counts.insert(row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64);
             last = last.max(row.get(2)?);
+            at = at.min(row.get(3)?);
         }
     }
     if counts.is_empty() {
@@ -95,9 +97,11 @@ impl ChangeStore for SqliteStore {
 
     async fn get_change(&self, account: AccountId, id: i64) -> StoreResult<Option<ChangeSet>> {
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE c.account_id = ?1 AND c.id = ?2"))
-                .and_then(|mut s| s.query_row(params![account.0, id], change_from_row).optional())
-                .map_err(map_err)
+            conn.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE c.account_id = ?1 AND c.id = ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![account.0, id], change_from_row).optional())
+            .map_err(map_err)
         })
         .await
     }

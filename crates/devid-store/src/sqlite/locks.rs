@@ -1,9 +1,9 @@
 //! The lock family on SQLite.
 
 use super::changes::close_change_set;
-use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use devid_core::change::AuditAction;
+use devid_core::change::ChangeKind;
 use devid_core::plan::DeletePlan;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -71,7 +71,7 @@ fn set_locked_in(
     if summary.changed > 0 {
         bump_version(&tx, ctx.account)?;
     }
-    close_change_set(&tx, &ctx, ChangeKind::Lock, now_micros()).map_err(map_err)?;
+    close_change_set(&tx, &ctx, ChangeKind::Lock).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(summary)
 }

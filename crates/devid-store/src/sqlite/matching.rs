@@ -2,8 +2,8 @@
 //! cannot-links in one write.
 
 use super::changes::close_change_set;
-use devid_core::change::ChangeKind;
 use async_trait::async_trait;
+use devid_core::change::ChangeKind;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Audit, SqliteStore, insert_audit, map_err, parse_type};
@@ -150,7 +150,7 @@ fn record_decisions_in(conn: &mut Connection, ctx: &ChangeContext, decisions: &[
     }
     tx.execute("UPDATE accounts SET decisions_version = decisions_version + 1 WHERE id = ?1", [account.0])
         .map_err(map_err)?;
-    close_change_set(&tx, &ctx, ChangeKind::Suggestion, now_micros()).map_err(map_err)?;
+    close_change_set(&tx, &ctx, ChangeKind::Suggestion).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(decisions.len() as u64)
 }

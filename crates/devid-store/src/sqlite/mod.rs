@@ -595,7 +595,7 @@ impl Store for SqliteStore {
                 &ctx,
                 &NewKey { scopes: vec![Scope::Admin], label: "bootstrap admin key".into(), expires_at: None },
             )?;
-            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Key).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(Some(key))
         })
@@ -630,7 +630,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
             let key = create_key_in(&tx, &ctx, &new)?;
-            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Key).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(key)
         })
@@ -706,7 +706,7 @@ impl Store for SqliteStore {
             let row = tx
                 .query_row(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?1"), [&key_id], key_info_from_row)
                 .map_err(map_err)?;
-            close_change_set(&tx, &ctx, ChangeKind::Key, now_micros()).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Key).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             key_info(row)
         })
@@ -799,7 +799,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
             let created = insert_integration(&tx, &ctx, new.id, new.application_type, &new.name, now_micros())?;
-            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(created)
         })
@@ -848,7 +848,7 @@ impl Store for SqliteStore {
                 Audit { action: "integration.updated", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
             ).map_err(map_err)?;
             let after = get_integration_in(&tx, ctx.account, id)?;
-            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(after)
         })
@@ -895,7 +895,7 @@ impl Store for SqliteStore {
                 now,
                 Audit { action: "integration.deleted", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
             ).map_err(map_err)?;
-            close_change_set(&tx, &ctx, ChangeKind::Integration, now_micros()).map_err(map_err)?;
+            close_change_set(&tx, &ctx, ChangeKind::Integration).map_err(map_err)?;
             tx.commit().map_err(map_err)?;
             Ok(DeleteIntegrationOutcome::Deleted { identities_deleted: deleted as u64 })
         })
@@ -981,7 +981,7 @@ impl Store for SqliteStore {
             if dry_run {
                 tx.rollback().map_err(map_err)?;
             } else {
-                close_change_set(&tx, &ctx, ChangeKind::Delete, now_micros()).map_err(map_err)?;
+                close_change_set(&tx, &ctx, ChangeKind::Delete).map_err(map_err)?;
                 tx.commit().map_err(map_err)?;
             }
             Ok(summary)
@@ -1159,7 +1159,7 @@ fn apply_upload_in(
 ) -> StoreResult<UploadSummary> {
     let kind = crate::changes::upload_change_kind(&plan);
     let summary = apply_upload_rows(tx, ctx, plan, fail_after)?;
-    close_change_set(tx, ctx, kind, now_micros()).map_err(map_err)?;
+    close_change_set(tx, ctx, kind).map_err(map_err)?;
     Ok(summary)
 }
 

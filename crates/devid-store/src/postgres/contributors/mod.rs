@@ -11,11 +11,10 @@ mod ingest;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::now_micros;
 use crate::postgres::changes::close_change_set;
-use devid_core::change::ChangeKind;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use devid_core::change::ChangeKind;
 use devid_core::contributor::plan::ContributorPlan;
 use devid_core::contributor::{ActivityCounts, IngestMode};
 use devid_core::types::IntegrationId;
@@ -47,7 +46,7 @@ impl ContributorStore for PostgresStore {
             if dry_run {
                 tx.rollback().await?;
             } else {
-                close_change_set(&tx, &ctx, ChangeKind::Contributors, now_micros()).await?;
+                close_change_set(&tx, &ctx, ChangeKind::Contributors).await?;
                 tx.commit().await?;
             }
             Ok(summary)
@@ -69,7 +68,7 @@ impl ContributorStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let summary = bot_flags::set_bot_flags_in(&tx, ctx, &flags).await?;
-            close_change_set(&tx, &ctx, ChangeKind::BotFlag, now_micros()).await?;
+            close_change_set(&tx, &ctx, ChangeKind::BotFlag).await?;
             tx.commit().await?;
             Ok(summary)
         })
