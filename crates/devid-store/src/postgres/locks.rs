@@ -18,7 +18,7 @@ impl LockStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let summary = set_locked_in(&tx, ctx, &plan, locked).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Lock).await?;
+            close_change_set(&tx, ctx, ChangeKind::Lock).await?;
             tx.commit().await?;
             Ok(summary)
         })

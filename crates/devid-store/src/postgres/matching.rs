@@ -37,7 +37,7 @@ impl MatchStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let recorded = record_decisions_in(&tx, ctx, &decisions).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Suggestion).await?;
+            close_change_set(&tx, ctx, ChangeKind::Suggestion).await?;
             tx.commit().await?;
             Ok(recorded)
         })

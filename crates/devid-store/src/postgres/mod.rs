@@ -708,7 +708,7 @@ impl PostgresStore {
         if dry_run {
             tx.rollback().await?;
         } else {
-            close_change_set(&tx, &ctx, ChangeKind::Delete).await?;
+            close_change_set(&tx, ctx, ChangeKind::Delete).await?;
             tx.commit().await?;
         }
         let deleted = deleted.max(0) as u64;
@@ -789,7 +789,7 @@ impl Store for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let key = create_key_in(&tx, ctx, &new).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Key).await?;
+            close_change_set(&tx, ctx, ChangeKind::Key).await?;
             tx.commit().await?;
             Ok(key)
         })
@@ -858,7 +858,7 @@ impl Store for PostgresStore {
             }
             let row = tx.query_one(&format!("SELECT {KEY_COLUMNS} WHERE k.id = $1"), &[&key_id]).await?;
             let info = key_info(&row)?;
-            close_change_set(&tx, &ctx, ChangeKind::Key).await?;
+            close_change_set(&tx, ctx, ChangeKind::Key).await?;
             tx.commit().await?;
             Ok(info)
         })
@@ -969,7 +969,7 @@ impl Store for PostgresStore {
             let tx = client.transaction().await?;
             lock_account(&tx, ctx.account).await?;
             let created = insert_integration(&tx, ctx, new.id, new.application_type, &new.name, now_micros()).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Integration).await?;
+            close_change_set(&tx, ctx, ChangeKind::Integration).await?;
             tx.commit().await?;
             Ok(created)
         })
@@ -1022,7 +1022,7 @@ impl Store for PostgresStore {
             )
             .await?;
             let after = get_integration_in(&tx, ctx.account, id).await?;
-            close_change_set(&tx, &ctx, ChangeKind::Integration).await?;
+            close_change_set(&tx, ctx, ChangeKind::Integration).await?;
             tx.commit().await?;
             Ok(after)
         })
@@ -1071,7 +1071,7 @@ impl Store for PostgresStore {
                 Audit { action: "integration.deleted", integration_id: Some(id), detail: Some(&detail), ..Default::default() },
             )
             .await?;
-            close_change_set(&tx, &ctx, ChangeKind::Integration).await?;
+            close_change_set(&tx, ctx, ChangeKind::Integration).await?;
             tx.commit().await?;
             Ok(DeleteIntegrationOutcome::Deleted { identities_deleted: deleted })
         })

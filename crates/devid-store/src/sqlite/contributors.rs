@@ -340,7 +340,7 @@ fn ingest_in(
     if summary.created + summary.updated + summary.removed + summary.detached > 0 {
         bump_contributors_version(&tx, account)?;
     }
-    close_change_set(&tx, &ctx, ChangeKind::Contributors).map_err(map_err)?;
+    close_change_set(&tx, ctx, ChangeKind::Contributors).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(summary)
 }
@@ -609,7 +609,7 @@ fn set_bot_flags_in(conn: &mut Connection, ctx: &ChangeContext, flags: &[BotFlag
     if changed {
         bump_contributors_version(&tx, account)?;
     }
-    close_change_set(&tx, &ctx, ChangeKind::BotFlag).map_err(map_err)?;
+    close_change_set(&tx, ctx, ChangeKind::BotFlag).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(summary)
 }

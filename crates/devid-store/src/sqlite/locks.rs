@@ -71,7 +71,7 @@ fn set_locked_in(
     if summary.changed > 0 {
         bump_version(&tx, ctx.account)?;
     }
-    close_change_set(&tx, &ctx, ChangeKind::Lock).map_err(map_err)?;
+    close_change_set(&tx, ctx, ChangeKind::Lock).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(summary)
 }

@@ -150,7 +150,7 @@ fn record_decisions_in(conn: &mut Connection, ctx: &ChangeContext, decisions: &[
     }
     tx.execute("UPDATE accounts SET decisions_version = decisions_version + 1 WHERE id = ?1", [account.0])
         .map_err(map_err)?;
-    close_change_set(&tx, &ctx, ChangeKind::Suggestion).map_err(map_err)?;
+    close_change_set(&tx, ctx, ChangeKind::Suggestion).map_err(map_err)?;
     tx.commit().map_err(map_err)?;
     Ok(decisions.len() as u64)
 }

@@ -46,7 +46,7 @@ impl ContributorStore for PostgresStore {
             if dry_run {
                 tx.rollback().await?;
             } else {
-                close_change_set(&tx, &ctx, ChangeKind::Contributors).await?;
+                close_change_set(&tx, ctx, ChangeKind::Contributors).await?;
                 tx.commit().await?;
             }
             Ok(summary)
@@ -68,7 +68,7 @@ impl ContributorStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let summary = bot_flags::set_bot_flags_in(&tx, ctx, &flags).await?;
-            close_change_set(&tx, &ctx, ChangeKind::BotFlag).await?;
+            close_change_set(&tx, ctx, ChangeKind::BotFlag).await?;
             tx.commit().await?;
             Ok(summary)
         })
