@@ -87,8 +87,8 @@ impl ChangeKind {
         }
     }
 
+    /// Any case, nothing around it: the API documents the accepted forms exactly.
     pub fn parse(text: &str) -> Option<ChangeKind> {
-        let text = text.trim();
         ChangeKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(text))
     }
 }
@@ -102,7 +102,8 @@ mod tests {
         for kind in ChangeKind::ALL {
             assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
         }
-        assert_eq!(ChangeKind::parse(" Bot-Flag "), Some(ChangeKind::BotFlag));
+        assert_eq!(ChangeKind::parse("Bot-Flag"), Some(ChangeKind::BotFlag));
+        assert_eq!(ChangeKind::parse(" upload"), None);
         assert_eq!(ChangeKind::parse("merge"), None);
     }
 }

@@ -30,6 +30,8 @@ use crate::routes;
         routes::admin::create_key,
         routes::admin::revoke_key,
         routes::admin::list_audit,
+        routes::changes::list_changes,
+        routes::changes::get_change,
         routes::contributors::upload_contributors,
         routes::contributors::list_contributors,
         routes::contributors::set_bots,
@@ -48,6 +50,7 @@ use crate::routes;
         (name = "identities", description = "Developer identities: upload, list, download, delete"),
         (name = "contributors", description = "Accounts seen in activity, bots and coverage"),
         (name = "matching", description = "Suggestions of who is who, and the decisions taken on them"),
+        (name = "changes", description = "Every write that changed something, as an ordered feed"),
         (name = "admin", description = "Integrations, API keys, audit (scope admin)"),
         (name = "operations", description = "Health, readiness, metrics (no key)"),
     )

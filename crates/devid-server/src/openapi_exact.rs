@@ -31,6 +31,33 @@ pub fn tighten(doc: &mut Value) {
     bound_bodies(doc);
     bound_contributors(doc);
     bound_suggestions(doc);
+    bound_changes(doc);
+}
+
+fn bound_changes(doc: &mut Value) {
+    use crate::routes::changes::{MAX_CHANGE_ID, MAX_CHANGES_LIMIT};
+    let feed = "/paths/~1v2~1changes/get/parameters";
+    let one = "/paths/~1v2~1changes~1{id}/get/parameters";
+    for pointer in [feed, one] {
+        if let Some(p) = parameter(doc, pointer, "after") {
+            p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_CHANGE_ID});
+        }
+        if let Some(p) = parameter(doc, pointer, "limit") {
+            p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_CHANGES_LIMIT});
+        }
+    }
+    if let Some(p) = parameter(doc, one, "id") {
+        p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_CHANGE_ID});
+    }
+    for name in ["from", "to"] {
+        if let Some(p) = parameter(doc, feed, name) {
+            p["schema"] = json!({"type": "string", "format": "date-time"});
+        }
+    }
+    let kinds: Vec<&str> = devid_core::change::ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+    if let Some(p) = parameter(doc, feed, "kind") {
+        p["schema"] = any_case(&kinds, Spelling::Exact);
+    }
 }
 
 fn add_status_codes(doc: &mut Value) {

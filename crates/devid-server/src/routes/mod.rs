@@ -1,6 +1,7 @@
 //! Routes, one module per resource.
 
 pub(crate) mod admin;
+pub(crate) mod changes;
 pub(crate) mod contributors;
 pub(crate) mod coverage;
 pub(crate) mod identities;
@@ -35,6 +36,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api-keys", get(admin::list_keys).post(admin::create_key))
         .route("/api-keys/{id}", delete(admin::revoke_key))
         .route("/audit", get(admin::list_audit))
+        .route("/changes", get(changes::list_changes))
+        .route("/changes/{id}", get(changes::get_change))
         .route("/contributors", post(contributors::upload_contributors).get(contributors::list_contributors))
         .route("/contributors/bots", post(contributors::set_bots))
         .route("/coverage", get(coverage::get_coverage))
