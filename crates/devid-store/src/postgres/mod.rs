@@ -201,6 +201,12 @@ fn parse_type(s: &str) -> PgResult<ApplicationType> {
     s.parse().map_err(|_| PgError::Store(StoreError::Internal(format!("stored application type `{s}` is unknown"))))
 }
 
+/// An identity row's state before a move or a delete (the row aliased `old`), as an audit
+/// event's detail: what a revert puts back. See the SQLite store's `BEFORE_STATE`.
+const BEFORE_STATE: &str = "json_build_object('before', json_build_object('createdAt', old.created_at,
+    'updatedAt', old.updated_at, 'source', old.source, 'sourceKeyId', old.source_key_id, 'locked', old.locked,
+    'identity', old.identity))::TEXT";
+
 /// One audit event; fields that do not apply stay `None`.
 #[derive(Default)]
 struct Audit<'a> {
@@ -579,10 +585,12 @@ async fn apply_upload_rows(tx: &Transaction<'_>, ctx: &ChangeContext, plan: &Upl
                     FROM src, identities old
                     WHERE old.id = i.id AND i.account_id = $1 AND i.integration_id = src.integration_id
                       AND i.identity_key = src.identity_key AND i.developer_id <> src.developer_id
-                    RETURNING src.ord, i.integration_id, src.identity, old.email AS old_email, src.email AS new_email),
+                    RETURNING src.ord, i.integration_id, src.identity, old.email AS old_email, src.email AS new_email,
+                              {BEFORE_STATE} AS before),
                  aud AS (
-                    INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email)
-                    SELECT $1, $2, 'identity.reassigned', $3, $4, integration_id, identity, old_email, new_email FROM upd ORDER BY ord RETURNING 1)
+                    INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
+                    SELECT $1, $2, 'identity.reassigned', $3, $4, integration_id, identity, old_email, new_email, before
+                    FROM upd ORDER BY ord RETURNING 1)
                  SELECT COUNT(*) FROM upd"
             ),
             &write_args,
@@ -692,14 +700,16 @@ impl PostgresStore {
         let keys: Vec<&str> = plan.rows.iter().map(|r| r.key()).collect();
         let deleted: i64 = tx
             .query_one(
-                "WITH del AS (
-                    DELETE FROM identities i USING UNNEST($5::BIGINT[], $6::TEXT[]) AS r(integration_id, identity_key)
-                    WHERE i.account_id = $1 AND i.integration_id = r.integration_id AND i.identity_key = r.identity_key
-                    RETURNING i.integration_id, i.identity, i.email),
-                 aud AS (
-                    INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email)
-                    SELECT $1, $2, 'identity.deleted', $3, $4, integration_id, identity, email FROM del RETURNING 1)
-                 SELECT COUNT(*) FROM del",
+                &format!(
+                    "WITH del AS (
+                        DELETE FROM identities old USING UNNEST($5::BIGINT[], $6::TEXT[]) AS r(integration_id, identity_key)
+                        WHERE old.account_id = $1 AND old.integration_id = r.integration_id AND old.identity_key = r.identity_key
+                        RETURNING old.integration_id, old.identity, old.email, {BEFORE_STATE} AS before),
+                     aud AS (
+                        INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, detail)
+                        SELECT $1, $2, 'identity.deleted', $3, $4, integration_id, identity, email, before FROM del RETURNING 1)
+                     SELECT COUNT(*) FROM del"
+                ),
                 &[&ctx.account.0, &now, &ctx.key_id, &ctx.request_id, &ids, &keys],
             )
             .await?
@@ -1049,9 +1059,11 @@ impl Store for PostgresStore {
             }
             let now = now_micros();
             tx.execute(
-                "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email)
-                 SELECT account_id, $1, 'identity.deleted', $2, $3, integration_id, identity, email
-                 FROM identities WHERE account_id = $4 AND integration_id = $5",
+                &format!(
+                    "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, detail)
+                     SELECT account_id, $1, 'identity.deleted', $2, $3, integration_id, identity, email, {BEFORE_STATE}
+                     FROM identities old WHERE account_id = $4 AND integration_id = $5"
+                ),
                 &[&now, &ctx.key_id, &ctx.request_id, &ctx.account.0, &id],
             )
             .await?;

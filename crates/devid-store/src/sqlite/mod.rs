@@ -365,6 +365,28 @@ const AUDIT_CREATED_SINCE: &str =
      SELECT ?4, ?1, 'identity.created', ?2, ?3, integration_id, identity, email
      FROM identities WHERE id > ?5 ORDER BY id";
 
+/// An identity row's state before a move or a delete, as an audit event's detail: what
+/// a revert puts back (`createdAt`, provenance, lock, the identity as spelled).
+const BEFORE_STATE: &str = "json_object('before', json_object('createdAt', created_at, 'updatedAt', updated_at,
+    'source', source, 'sourceKeyId', source_key_id, 'locked', locked, 'identity', identity))";
+
+/// The `identity.reassigned` event of a move, written before the row is moved: the row
+/// gives the old email and the state a revert restores.
+fn audit_move_sql() -> String {
+    format!(
+        "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, new_email, detail)
+         SELECT ?1, ?2, 'identity.reassigned', ?3, ?4, integration_id, ?5, email, ?6, {BEFORE_STATE} FROM identities WHERE id = ?7"
+    )
+}
+
+/// The `identity.deleted` event of a row, written before it is deleted.
+fn audit_delete_sql() -> String {
+    format!(
+        "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, detail)
+         SELECT ?1, ?2, 'identity.deleted', ?3, ?4, integration_id, identity, email, {BEFORE_STATE} FROM identities WHERE id = ?5"
+    )
+}
+
 fn insert_audit(tx: &Transaction<'_>, ctx: &ChangeContext, at: Micros, e: Audit<'_>) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(INSERT_AUDIT)?;
     write_audit(&mut stmt, ctx, at, e)
@@ -872,9 +894,11 @@ impl Store for SqliteStore {
             }
             let now = now_micros();
             tx.execute(
-                "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email)
-                 SELECT account_id, ?1, 'identity.deleted', ?2, ?3, integration_id, identity, email
-                 FROM identities WHERE account_id = ?4 AND integration_id = ?5",
+                &format!(
+                    "INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, detail)
+                     SELECT account_id, ?1, 'identity.deleted', ?2, ?3, integration_id, identity, email, {BEFORE_STATE}
+                     FROM identities WHERE account_id = ?4 AND integration_id = ?5"
+                ),
                 params![now, ctx.key_id, ctx.request_id, ctx.account.0, id],
             )
             .map_err(map_err)?;
@@ -948,6 +972,7 @@ impl Store for SqliteStore {
                     )
                     .map_err(map_err)?;
                 let mut delete = tx.prepare_cached("DELETE FROM identities WHERE id = ?1").map_err(map_err)?;
+                let mut audit_delete = tx.prepare_cached(&audit_delete_sql()).map_err(map_err)?;
                 for row in &plan.rows {
                     let found: Option<(i64, String, String)> = find
                         .query_row(params![ctx.account.0, row.integration_id, row.key()], |r| {
@@ -956,21 +981,11 @@ impl Store for SqliteStore {
                         .optional()
                         .map_err(map_err)?;
                     match found {
-                        Some((id, identity, email)) => {
-                            delete.execute([id]).map_err(map_err)?;
-                            insert_audit(
-                                &tx,
-                                &ctx,
-                                now,
-                                Audit {
-                                    action: "identity.deleted",
-                                    integration_id: Some(row.integration_id),
-                                    identity: Some(&identity),
-                                    old_email: Some(&email),
-                                    ..Default::default()
-                                },
-                            )
+                        Some((id, _, _)) => {
+                            audit_delete
+                                .execute(params![ctx.account.0, now, ctx.key_id, ctx.request_id, id])
                                 .map_err(map_err)?;
+                            delete.execute([id]).map_err(map_err)?;
                             summary.deleted += 1;
                         }
                         None => summary.not_found += 1,
@@ -1223,6 +1238,7 @@ fn apply_upload_rows(
         )
         .map_err(map_err)?;
     let mut audit = tx.prepare_cached(INSERT_AUDIT).map_err(map_err)?;
+    let mut audit_move = tx.prepare_cached(&audit_move_sql()).map_err(map_err)?;
     let mut lock_of = tx.prepare_cached("SELECT locked FROM identities WHERE id = ?1").map_err(map_err)?;
     let mut respell =
         tx.prepare_cached("UPDATE identities SET identity = ?1, updated_at = ?2 WHERE id = ?3").map_err(map_err)?;
@@ -1437,23 +1453,12 @@ fn apply_upload_rows(
                     }
                     continue;
                 }
+                audit_move
+                    .execute(params![ctx.account.0, now, ctx.key_id, ctx.request_id, &*row.identity, &*row.email, id])
+                    .map_err(map_err)?;
                 reassign
                     .execute(params![developer_id, &*row.email, &*row.identity, now, id, source, ctx.key_id, lock])
                     .map_err(map_err)?;
-                write_audit(
-                    &mut audit,
-                    ctx,
-                    now,
-                    Audit {
-                        action: "identity.reassigned",
-                        integration_id: Some(integration_id),
-                        identity: Some(&*row.identity),
-                        old_email: Some(&old_email),
-                        new_email: Some(&*row.email),
-                        ..Default::default()
-                    },
-                )
-                .map_err(map_err)?;
                 summary.reassigned += 1;
             }
             Some((id, _, email, shown, _)) => {
