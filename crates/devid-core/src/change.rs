@@ -60,10 +60,12 @@ pub enum ChangeKind {
     Suggestion,
     /// Identities locked or unlocked.
     Lock,
+    /// Another change set undone.
+    Revert,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 8] = [
+    pub const ALL: [ChangeKind; 9] = [
         ChangeKind::Upload,
         ChangeKind::Delete,
         ChangeKind::Integration,
@@ -72,6 +74,7 @@ impl ChangeKind {
         ChangeKind::BotFlag,
         ChangeKind::Suggestion,
         ChangeKind::Lock,
+        ChangeKind::Revert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +87,7 @@ impl ChangeKind {
             ChangeKind::BotFlag => "bot-flag",
             ChangeKind::Suggestion => "suggestion",
             ChangeKind::Lock => "lock",
+            ChangeKind::Revert => "revert",
         }
     }
 

@@ -13,8 +13,9 @@ use devid_core::change::ChangeKind;
 use devid_core::time::Micros;
 use serde::Serialize;
 
+use crate::revert::{RevertOptions, RevertOutcome};
 use crate::sql::{Arg, Dialect, Sql};
-use crate::{AccountId, AuditEvent, StoreResult};
+use crate::{AccountId, AuditEvent, ChangeContext, StoreResult};
 
 /// One write, as the feed shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -24,7 +25,7 @@ pub struct ChangeSet {
     pub id: i64,
     /// When it was committed (RFC 3339).
     pub at: String,
-    /// upload, delete, integration, key, contributors, bot-flag, suggestion or lock.
+    /// upload, delete, integration, key, contributors, bot-flag, suggestion, lock or revert.
     pub kind: String,
     /// The API key that made it; absent for changes made with the CLI on the server.
     pub key_id: Option<String>,
@@ -33,6 +34,8 @@ pub struct ChangeSet {
     pub events: u64,
     /// Its events counted by action (`identity.created`: 3, …).
     pub counts: BTreeMap<String, u64>,
+    /// For a revert: the change set it undid.
+    pub reverts: Option<i64>,
 }
 
 /// Which change sets to list, oldest first.
@@ -82,9 +85,13 @@ pub trait ChangeStore: Send + Sync {
         after_event: i64,
         limit: u64,
     ) -> StoreResult<ChangeEventsPage>;
+
+    /// Undoes change set `id` exactly, in one transaction, as a new change set of kind
+    /// `revert` (see [`crate::revert`]).
+    async fn revert_change(&self, ctx: &ChangeContext, id: i64, options: RevertOptions) -> StoreResult<RevertOutcome>;
 }
 
-pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.at, c.kind, c.key_id, c.request_id, c.events, c.counts";
+pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.at, c.kind, c.key_id, c.request_id, c.events, c.counts, c.reverts";
 
 /// The feed query: one row more than `limit`, to know whether there is a next page.
 pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery) -> Sql {

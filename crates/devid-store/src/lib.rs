@@ -22,6 +22,7 @@ pub mod matching;
 pub mod memory;
 pub mod postgres;
 pub mod query;
+pub mod revert;
 pub mod sql;
 pub mod sqlite;
 

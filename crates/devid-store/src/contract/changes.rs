@@ -2,11 +2,12 @@
 //! of the right kind holding exactly its own events, listed oldest first.
 
 use devid_core::change::ChangeKind;
-use devid_core::plan::plan_delete;
+use devid_core::plan::{Provenance, plan_delete};
 use devid_core::types::{ApplicationType, Scope};
 
 use super::{account, integration, ok, rows, upload};
 use crate::changes::{ChangeQuery, ChangeSet};
+use crate::revert::{RevertOptions, RevertOutcome};
 use crate::{ChangeContext, NewKey, Store};
 
 async fn feed(store: &dyn Store, ctx: &ChangeContext, query: ChangeQuery) -> Vec<ChangeSet> {
@@ -152,4 +153,128 @@ pub async fn history_was_migrated(store: &dyn Store, recorded: &[(ChangeContext,
             assert_eq!(events(m.id).await, events(l.id).await);
         }
     }
+}
+
+/// (email, identity, created at, source, locked) of every identity, by identity.
+async fn state(store: &dyn Store, ctx: &ChangeContext) -> Vec<(String, String, String, String, bool)> {
+    let mut rows: Vec<_> = super::dump(store, ctx)
+        .await
+        .into_iter()
+        .map(|r| (r.identity, r.email, r.created_at, r.source, r.locked))
+        .collect();
+    rows.sort();
+    rows.into_iter().map(|(i, e, c, s, l)| (e, i, c, s, l)).collect()
+}
+
+async fn revert(store: &dyn Store, ctx: &ChangeContext, id: i64, force: bool, dry_run: bool) -> RevertOutcome {
+    ok(store.revert_change(ctx, id, RevertOptions { force, dry_run }).await, "revert")
+}
+
+async fn last_change(store: &dyn Store, ctx: &ChangeContext) -> ChangeSet {
+    feed(store, ctx, ChangeQuery::default()).await.pop().expect("a change set")
+}
+
+pub async fn reverts_undo_uploads_deletes_and_locks_exactly(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    let locked_row = [("kept@x.com", 1, "Kept")];
+    ok(
+        super::locks::upload_as(store, &ctx, &locked_row, Provenance::Suggestion, true, false, false).await,
+        "accepted, locked",
+    );
+    ok(upload(store, &ctx, &[("a@x.com", 1, "alice"), ("b@x.com", 1, "bob")], false).await, "seed");
+    let before = state(store, &ctx).await;
+
+    // An upload that creates one identity and moves two (one of them locked, forced).
+    ok(
+        super::locks::upload_as(
+            store,
+            &ctx,
+            &[("new@x.com", 1, "carol"), ("moved@x.com", 1, "alice"), ("moved@x.com", 1, "kept")],
+            Provenance::Csv,
+            false,
+            true,
+            false,
+        )
+        .await,
+        "upload",
+    );
+    let upload_change = last_change(store, &ctx).await;
+    assert_ne!(state(store, &ctx).await, before);
+
+    // A dry run answers the counts and changes nothing.
+    let RevertOutcome::Reverted { change: None, summary, .. } =
+        revert(store, &ctx, upload_change.id, false, true).await
+    else {
+        panic!("a dry run reverts with no change set")
+    };
+    assert_eq!((summary.deleted, summary.moved_back, summary.skipped), (1, 2, 0));
+    assert_eq!(last_change(store, &ctx).await, upload_change, "nothing recorded");
+
+    let RevertOutcome::Reverted { change: Some(revert_change), summary: applied, .. } =
+        revert(store, &ctx, upload_change.id, false, false).await
+    else {
+        panic!("reverted")
+    };
+    assert_eq!(applied, summary);
+    assert_eq!((revert_change.kind.as_str(), revert_change.reverts), ("revert", Some(upload_change.id)));
+    assert_eq!(state(store, &ctx).await, before, "back exactly: emails, spelling, provenance, lock, createdAt");
+
+    // The revert is itself a change set, and reverting it redoes the upload.
+    let after_upload: Vec<_> = {
+        ok(revert(store, &ctx, revert_change.id, false, false).await.into_reverted(), "redo");
+        state(store, &ctx).await
+    };
+    assert!(after_upload.iter().any(|r| r.1 == "carol"));
+
+    // A delete comes back with its original createdAt, provenance and lock.
+    let snapshot = state(store, &ctx).await;
+    let infos = ok(store.integration_infos(ctx.account).await, "infos");
+    let plan = ok(plan_delete(rows(&[("", 1, "kept"), ("", 1, "bob")]), &infos).map_err(|p| p.into_groups()), "plan");
+    ok(store.delete_identities(&ctx, plan, false).await, "delete");
+    let delete_change = last_change(store, &ctx).await;
+    ok(revert(store, &ctx, delete_change.id, false, false).await.into_reverted(), "undelete");
+    assert_eq!(state(store, &ctx).await, snapshot);
+
+    // A lock is undone too.
+    let plan = ok(plan_delete(rows(&[("", 1, "bob")]), &infos).map_err(|p| p.into_groups()), "plan");
+    ok(store.set_locked(&ctx, plan, true).await, "lock");
+    let lock_change = last_change(store, &ctx).await;
+    ok(revert(store, &ctx, lock_change.id, false, false).await.into_reverted(), "unlock");
+    assert_eq!(state(store, &ctx).await, snapshot);
+}
+
+pub async fn reverts_refuse_what_later_changes_touched_unless_forced(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    ok(upload(store, &ctx, &[("a@x.com", 1, "alice"), ("b@x.com", 1, "bob")], false).await, "first");
+    let first = last_change(store, &ctx).await;
+    ok(upload(store, &ctx, &[("later@x.com", 1, "ALICE")], false).await, "later move, another spelling");
+    let later = last_change(store, &ctx).await;
+    let before = state(store, &ctx).await;
+    match revert(store, &ctx, first.id, false, false).await {
+        RevertOutcome::Conflicts { total, rows } => {
+            assert_eq!(total, 1);
+            assert_eq!((rows[0].integration_id, rows[0].identity.as_str()), (1, "alice"));
+            assert_eq!(rows[0].later_changes, [later.id]);
+        }
+        other => panic!("expected conflicts, got {other:?}"),
+    }
+    assert_eq!(state(store, &ctx).await, before, "nothing applied");
+    assert_eq!(last_change(store, &ctx).await, later);
+    // Forced: bob is reverted, alice skipped and reported.
+    let RevertOutcome::Reverted { summary, skipped, .. } = revert(store, &ctx, first.id, true, false).await else {
+        panic!("forced revert applies")
+    };
+    assert_eq!((summary.deleted, summary.skipped), (1, 1));
+    assert_eq!(skipped.iter().map(|s| s.identity.as_str()).collect::<Vec<_>>(), ["alice"]);
+    let left: Vec<String> = state(store, &ctx).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(left, ["ALICE"]);
+    // Changes that are not identity changes have no inverse here; unknown ids none.
+    let integration_change = feed(store, &ctx, ChangeQuery::default()).await[0].clone();
+    assert_eq!(integration_change.kind, "integration");
+    assert!(matches!(revert(store, &ctx, integration_change.id, false, false).await, RevertOutcome::NotRevertible(_)));
+    assert!(matches!(revert(store, &ctx, 987_654, false, false).await, RevertOutcome::NotFound));
+    let other = account(store, "other").await;
+    assert!(matches!(revert(store, &other, first.id, false, false).await, RevertOutcome::NotFound));
 }

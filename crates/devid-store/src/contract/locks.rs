@@ -7,7 +7,7 @@ use devid_core::types::ApplicationType;
 use super::{account, dump, integration, ok, rows, upload};
 use crate::{AuditQuery, ChangeContext, IdentityRecord, Store, StoreError, UploadSummary};
 
-async fn upload_as(
+pub(super) async fn upload_as(
     store: &dyn Store,
     ctx: &ChangeContext,
     data: &[(&str, i64, &str)],

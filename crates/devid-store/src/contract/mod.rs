@@ -589,6 +589,8 @@ macro_rules! contract_tests {
             every_write_is_one_change_set_of_its_own_events,
             the_change_feed_pages_and_filters,
             change_sets_stay_in_their_account,
+            reverts_undo_uploads_deletes_and_locks_exactly,
+            reverts_refuse_what_later_changes_touched_unless_forced,
         );
     };
     ($fresh:expr) => {

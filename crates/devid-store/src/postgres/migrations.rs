@@ -238,7 +238,8 @@ CREATE TABLE change_sets (
     after_event     BIGINT NOT NULL,
     last_event      BIGINT NOT NULL,
     events          BIGINT NOT NULL,
-    counts          TEXT NOT NULL
+    counts          TEXT NOT NULL,
+    reverts         BIGINT
 );
 CREATE INDEX change_sets_by_account ON change_sets(account_id, id);
 INSERT INTO change_sets (account_id, at, kind, key_id, request_id, after_event, last_event, events, counts)

@@ -1,6 +1,6 @@
 //! The change family on SQLite.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use devid_core::change::ChangeKind;
@@ -12,6 +12,7 @@ use crate::changes::{
     CHANGE_COLUMNS, ChangeEventsPage, ChangePage, ChangeQuery, ChangeSet, ChangeStore, change_events_sql, changes_sql,
     counts_json, parse_counts,
 };
+use crate::revert::{RevertConflict, RevertOptions, RevertOutcome, RevertSummary, Step, Target, key_of, plan_revert};
 use crate::sql::Dialect;
 use crate::{AccountId, AuditEvent, ChangeContext, StoreResult};
 
@@ -74,6 +75,7 @@ fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeSet> {
         request_id: r.get(4)?,
         events: r.get::<_, i64>(5)?.max(0) as u64,
         counts: parse_counts(&r.get::<_, String>(6)?),
+        reverts: r.get(7)?,
     })
 }
 
@@ -96,14 +98,12 @@ impl ChangeStore for SqliteStore {
     }
 
     async fn get_change(&self, account: AccountId, id: i64) -> StoreResult<Option<ChangeSet>> {
-        self.read(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE c.account_id = ?1 AND c.id = ?2"
-            ))
-            .and_then(|mut s| s.query_row(params![account.0, id], change_from_row).optional())
-            .map_err(map_err)
-        })
-        .await
+        self.read(move |conn| get_change_in(conn, account, id)).await
+    }
+
+    async fn revert_change(&self, ctx: &ChangeContext, id: i64, options: RevertOptions) -> StoreResult<RevertOutcome> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| revert_in(conn, &ctx, id, options)).await
     }
 
     async fn change_events(
@@ -140,4 +140,288 @@ impl ChangeStore for SqliteStore {
         })
         .await
     }
+}
+
+/// How many conflicting or skipped identities a revert reports by name.
+const MAX_REPORTED: usize = 100;
+
+fn events_of(conn: &Connection, account: AccountId, change: &ChangeSet) -> StoreResult<Vec<AuditEvent>> {
+    let sql = change_events_sql(Dialect::Sqlite, account, change.id, 0, i64::MAX as u64 - 1);
+    let mut stmt = conn.prepare(&sql.text).map_err(map_err)?;
+    let events = stmt
+        .query_map(rusqlite::params_from_iter(to_values(&sql.args)), |r| {
+            Ok(AuditEvent {
+                id: r.get(0)?,
+                at: to_rfc3339(r.get(1)?),
+                action: r.get(2)?,
+                key_id: r.get(3)?,
+                request_id: r.get(4)?,
+                integration_id: r.get(5)?,
+                identity: r.get(6)?,
+                old_email: r.get(7)?,
+                new_email: r.get(8)?,
+                detail: r.get(9)?,
+            })
+        })
+        .map_err(map_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)?;
+    Ok(events)
+}
+
+/// For each target touched by a later change (an identity event after the change set's
+/// last), the ids of those later events.
+fn later_touches(
+    conn: &Connection,
+    account: AccountId,
+    change_last_event: i64,
+    targets: &[Target],
+    integrations: &HashMap<i64, devid_core::plan::IntegrationInfo>,
+) -> StoreResult<HashMap<usize, Vec<i64>>> {
+    let index: HashMap<(i64, &str), usize> =
+        targets.iter().enumerate().map(|(i, t)| ((t.integration_id, t.key.as_str()), i)).collect();
+    let mut touched: HashMap<usize, Vec<i64>> = HashMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, integration_id, identity FROM audit_events
+             WHERE account_id = ?1 AND id > ?2 AND action LIKE 'identity.%' ORDER BY id",
+        )
+        .map_err(map_err)?;
+    let mut rows = stmt.query(params![account.0, change_last_event]).map_err(map_err)?;
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let (event, integration_id, identity): (i64, Option<i64>, Option<String>) =
+            (row.get(0).map_err(map_err)?, row.get(1).map_err(map_err)?, row.get(2).map_err(map_err)?);
+        let (Some(integration_id), Some(identity)) = (integration_id, identity) else { continue };
+        let key = key_of(integrations, integration_id, &identity);
+        if let Some(&target) = index.get(&(integration_id, key.as_str())) {
+            touched.entry(target).or_default().push(event);
+        }
+    }
+    Ok(touched)
+}
+
+/// The change sets holding `events` (ascending event ids), oldest first.
+fn change_ids_of(conn: &Connection, account: AccountId, events: &[i64]) -> StoreResult<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM change_sets WHERE account_id = ?1 AND after_event < ?2 AND last_event >= ?2
+             ORDER BY id LIMIT 1",
+        )
+        .map_err(map_err)?;
+    let mut ids = Vec::new();
+    for &event in events {
+        if let Some(id) =
+            stmt.query_row(params![account.0, event], |r| r.get::<_, i64>(0)).optional().map_err(map_err)?
+            && ids.last() != Some(&id)
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The developer holding `email`, made if there is none.
+fn developer_for(tx: &Connection, account: AccountId, email: &str, now: Micros) -> StoreResult<i64> {
+    tx.prepare_cached(
+        "INSERT INTO developers (account_id, email, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (account_id, email) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![account.0, email, now]))
+    .map_err(map_err)?;
+    tx.prepare_cached("SELECT id FROM developers WHERE account_id = ?1 AND email = ?2")
+        .and_then(|mut s| s.query_row(params![account.0, email], |r| r.get(0)))
+        .map_err(map_err)
+}
+
+/// Applies one target's inverse; `false` when the row is not as the change left it
+/// (then it is skipped, not forced).
+fn undo(tx: &Connection, ctx: &ChangeContext, now: Micros, target: &Target) -> StoreResult<bool> {
+    let account = ctx.account.0;
+    let row: Option<(i64, String, i64)> = tx
+        .prepare_cached(
+            "SELECT id, identity, locked FROM identities WHERE account_id = ?1 AND integration_id = ?2 AND identity_key = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![account, target.integration_id, target.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(map_err)?;
+    let audit = |action: &str, identity: &str, old: Option<&str>, new: Option<&str>, detail: Option<&str>| {
+        tx.prepare_cached(super::INSERT_AUDIT)
+            .and_then(|mut s| {
+                s.execute(params![
+                    account,
+                    now,
+                    action,
+                    ctx.key_id,
+                    ctx.request_id,
+                    target.integration_id,
+                    identity,
+                    old,
+                    new,
+                    detail
+                ])
+            })
+            .map_err(map_err)
+    };
+    match (&target.step, row) {
+        (Step::Delete, Some((id, _, _))) => {
+            tx.prepare_cached(&super::audit_delete_sql())
+                .and_then(|mut s| s.execute(params![account, now, ctx.key_id, ctx.request_id, id]))
+                .map_err(map_err)?;
+            tx.execute("DELETE FROM identities WHERE id = ?1", [id]).map_err(map_err)?;
+        }
+        (Step::MoveBack { email, before }, Some((id, current, _))) => {
+            let developer = developer_for(tx, ctx.account, email, now)?;
+            let spelling = before.identity.clone().unwrap_or(current);
+            tx.prepare_cached(&super::audit_move_sql())
+                .and_then(|mut s| s.execute(params![account, now, ctx.key_id, ctx.request_id, spelling, email, id]))
+                .map_err(map_err)?;
+            tx.prepare_cached(
+                "UPDATE identities SET developer_id = ?1, email = ?2, identity = ?3, updated_at = ?4,
+                        source = ?5, source_key_id = ?6, locked = ?7 WHERE id = ?8",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    developer,
+                    email,
+                    spelling,
+                    now,
+                    before.source(),
+                    before.source_key_id,
+                    i64::from(before.locked.unwrap_or(false)),
+                    id
+                ])
+            })
+            .map_err(map_err)?;
+        }
+        (Step::Respell { spelling }, Some((id, current, _))) => {
+            let detail = serde_json::json!({"before": current}).to_string();
+            let email: String =
+                tx.query_row("SELECT email FROM identities WHERE id = ?1", [id], |r| r.get(0)).map_err(map_err)?;
+            audit("identity.updated", spelling, Some(&email), Some(&email), Some(&detail))?;
+            tx.execute(
+                "UPDATE identities SET identity = ?1, updated_at = ?2 WHERE id = ?3",
+                params![spelling, now, id],
+            )
+            .map_err(map_err)?;
+        }
+        (Step::Restore { email, before }, None) => {
+            let developer = developer_for(tx, ctx.account, email, now)?;
+            let spelling = before.identity.clone().unwrap_or_else(|| target.identity.clone());
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO identities (account_id, integration_id, identity_key, identity, developer_id, email,
+                                             created_at, updated_at, source, source_key_id, locked)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                     WHERE EXISTS (SELECT 1 FROM integrations WHERE account_id = ?1 AND id = ?2)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        account,
+                        target.integration_id,
+                        target.key,
+                        spelling,
+                        developer,
+                        email,
+                        before.created_at.unwrap_or(now),
+                        now,
+                        before.source(),
+                        before.source_key_id,
+                        i64::from(before.locked.unwrap_or(false))
+                    ])
+                })
+                .map_err(map_err)?;
+            if inserted == 0 {
+                // Its integration is gone: nothing to restore it into.
+                return Ok(false);
+            }
+            audit("identity.created", &spelling, None, Some(email), None)?;
+        }
+        (Step::SetLock { locked }, Some((id, current, was))) => {
+            if (was != 0) == *locked {
+                return Ok(false);
+            }
+            tx.execute("UPDATE identities SET locked = ?1 WHERE id = ?2", params![i64::from(*locked), id])
+                .map_err(map_err)?;
+            let action = if *locked { "identity.locked" } else { "identity.unlocked" };
+            audit(action, &current, None, None, None)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn count(summary: &mut RevertSummary, step: &Step) {
+    match step {
+        Step::Delete => summary.deleted += 1,
+        Step::MoveBack { .. } => summary.moved_back += 1,
+        Step::Respell { .. } => summary.respelled += 1,
+        Step::Restore { .. } => summary.restored += 1,
+        Step::SetLock { .. } => summary.relocked += 1,
+    }
+}
+
+fn revert_in(
+    conn: &mut Connection,
+    ctx: &ChangeContext,
+    id: i64,
+    options: RevertOptions,
+) -> StoreResult<RevertOutcome> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
+    let account = ctx.account;
+    let Some(change) = get_change_in(&tx, account, id)? else { return Ok(RevertOutcome::NotFound) };
+    let last_event: i64 =
+        tx.query_row("SELECT last_event FROM change_sets WHERE id = ?1", [id], |r| r.get(0)).map_err(map_err)?;
+    let events = events_of(&tx, account, &change)?;
+    let infos = super::integration_infos_in(&tx, account)?;
+    let targets = match plan_revert(&change, &events, &infos) {
+        Ok(targets) => targets,
+        Err(why) => return Ok(RevertOutcome::NotRevertible(why)),
+    };
+    let integrations: HashMap<i64, devid_core::plan::IntegrationInfo> = infos.into_iter().map(|i| (i.id, i)).collect();
+    let touched = later_touches(&tx, account, last_event, &targets, &integrations)?;
+    let mut conflicts = Vec::new();
+    let mut order: Vec<usize> = touched.keys().copied().collect();
+    order.sort_unstable();
+    for &t in order.iter().take(MAX_REPORTED) {
+        conflicts.push(RevertConflict {
+            integration_id: targets[t].integration_id,
+            identity: targets[t].identity.clone(),
+            later_changes: change_ids_of(&tx, account, &touched[&t])?,
+        });
+    }
+    if !touched.is_empty() && !options.force {
+        return Ok(RevertOutcome::Conflicts { total: touched.len() as u64, rows: conflicts });
+    }
+    let now = crate::now_micros();
+    let mut summary = RevertSummary::default();
+    for (t, target) in targets.iter().enumerate() {
+        if touched.contains_key(&t) || !undo(&tx, ctx, now, target)? {
+            summary.skipped += 1;
+            continue;
+        }
+        count(&mut summary, &target.step);
+    }
+    super::bump_version(&tx, account)?;
+    let reverted = close_change_set(&tx, ctx, ChangeKind::Revert).map_err(map_err)?;
+    if let Some(new) = reverted {
+        tx.execute("UPDATE change_sets SET reverts = ?1 WHERE id = ?2", params![id, new]).map_err(map_err)?;
+    }
+    let change = match reverted {
+        Some(new) if !options.dry_run => get_change_in(&tx, account, new)?,
+        _ => None,
+    };
+    if options.dry_run {
+        tx.rollback().map_err(map_err)?;
+    } else {
+        tx.commit().map_err(map_err)?;
+    }
+    Ok(RevertOutcome::Reverted { change, summary, skipped: conflicts })
+}
+
+fn get_change_in(conn: &Connection, account: AccountId, id: i64) -> StoreResult<Option<ChangeSet>> {
+    conn.prepare_cached(&format!("SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE c.account_id = ?1 AND c.id = ?2"))
+        .and_then(|mut s| s.query_row(params![account.0, id], change_from_row).optional())
+        .map_err(map_err)
 }

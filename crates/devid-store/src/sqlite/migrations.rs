@@ -255,7 +255,8 @@ CREATE TABLE change_sets (
     after_event     INTEGER NOT NULL,
     last_event      INTEGER NOT NULL,
     events          INTEGER NOT NULL,
-    counts          TEXT NOT NULL
+    counts          TEXT NOT NULL,
+    reverts         INTEGER
 );
 CREATE INDEX change_sets_by_account ON change_sets(account_id, id);
 -- History before change sets: one per write, found as a run of the account's events
