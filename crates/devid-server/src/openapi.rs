@@ -32,6 +32,7 @@ use crate::routes;
         routes::admin::list_audit,
         routes::changes::list_changes,
         routes::changes::get_change,
+        routes::changes::revert_change,
         routes::contributors::upload_contributors,
         routes::contributors::list_contributors,
         routes::contributors::set_bots,

@@ -46,8 +46,10 @@ fn bound_changes(doc: &mut Value) {
             p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_CHANGES_LIMIT});
         }
     }
-    if let Some(p) = parameter(doc, one, "id") {
-        p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_CHANGE_ID});
+    for pointer in [one, "/paths/~1v2~1changes~1{id}~1revert/post/parameters"] {
+        if let Some(p) = parameter(doc, pointer, "id") {
+            p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_CHANGE_ID});
+        }
     }
     for name in ["from", "to"] {
         if let Some(p) = parameter(doc, feed, name) {

@@ -108,4 +108,58 @@ async fn bad_feed_requests_are_refused_with_a_sentence_and_accounts_stay_apart()
     let refused = app.get("/v2/changes", &writer).send().await.expect("send");
     assert_eq!(refused.status().as_u16(), 403);
 }
+
+async fn a_change_set_is_reverted_exactly_and_later_changes_are_protected() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    let k = app.admin_key.clone();
+    let patch = |rows: Value| app.patch_json("/v2/developers/identities", &k, &rows).send();
+    expect_status(patch(json!([{"email": "a@x.com", "integrationId": 1, "identity": "alice"}])).await.expect("send"), 200).await;
+    let before = app.dump().await;
+    expect_status(patch(json!([
+        {"email": "moved@x.com", "integrationId": 1, "identity": "alice"},
+        {"email": "b@x.com", "integrationId": 1, "identity": "bob"},
+    ])).await.expect("send"), 200).await;
+    let feed = get(&app, "/v2/changes?kind=upload", &k).await;
+    let second = *ids(&feed).last().expect("the second upload");
+
+    // A dry run answers the counts and changes nothing.
+    let post = |path: String, key: &str| app.client.post(app.url(&path)).header("x-api-key", key).send();
+    let dry = expect_status(post(format!("/v2/changes/{second}/revert?dryRun=true"), &k).await.expect("send"), 200).await;
+    assert_eq!((dry["dryRun"].as_bool(), dry["summary"]["deleted"].as_i64(), dry["summary"]["movedBack"].as_i64()), (Some(true), Some(1), Some(1)));
+    assert!(dry["change"].is_null());
+    assert_ne!(app.dump().await, before);
+
+    let done = expect_status(post(format!("/v2/changes/{second}/revert"), &k).await.expect("send"), 200).await;
+    assert_eq!(done["change"]["kind"], "revert");
+    assert_eq!(done["change"]["reverts"], second);
+    assert_eq!(app.dump().await, before, "back exactly");
+    let reverts = get(&app, "/v2/changes?kind=revert", &k).await;
+    assert_eq!(ids(&reverts), [done["change"]["id"].as_i64().expect("id")]);
+
+    // A later change protects what it touched: 409 naming it, nothing applied.
+    expect_status(patch(json!([{"email": "c@x.com", "integrationId": 1, "identity": "alice"}])).await.expect("send"), 200).await;
+    let later = *ids(&get(&app, "/v2/changes?kind=upload", &k).await).last().expect("later");
+    let first = ids(&feed)[0];
+    let state = app.dump().await;
+    let refused = post(format!("/v2/changes/{first}/revert"), &k).await.expect("send");
+    let body = expect_status(refused, 409).await;
+    assert_eq!(body["conflicts"][0]["identity"], "alice", "{body}");
+    assert_eq!(body["conflicts"][0]["laterChanges"].as_array().and_then(|a| a.last()).and_then(Value::as_i64), Some(later));
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("force=true")), "{body}");
+    assert_eq!(app.dump().await, state, "nothing applied");
+    let forced = expect_status(post(format!("/v2/changes/{first}/revert?force=true"), &k).await.expect("send"), 200).await;
+    assert_eq!(forced["summary"]["skipped"], 1);
+    assert_eq!(forced["skipped"][0]["identity"], "alice");
+
+    // What has no inverse, what is not there, and who may not.
+    let integration_change = ids(&get(&app, "/v2/changes?kind=integration", &k).await)[0];
+    let body = expect_error(post(format!("/v2/changes/{integration_change}/revert"), &k).await.expect("send"), 409).await;
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("integration")), "{body}");
+    expect_error(post("/v2/changes/999999/revert".into(), &k).await.expect("send"), 404).await;
+    expect_error(post("/v2/changes/x/revert".into(), &k).await.expect("send"), 404).await;
+    expect_error(post(format!("/v2/changes/{first}/revert?force=maybe"), &k).await.expect("send"), 400).await;
+    let reader = app.key("default", &[Scope::DeveloperRecordsRead, Scope::DeveloperRecordsWrite]).await;
+    assert_eq!(post(format!("/v2/changes/{first}/revert"), &reader).await.expect("send").status().as_u16(), 403);
+}
 }

@@ -5,11 +5,14 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use devid_core::change::ChangeKind;
 use devid_core::time::parse_rfc3339;
 use devid_core::types::Scope;
 use devid_store::AuditEvent;
 use devid_store::changes::{ChangeQuery, ChangeSet};
+use devid_store::revert::{RevertConflict, RevertOptions, RevertOutcome, RevertSummary};
 use serde::Serialize;
 
 use super::QueryParams;
@@ -45,6 +48,34 @@ pub struct ChangeResponse {
     pub next_after: i64,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevertResponse {
+    /// The change set undone.
+    pub reverted: i64,
+    pub dry_run: bool,
+    /// The revert's own change set (revertible in turn); absent in a dry run or when
+    /// nothing was left to revert.
+    pub change: Option<ChangeSet>,
+    pub summary: RevertSummary,
+    /// With `force`: identities left alone because later changes touched them (the
+    /// first 100).
+    pub skipped: Vec<RevertConflict>,
+}
+
+/// A revert refused because later changes touched the same identities.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevertConflictBody {
+    /// Always `error`.
+    pub status: &'static str,
+    pub message: String,
+    /// How many identities later changes touched.
+    pub total: u64,
+    /// The first 100 of them, with the later change sets that touched each.
+    pub conflicts: Vec<RevertConflict>,
+}
+
 fn cursor(params: &QueryParams) -> Result<i64, ApiError> {
     match params.get("after") {
         None => Ok(0),
@@ -67,7 +98,7 @@ fn cursor(params: &QueryParams) -> Result<i64, ApiError> {
     params(
         ("after" = Option<i64>, Query, description = "Only change sets after this id (the `nextAfter` of the previous page); 0 or absent from the beginning"),
         ("limit" = Option<u64>, Query, description = "1 to 1000 (default 100)"),
-        ("kind" = Option<String>, Query, description = "upload, delete, integration, key, contributors, bot-flag, suggestion or lock"),
+        ("kind" = Option<String>, Query, description = "upload, delete, integration, key, contributors, bot-flag, suggestion, lock or revert"),
         ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
         ("keyId" = Option<String>, Query, description = "Made with this API key"),
         ("identity" = Option<String>, Query, description = "With an event about this identity, as written"),
@@ -153,4 +184,52 @@ pub async fn get_change(
     let page = state.store.change_events(account, change_id, after, limit).await?;
     let next_after = page.events.last().map_or(after, |e| e.id);
     Ok(Json(ChangeResponse { change, events: page.events, has_next: page.has_next, next_after }))
+}
+
+/// Undoes a change set exactly, in one transaction, recorded as a change set of kind
+/// `revert` that can itself be reverted. Refused (409, nothing applied) when a later
+/// change touched any of the same identities, unless `force=true`.
+#[utoipa::path(post, path = "/v2/changes/{id}/revert", tag = "changes",
+    params(
+        ("id" = i64, Path),
+        ("force" = Option<bool>, Query, description = "Revert the identities no later change touched, and report the others as skipped"),
+        ("dryRun" = Option<bool>, Query, description = "Answer the same counts, change nothing"),
+    ),
+    responses(
+        (status = 200, body = RevertResponse),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Later changes touched the same identities (listed with their change ids), or the change set is of a kind that has no inverse; nothing was applied", body = RevertConflictBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn revert_change(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    auth.require(Scope::Admin)?;
+    let params = QueryParams::parse(query.as_deref(), &["force", "dryRun"])?;
+    let options = RevertOptions { force: params.flag("force")?, dry_run: params.flag("dryRun")? };
+    let not_found = || {
+        ApiError::not_found(format!(
+            "There is no change set `{}` in this account; list them with GET /v2/changes.",
+            id.chars().take(40).collect::<String>()
+        ))
+    };
+    let change_id = id.parse::<i64>().ok().filter(|n| (1..=MAX_CHANGE_ID).contains(n)).ok_or_else(not_found)?;
+    match state.store.revert_change(&auth.change_context(), change_id, options).await? {
+        RevertOutcome::NotFound => Err(not_found()),
+        RevertOutcome::NotRevertible(why) => Err(ApiError::conflict(why)),
+        RevertOutcome::Conflicts { total, rows } => {
+            let message = format!(
+                "Later changes touched {total} of the identities change set {change_id} changed, so nothing was reverted: reverting would undo them too. Revert those later change sets first (newest first), or send force=true to revert the rest and skip these."
+            );
+            let body = RevertConflictBody { status: "error", message, total, conflicts: rows };
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
+        RevertOutcome::Reverted { change, summary, skipped } => {
+            Ok(Json(RevertResponse { reverted: change_id, dry_run: options.dry_run, change, summary, skipped })
+                .into_response())
+        }
+    }
 }

@@ -38,6 +38,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/audit", get(admin::list_audit))
         .route("/changes", get(changes::list_changes))
         .route("/changes/{id}", get(changes::get_change))
+        .route("/changes/{id}/revert", post(changes::revert_change))
         .route("/contributors", post(contributors::upload_contributors).get(contributors::list_contributors))
         .route("/contributors/bots", post(contributors::set_bots))
         .route("/coverage", get(coverage::get_coverage))
