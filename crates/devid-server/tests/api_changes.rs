@@ -156,6 +156,18 @@ async fn a_change_set_is_reverted_exactly_and_later_changes_are_protected() {
     let integration_change = ids(&get(&app, "/v2/changes?kind=integration", &k).await)[0];
     let body = expect_error(post(format!("/v2/changes/{integration_change}/revert"), &k).await.expect("send"), 409).await;
     assert!(body["message"].as_str().is_some_and(|m| m.contains("integration")), "{body}");
+    assert_eq!((body["total"].as_i64(), body["conflicts"].as_array().map(Vec::len)), (Some(0), Some(0)), "{body}");
+    // An upload that made an integration on the way reverts its identities and leaves
+    // the integration, empty.
+    let cloud = json!({"integrationUsers": [{"email": "j@x.com", "applicationType": "JIRA", "cloudId": "acc-1"}]});
+    let made = app.client.post(app.url("/v2/developers/cloud-ids")).header("x-api-key", &k).json(&cloud).send().await.expect("send");
+    expect_status(made, 200).await;
+    let with_integration = *ids(&get(&app, "/v2/changes?kind=upload", &k).await).last().expect("upload");
+    let undone = expect_status(post(format!("/v2/changes/{with_integration}/revert"), &k).await.expect("send"), 200).await;
+    assert_eq!(undone["summary"]["deleted"], 1, "{undone}");
+    assert!(app.dump().await.iter().all(|(_, _, identity)| identity != "acc-1"));
+    let integrations = get(&app, "/v2/integrations", &k).await;
+    assert!(integrations.to_string().contains("JIRA"), "{integrations}");
     expect_error(post("/v2/changes/999999/revert".into(), &k).await.expect("send"), 404).await;
     expect_error(post("/v2/changes/x/revert".into(), &k).await.expect("send"), 404).await;
     expect_error(post(format!("/v2/changes/{first}/revert?force=maybe"), &k).await.expect("send"), 400).await;

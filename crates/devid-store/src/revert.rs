@@ -161,6 +161,12 @@ pub(crate) fn plan_revert(
     let mut targets = Vec::with_capacity(events.len());
     for event in events {
         let action = event.action.as_str();
+        if action == "integration.created" && change.kind != "integration" {
+            // An upload that named an application type with no integration made one;
+            // undoing the upload leaves it, empty, as deleting it could take later
+            // identities with it.
+            continue;
+        }
         if !action.starts_with("identity.") {
             return Err(format!(
                 "Change set {} ({}) holds `{action}` events, which have no inverse here: only changes to identities (uploads, deletes, accepted suggestions, locks, reverts) can be reverted.",

@@ -70,7 +70,8 @@ pub struct RevertConflictBody {
     /// Always `error`.
     pub status: &'static str,
     pub message: String,
-    /// How many identities later changes touched.
+    /// How many identities later changes touched (0 when the change set is of a kind
+    /// that has no inverse: the message says so).
     pub total: u64,
     /// The first 100 of them, with the later change sets that touched each.
     pub conflicts: Vec<RevertConflict>,
@@ -219,7 +220,11 @@ pub async fn revert_change(
     let change_id = id.parse::<i64>().ok().filter(|n| (1..=MAX_CHANGE_ID).contains(n)).ok_or_else(not_found)?;
     match state.store.revert_change(&auth.change_context(), change_id, options).await? {
         RevertOutcome::NotFound => Err(not_found()),
-        RevertOutcome::NotRevertible(why) => Err(ApiError::conflict(why)),
+        RevertOutcome::NotRevertible(why) => {
+            // The same body as a conflict, with nothing listed: one 409 shape to read.
+            let body = RevertConflictBody { status: "error", message: why, total: 0, conflicts: Vec::new() };
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
         RevertOutcome::Conflicts { total, rows } => {
             let message = format!(
                 "Later changes touched {total} of the identities change set {change_id} changed, so nothing was reverted: reverting would undo them too. Revert those later change sets first (newest first), or send force=true to revert the rest and skip these."
