@@ -10,6 +10,7 @@
 //!     cargo run --release -p devid-bench -- --backend sqlite --rows 1000000
 //!     cargo run --release -p devid-bench -- match --dataset ../shared/data/numpy --synthetic 100000,1000000
 
+mod changes;
 mod contributors;
 mod data;
 mod fairness;
@@ -59,8 +60,9 @@ struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S8 work on the data
-    /// S1 uploads, so S1 always runs. `s8` runs the contributor scenarios S8–S11.
-    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"])]
+    /// S1 uploads, so S1 always runs. `s8` runs the contributor scenarios S8–S11, `s12`
+    /// the change feed and the revert of S1 (S12–S13, last: the revert deletes S1's rows).
+    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s12"])]
     scenarios: Vec<String>,
     /// Check every scenario's answers only: targets are not judged (CI's short run).
     /// Targets are also not judged when --rows is not the 1,000,000 they are set for.
@@ -473,6 +475,13 @@ async fn main() -> Result<()> {
             insert_floor: floor,
             page_floor,
         };
+        for outcome in run.run().await? {
+            record(&mut results, outcome);
+        }
+    }
+
+    if args.runs("s12") {
+        let run = changes::ChangeRun { server: &server, client: &client, rows: n, requests: args.requests, judged };
         for outcome in run.run().await? {
             record(&mut results, outcome);
         }

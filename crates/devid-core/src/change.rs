@@ -62,10 +62,12 @@ pub enum ChangeKind {
     Lock,
     /// Another change set undone.
     Revert,
+    /// A webhook registered or deleted.
+    Webhook,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 9] = [
+    pub const ALL: [ChangeKind; 10] = [
         ChangeKind::Upload,
         ChangeKind::Delete,
         ChangeKind::Integration,
@@ -75,6 +77,7 @@ impl ChangeKind {
         ChangeKind::Suggestion,
         ChangeKind::Lock,
         ChangeKind::Revert,
+        ChangeKind::Webhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl ChangeKind {
             ChangeKind::Suggestion => "suggestion",
             ChangeKind::Lock => "lock",
             ChangeKind::Revert => "revert",
+            ChangeKind::Webhook => "webhook",
         }
     }
 

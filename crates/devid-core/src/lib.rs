@@ -15,6 +15,7 @@ pub mod plan;
 pub mod resolve;
 pub mod time;
 pub mod types;
+pub mod webhook;
 
 pub use errors::{ErrorGroup, ErrorType, Problems, Sample};
 pub use types::{ApplicationType, IntegrationId, Scope};

@@ -15,6 +15,7 @@ pub mod openapi;
 mod openapi_exact;
 mod routes;
 mod serve;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -94,6 +95,7 @@ pub struct AppState {
     suggestions: Arc<routes::suggestions::SuggestionCache>,
     /// Loaded from the database on first use (see `cursor`).
     cursors: Arc<tokio::sync::OnceCell<cursor::CursorSigner>>,
+    webhook_policy: webhooks::WebhookPolicy,
 }
 
 impl AppState {
@@ -117,7 +119,15 @@ impl AppState {
             coverage_warmer: Arc::default(),
             suggestions: Arc::default(),
             cursors: Arc::default(),
+            webhook_policy: webhooks::WebhookPolicy::default(),
         }
+    }
+
+    /// Where webhooks may point (see [`webhooks::WebhookPolicy`]); public addresses only
+    /// unless changed here.
+    pub fn with_webhook_policy(mut self, policy: webhooks::WebhookPolicy) -> Self {
+        self.webhook_policy = policy;
+        self
     }
 
     /// What signs and checks listing cursors, keyed by the database's cursor secret.
@@ -180,5 +190,9 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     middleware::metrics_handle();
-    serve::serve_connections(listener, router(state), limits, shutdown).await
+    // Webhook deliveries go out beside the server, from the outbox its writes fill.
+    let dispatcher = webhooks::dispatch::spawn(Arc::clone(&state.store), state.webhook_policy);
+    let served = serve::serve_connections(listener, router(state), limits, shutdown).await;
+    dispatcher.abort();
+    served
 }

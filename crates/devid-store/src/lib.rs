@@ -25,11 +25,13 @@ pub mod query;
 pub mod revert;
 pub mod sql;
 pub mod sqlite;
+pub mod webhooks;
 
 pub use changes::ChangeStore;
 pub use contributors::ContributorStore;
 pub use locks::LockStore;
 pub use matching::MatchStore;
+pub use webhooks::WebhookStore;
 
 /// The store traits, for code that holds a concrete store rather than `dyn Store`.
 pub mod prelude {
@@ -38,6 +40,7 @@ pub mod prelude {
     pub use crate::contributors::ContributorStore;
     pub use crate::locks::LockStore;
     pub use crate::matching::MatchStore;
+    pub use crate::webhooks::WebhookStore;
 }
 pub use postgres::PostgresStore;
 pub use query::{AuditQuery, IdentityQuery, Paging, SortKey, SortOrder};
@@ -279,7 +282,9 @@ pub struct AuditPage {
 /// each upload or delete atomically, and answer `Unavailable` (not `Internal`) when the
 /// database cannot be reached, so the server can say 503 and the client can retry.
 #[async_trait]
-pub trait Store: ChangeStore + ContributorStore + LockStore + MatchStore + Send + Sync + 'static {
+pub trait Store:
+    ChangeStore + ContributorStore + LockStore + MatchStore + WebhookStore + Send + Sync + 'static
+{
     fn backend(&self) -> &'static str;
 
     /// A cheap round trip to the database, for `/readyz`.

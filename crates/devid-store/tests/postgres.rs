@@ -48,7 +48,10 @@ async fn audit_history_from_before_change_sets_is_migrated_into_them() {
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
     let running = tokio::spawn(connection);
     client
-        .batch_execute("DROP TABLE change_sets; DELETE FROM schema_migrations WHERE version = 8;")
+        .batch_execute(
+            "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries;
+             DELETE FROM schema_migrations WHERE version >= 8;",
+        )
         .await
         .expect("roll back");
     drop(client);

@@ -578,7 +578,12 @@ async fn audit_history_from_before_change_sets_is_migrated_into_them() {
     drop(store);
     // Back to the schema before change sets, the audit history kept.
     let conn = rusqlite::Connection::open(&path).expect("open file");
-    conn.execute_batch("DROP TABLE change_sets; DELETE FROM schema_migrations WHERE version = 9;").expect("roll back");
+    // Migrations after it are rolled back too: they run in order, after the last applied.
+    conn.execute_batch(
+        "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries;
+         DELETE FROM schema_migrations WHERE version >= 9;",
+    )
+    .expect("roll back");
     drop(conn);
     let migrated = SqliteStore::open(&path).expect("reopen and migrate");
     devid_store::contract::history_was_migrated(&migrated, &recorded).await;

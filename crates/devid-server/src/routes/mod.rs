@@ -7,6 +7,7 @@ pub(crate) mod coverage;
 pub(crate) mod identities;
 pub(crate) mod ops;
 pub(crate) mod suggestions;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
@@ -39,6 +40,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/changes", get(changes::list_changes))
         .route("/changes/{id}", get(changes::get_change))
         .route("/changes/{id}/revert", post(changes::revert_change))
+        .route("/webhooks", get(webhooks::list_webhooks).post(webhooks::create_webhook))
+        .route("/webhooks/{id}", delete(webhooks::delete_webhook))
+        .route("/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
+        .route("/webhooks/{id}/deliveries/{deliveryId}/redeliver", post(webhooks::redeliver))
         .route("/contributors", post(contributors::upload_contributors).get(contributors::list_contributors))
         .route("/contributors/bots", post(contributors::set_bots))
         .route("/coverage", get(coverage::get_coverage))

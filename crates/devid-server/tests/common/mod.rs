@@ -77,6 +77,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with_connections(limits: Limits, connections: devid_server::ConnectionLimits) -> TestApp {
+        Self::spawn_configured(limits, connections, devid_server::webhooks::WebhookPolicy::default()).await
+    }
+
+    /// A server whose webhooks may reach loopback, where the tests' receivers listen.
+    pub async fn spawn_allowing_private_webhooks() -> TestApp {
+        let policy = devid_server::webhooks::WebhookPolicy { allow_private: true };
+        Self::spawn_configured(Limits::default(), devid_server::ConnectionLimits::default(), policy).await
+    }
+
+    pub async fn spawn_configured(
+        limits: Limits,
+        connections: devid_server::ConnectionLimits,
+        policy: devid_server::webhooks::WebhookPolicy,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
         let (store, sqlite, schema): (Arc<dyn Store>, _, _) = match backend {
@@ -94,7 +108,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), limits);
+        let state = AppState::new(store.clone(), limits).with_webhook_policy(policy);
         let server = tokio::spawn(devid_server::serve_with(listener, state, connections, async move {
             let _ = rx.await;
         }));

@@ -6,11 +6,13 @@ mod changes;
 mod contributors;
 mod locks;
 mod matching;
+mod webhooks;
 
 pub use changes::*;
 pub use contributors::*;
 pub use locks::*;
 pub use matching::*;
+pub use webhooks::*;
 
 use devid_core::errors::Position;
 use devid_core::plan::{Addressing, IntegrationInfo, ParsedUpload, RawRow, RawValue, plan_delete, plan_upload};
@@ -591,6 +593,8 @@ macro_rules! contract_tests {
             change_sets_stay_in_their_account,
             reverts_undo_uploads_deletes_and_locks_exactly,
             reverts_refuse_what_later_changes_touched_unless_forced,
+            committed_changes_are_queued_for_the_webhooks_that_want_them,
+            deliveries_to_one_webhook_go_out_in_order_and_attempts_are_recorded,
         );
     };
     ($fresh:expr) => {

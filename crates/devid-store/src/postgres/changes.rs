@@ -70,6 +70,7 @@ pub(in crate::postgres) async fn close_change_set(
         )
         .await?
         .try_get(0)?;
+    super::webhooks::enqueue_deliveries(tx, ctx.account, id, kind, crate::now_micros()).await?;
     Ok(Some(id))
 }
 
@@ -189,7 +190,11 @@ fn event_from_row(r: &Row) -> PgResult<AuditEvent> {
     })
 }
 
-async fn get_change_in(tx: &impl GenericClient, account: AccountId, id: i64) -> PgResult<Option<ChangeSet>> {
+pub(in crate::postgres) async fn get_change_in(
+    tx: &impl GenericClient,
+    account: AccountId,
+    id: i64,
+) -> PgResult<Option<ChangeSet>> {
     let row = tx
         .query_opt(
             &format!("SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE c.account_id = $1 AND c.id = $2"),

@@ -270,6 +270,40 @@ SELECT account_id, MIN(at),
 FROM per_action GROUP BY account_id, run ORDER BY MIN(first_id);
 "#,
     ),
+    (
+        9,
+        r#"
+-- Webhooks (issue 15); see the SQLite migration 10.
+CREATE TABLE webhooks (
+    id              BIGSERIAL PRIMARY KEY,
+    account_id      BIGINT NOT NULL,
+    url             TEXT NOT NULL,
+    kinds           TEXT NOT NULL,
+    secret          TEXT NOT NULL,
+    key_id          TEXT,
+    created_at      BIGINT NOT NULL
+);
+CREATE INDEX webhooks_by_account ON webhooks(account_id, id);
+CREATE TABLE webhook_deliveries (
+    id              BIGSERIAL PRIMARY KEY,
+    account_id      BIGINT NOT NULL,
+    webhook_id      BIGINT NOT NULL,
+    change_set_id   BIGINT NOT NULL,
+    kind            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      BIGINT NOT NULL,
+    next_attempt_at BIGINT,
+    expires_at      BIGINT NOT NULL,
+    last_attempt_at BIGINT,
+    last_status     INTEGER,
+    last_error      TEXT,
+    delivered_at    BIGINT
+);
+CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
+CREATE INDEX deliveries_by_status ON webhook_deliveries(status, webhook_id, id);
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

@@ -63,7 +63,9 @@ pub(crate) fn close_change_set(
         i64::try_from(events).unwrap_or(i64::MAX),
         counts_json(&counts)
     ])?;
-    Ok(Some(conn.last_insert_rowid()))
+    let id = conn.last_insert_rowid();
+    super::webhooks::enqueue_deliveries(conn, ctx.account, id, kind, crate::now_micros())?;
+    Ok(Some(id))
 }
 
 fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeSet> {
@@ -420,7 +422,7 @@ fn revert_in(
     Ok(RevertOutcome::Reverted { change, summary, skipped: conflicts })
 }
 
-fn get_change_in(conn: &Connection, account: AccountId, id: i64) -> StoreResult<Option<ChangeSet>> {
+pub(super) fn get_change_in(conn: &Connection, account: AccountId, id: i64) -> StoreResult<Option<ChangeSet>> {
     conn.prepare_cached(&format!("SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE c.account_id = ?1 AND c.id = ?2"))
         .and_then(|mut s| s.query_row(params![account.0, id], change_from_row).optional())
         .map_err(map_err)

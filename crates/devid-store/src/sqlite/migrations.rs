@@ -288,6 +288,43 @@ SELECT account_id, MIN(at),
 FROM per_action GROUP BY account_id, run ORDER BY MIN(first_id);
 "#,
     ),
+    (
+        10,
+        r#"
+-- Webhooks (issue 15): where to announce change sets (kinds: comma-separated, empty for
+-- all; the secret signs each delivery, so it is kept as given), and the outbox. A
+-- change's transaction writes its deliveries as it records its change set; the
+-- dispatcher sends each webhook's oldest pending delivery when it is due.
+CREATE TABLE webhooks (
+    id              INTEGER PRIMARY KEY,
+    account_id      INTEGER NOT NULL,
+    url             TEXT NOT NULL,
+    kinds           TEXT NOT NULL,
+    secret          TEXT NOT NULL,
+    key_id          TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_account ON webhooks(account_id, id);
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    account_id      INTEGER NOT NULL,
+    webhook_id      INTEGER NOT NULL,
+    change_set_id   INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    next_attempt_at INTEGER,
+    expires_at      INTEGER NOT NULL,
+    last_attempt_at INTEGER,
+    last_status     INTEGER,
+    last_error      TEXT,
+    delivered_at    INTEGER
+);
+CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
+CREATE INDEX deliveries_by_status ON webhook_deliveries(status, webhook_id, id);
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -142,6 +142,11 @@ struct ServeArgs {
     /// `./devid-first-admin-key` for PostgreSQL.
     #[arg(long, env = "DEVID_FIRST_KEY_FILE")]
     first_key_file: Option<PathBuf>,
+    /// Let webhooks reach this host, private networks and link-local addresses (for a
+    /// receiver beside the server). Off by default: an admin key would otherwise make
+    /// the server send requests to what it can reach and the key holder cannot.
+    #[arg(long, env = "DEVID_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,9 +53,9 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
         max_connections: args.max_connections,
     };
-    devid_server::serve_with(listener, AppState::new(Arc::clone(&store), limits), connections, shutdown)
-        .await
-        .context("the server failed")?;
+    let policy = devid_server::webhooks::WebhookPolicy { allow_private: args.allow_private_webhooks };
+    let state = AppState::new(Arc::clone(&store), limits).with_webhook_policy(policy);
+    devid_server::serve_with(listener, state, connections, shutdown).await.context("the server failed")?;
     // After the last request: on SQLite the database file alone then holds every write.
     store.close().await;
     tracing::info!("devid stopped");

@@ -1,0 +1,134 @@
+//! The dispatcher: sends each webhook's oldest pending delivery when it is due, records
+//! every attempt, and backs off on failure (10 s doubling to an hour, with jitter) for
+//! 24 hours before marking the delivery failed. Deliveries to one webhook go out in
+//! order, one at a time; different webhooks are served side by side, so a receiver
+//! that hangs holds back only its own deliveries (each attempt times out after
+//! [`ATTEMPT_TIMEOUT`]). It runs beside the server, on its own task: uploads never wait
+//! for it.
+//!
+//! At least once: a delivery is marked sent only after the receiver answered 2xx, so a
+//! crash between the two sends it again after the restart. The delivery id in
+//! `x-devid-delivery` lets a receiver drop repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use devid_core::time::Micros;
+use devid_core::webhook::backoff_micros;
+use devid_store::Store;
+use devid_store::webhooks::{Attempt, DueDelivery};
+use serde_json::json;
+
+use super::{WebhookPolicy, parse_url, resolve, signature};
+
+/// Longest one attempt may take, connection and answer included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the dispatcher sleeps when nothing is due: a change committed by another
+/// replica (or by this one) is sent within this.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Deliveries attempted at once (each to a different webhook).
+const BATCH: u64 = 32;
+
+/// Starts the dispatcher; it runs until the returned handle is aborted.
+pub fn spawn(store: Arc<dyn Store>, policy: WebhookPolicy) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let now = devid_store::now_micros();
+            let due = match store.due_deliveries(now, BATCH).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook dispatcher could not read the outbox; retrying");
+                    tokio::time::sleep(IDLE_POLL * 4).await;
+                    continue;
+                }
+            };
+            record_depth(&store).await;
+            if due.is_empty() {
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+            let attempts = due.into_iter().map(|delivery| {
+                let store = Arc::clone(&store);
+                async move {
+                    let attempt = attempt(&delivery, policy).await;
+                    let outcome = if attempt.delivered {
+                        "delivered"
+                    } else if attempt.retry_at.is_some() {
+                        "retrying"
+                    } else {
+                        "failed"
+                    };
+                    metrics::counter!("devid_webhook_deliveries_total", "outcome" => outcome).increment(1);
+                    if let Err(e) = store.record_attempt(delivery.id, attempt).await {
+                        tracing::warn!(error = %e, delivery = delivery.id, "webhook attempt not recorded; it will be sent again");
+                    }
+                }
+            });
+            futures_util::future::join_all(attempts).await;
+        }
+    })
+}
+
+async fn record_depth(store: &Arc<dyn Store>) {
+    if let Ok(depth) = store.outbox_depth().await {
+        metrics::gauge!("devid_webhook_pending_deliveries").set(depth.pending as f64);
+        let age = depth.oldest_pending.map_or(0.0, |at| (devid_store::now_micros() - at).max(0) as f64 / 1e6);
+        metrics::gauge!("devid_webhook_oldest_pending_seconds").set(age);
+    }
+}
+
+/// The JSON body of a delivery.
+pub fn body(delivery: &DueDelivery) -> Vec<u8> {
+    let value = json!({
+        "deliveryId": delivery.id,
+        "webhookId": delivery.webhook_id,
+        "change": delivery.change,
+        "events": format!("/v2/changes/{}", delivery.change.id),
+    });
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// One attempt, and what to record of it.
+async fn attempt(delivery: &DueDelivery, policy: WebhookPolicy) -> Attempt {
+    let at = devid_store::now_micros();
+    let result = send(delivery, policy).await;
+    let (delivered, status, error) = match result {
+        Ok(status) if (200..300).contains(&status) => (true, Some(status), None),
+        Ok(status) => (false, Some(status), Some(format!("the receiver answered {status}"))),
+        Err(e) => (false, None, Some(e)),
+    };
+    let retry_at = (!delivered).then(|| retry_at(at, delivery)).flatten();
+    Attempt { at, delivered, status, error, retry_at }
+}
+
+/// When to try again after a failed attempt, or `None` once the 24 hours are over.
+fn retry_at(now: Micros, delivery: &DueDelivery) -> Option<Micros> {
+    let next = now.saturating_add(backoff_micros(delivery.attempts + 1, rand::random()));
+    (next <= delivery.expires_at).then_some(next)
+}
+
+async fn send(delivery: &DueDelivery, policy: WebhookPolicy) -> Result<u16, String> {
+    let target = parse_url(&delivery.url)?;
+    let address = resolve(&target, policy).await?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ATTEMPT_TIMEOUT)
+        .resolve(&target.host, address)
+        .build()
+        .map_err(|e| format!("no HTTP client: {e}"))?;
+    let body = body(delivery);
+    let timestamp = devid_store::now_micros() / 1_000_000;
+    let response = client
+        .post(target.url.clone())
+        .header("content-type", "application/json")
+        .header("user-agent", "devid-webhooks")
+        .header("x-devid-delivery", delivery.id.to_string())
+        .header("x-devid-event", delivery.change.kind.as_str())
+        .header("x-devid-timestamp", timestamp.to_string())
+        .header("x-devid-signature", signature(&delivery.secret, timestamp, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| if e.is_timeout() { "the receiver did not answer in time".to_string() } else { e.to_string() })?;
+    Ok(response.status().as_u16())
+}
