@@ -133,17 +133,26 @@ pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery)
     sql
 }
 
-/// A change set's events after `after_event`, one more than `limit`.
+/// A change set's events after `after_event`, one more than `limit`. The bounds are
+/// worked out first, as constants: with two lower bounds on `e.id` (the change set's
+/// and the page's), SQLite walked from the change set's start, so a deep page of a
+/// million-event change set read most of it.
 pub(crate) fn change_events_sql(dialect: Dialect, account: AccountId, id: i64, after_event: i64, limit: u64) -> Sql {
     let mut sql = Sql::new(dialect);
     // Placeholders in the order they appear: SQLite's `?` are positional.
     let account_a = sql.arg(Arg::Int(account.0));
-    let change = sql.arg(Arg::Int(id));
-    let account_b = sql.arg(Arg::Int(account.0));
     let after = sql.arg(Arg::Int(after_event));
+    let (account_b, change_b) = (sql.arg(Arg::Int(account.0)), sql.arg(Arg::Int(id)));
+    let (account_c, change_c) = (sql.arg(Arg::Int(account.0)), sql.arg(Arg::Int(id)));
+    let greatest = match dialect {
+        Dialect::Sqlite => "max",
+        Dialect::Postgres => "GREATEST",
+    };
     sql.text = format!(
-        "SELECT {} FROM audit_events e JOIN change_sets c ON c.account_id = {account_a} AND c.id = {change}
-         WHERE e.account_id = {account_b} AND e.id > c.after_event AND e.id <= c.last_event AND e.id > {after}
+        "SELECT {} FROM audit_events e
+         WHERE e.account_id = {account_a}
+           AND e.id > {greatest}({after}, (SELECT after_event FROM change_sets WHERE account_id = {account_b} AND id = {change_b}))
+           AND e.id <= (SELECT last_event FROM change_sets WHERE account_id = {account_c} AND id = {change_c})
          ORDER BY e.id LIMIT {}",
         crate::sql::AUDIT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", "),
         limit.saturating_add(1)

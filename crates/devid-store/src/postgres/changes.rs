@@ -218,7 +218,8 @@ async fn developer_for(tx: &impl GenericClient, account: AccountId, email: &str,
         .try_get(0)?)
 }
 
-/// Applies one target's inverse; `false` when the row is not as the change left it.
+/// Applies one target's inverse (deletes go together, in `revert_in`); `false` when the
+/// row is not as the change left it.
 async fn undo(tx: &impl GenericClient, ctx: &ChangeContext, now: Micros, target: &Target) -> PgResult<bool> {
     let account = ctx.account.0;
     let row = tx
@@ -245,18 +246,6 @@ async fn undo(tx: &impl GenericClient, ctx: &ChangeContext, now: Micros, target:
         .await
     };
     match (&target.step, row) {
-        (Step::Delete, Some((id, _, _, _))) => {
-            tx.execute(
-                &format!(
-                    "WITH del AS (DELETE FROM identities old WHERE id = $5
-                        RETURNING old.integration_id, old.identity, old.email, {BEFORE_STATE} AS before)
-                     INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, detail)
-                     SELECT $1, $2, 'identity.deleted', $3, $4, integration_id, identity, email, before FROM del"
-                ),
-                &[&account, &now, &ctx.key_id, &ctx.request_id, &id],
-            )
-            .await?;
-        }
         (Step::MoveBack { email, before }, Some((id, current, _, _))) => {
             let developer = developer_for(tx, ctx.account, email, now).await?;
             let spelling = before.identity.clone().unwrap_or(current);
@@ -415,7 +404,38 @@ async fn revert_in(
     }
     let now = crate::now_micros();
     let mut summary = RevertSummary::default();
+    // What the change created is deleted in one statement; the rest row by row.
+    let (ids, keys): (Vec<i64>, Vec<String>) = targets
+        .iter()
+        .enumerate()
+        .filter(|(t, target)| matches!(target.step, Step::Delete) && !touched.contains_key(t))
+        .map(|(_, target)| (target.integration_id, target.key.clone()))
+        .unzip();
+    if !ids.is_empty() {
+        let deleted: i64 = tx
+            .query_one(
+                &format!(
+                    "WITH del AS (
+                        DELETE FROM identities old USING UNNEST($5::BIGINT[], $6::TEXT[]) WITH ORDINALITY AS r(integration_id, identity_key, ord)
+                        WHERE old.account_id = $1 AND old.integration_id = r.integration_id AND old.identity_key = r.identity_key
+                        RETURNING r.ord, old.integration_id, old.identity, old.email, {BEFORE_STATE} AS before),
+                     aud AS (
+                        INSERT INTO audit_events (account_id, at, action, key_id, request_id, integration_id, identity, old_email, detail)
+                        SELECT $1, $2, 'identity.deleted', $3, $4, integration_id, identity, email, before FROM del ORDER BY ord
+                        RETURNING 1)
+                     SELECT COUNT(*) FROM del"
+                ),
+                &[&account.0, &now, &ctx.key_id, &ctx.request_id, &ids, &keys],
+            )
+            .await?
+            .try_get(0)?;
+        summary.deleted = deleted.max(0) as u64;
+        summary.skipped = ids.len() as u64 - summary.deleted;
+    }
     for (t, target) in targets.iter().enumerate() {
+        if matches!(target.step, Step::Delete) && !touched.contains_key(&t) {
+            continue;
+        }
         if touched.contains_key(&t) || !undo(tx, ctx, now, target).await? {
             summary.skipped += 1;
             continue;
