@@ -44,8 +44,15 @@ impl Drop for Server {
 
 /// Starts `devid serve` on `db` and a free port, and waits until it listens.
 pub fn start(db: &Path) -> Server {
+    start_with(db, &[])
+}
+
+/// [`start`] with more arguments for `serve`.
+pub fn start_with(db: &Path, args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--database")
         .arg(db)
         .env("RUST_LOG", "info")
         .env_remove("DEVID_DATABASE")
