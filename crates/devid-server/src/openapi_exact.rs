@@ -32,7 +32,52 @@ pub fn tighten(doc: &mut Value) {
     bound_contributors(doc);
     bound_suggestions(doc);
     bound_changes(doc);
+    bound_webhooks(doc);
 }
+
+fn bound_webhooks(doc: &mut Value) {
+    use crate::routes::webhooks::{MAX_DELIVERIES_LIMIT, MAX_URL_CHARS, MAX_WEBHOOK_ID, SECRET_CHARS};
+    let id = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_WEBHOOK_ID});
+    for (pointer, names) in [
+        ("/paths/~1v2~1webhooks~1{id}/delete/parameters", &["id"][..]),
+        ("/paths/~1v2~1webhooks~1{id}~1deliveries/get/parameters", &["id"][..]),
+        ("/paths/~1v2~1webhooks~1{id}~1deliveries~1{deliveryId}~1redeliver/post/parameters", &["id", "deliveryId"][..]),
+    ] {
+        for name in names {
+            if let Some(p) = parameter(doc, pointer, name) {
+                p["schema"] = id.clone();
+            }
+        }
+    }
+    let deliveries = "/paths/~1v2~1webhooks~1{id}~1deliveries/get/parameters";
+    if let Some(p) = parameter(doc, deliveries, "before") {
+        p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_WEBHOOK_ID});
+    }
+    if let Some(p) = parameter(doc, deliveries, "limit") {
+        p["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_DELIVERIES_LIMIT});
+    }
+    let kinds: Vec<&str> = devid_core::change::ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    if let Some(body) = schemas.get_mut("CreateWebhook") {
+        body["properties"]["url"] = json!({"type": "string", "maxLength": MAX_URL_CHARS, "pattern": WEBHOOK_URL_PATTERN,
+            "description": "http or https, a host name (each label starting with a letter) or an IPv4 address, an optional port, then any path; no credentials."});
+        body["properties"]["kinds"]["items"] = any_case(&kinds, Spelling::Exact);
+        body["properties"]["secret"] = json!({"type": ["string", "null"], "minLength": SECRET_CHARS.0, "maxLength": SECRET_CHARS.1,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
+    }
+}
+
+/// The webhook URLs the server accepts in form (where they may point is checked when
+/// they resolve): what `url` parses as http(s) with a host and no credentials, written
+/// narrowly enough that every match does. A label starting with a digit could be read
+/// as part of an IPv4 address, so only whole IPv4 addresses start with one.
+const WEBHOOK_URL_PATTERN: &str = concat!(
+    "^[Hh][Tt][Tt][Pp][Ss]?://",
+    "([A-Za-z][A-Za-z0-9-]{0,62}(\\.[A-Za-z][A-Za-z0-9-]{0,62})*",
+    "|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})",
+    "(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
+    "(/[A-Za-z0-9._~/%-]*)?(\\?[A-Za-z0-9._~/%&=+-]*)?$"
+);
 
 fn bound_changes(doc: &mut Value) {
     use crate::routes::changes::{MAX_CHANGE_ID, MAX_CHANGES_LIMIT};

@@ -62,18 +62,7 @@ async fn upload(base: &str, key: &str, body: Vec<u8>) -> Result<reqwest::Respons
 async fn sigkill_mid_upload_leaves_all_or_nothing_and_sigterm_finishes_it() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("devid.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["keys", "create", "--scope", "admin", "--database"])
-        .arg(&db)
-        .output()
-        .expect("create key");
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let added = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["integrations", "add", "--id", "1", "--type", "GITHUB", "--name", "gh", "--database"])
-        .arg(&db)
-        .status()
-        .expect("integration");
-    assert!(added.success());
+    let key = common::admin_key_and_github(&db);
 
     let (schema_indexes, _) = indexes(&db);
     // A full upload first: the baseline, and how long one takes here. Into an empty

@@ -51,18 +51,7 @@ async fn receive(listener: tokio::net::TcpListener, log: Log) {
 async fn a_committed_change_is_delivered_after_kill_9_and_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("devid.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["keys", "create", "--scope", "admin", "--database"])
-        .arg(&db)
-        .output()
-        .expect("create key");
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let added = Command::new(env!("CARGO_BIN_EXE_devid"))
-        .args(["integrations", "add", "--id", "1", "--type", "GITHUB", "--name", "gh", "--database"])
-        .arg(&db)
-        .status()
-        .expect("integration");
-    assert!(added.success());
+    let key = common::admin_key_and_github(&db);
     // A port where nothing listens yet: the receiver is down.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
 

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
-use devid_core::time::parse_rfc3339;
 use devid_core::types::{ApplicationType, IntegrationId, MAX_INTEGRATION_ID, Scope};
 use devid_store::{
     ApiKeyInfo, AuditEvent, AuditQuery, DeleteIntegrationOutcome, Integration, IntegrationPatch, NewIntegration, NewKey,
@@ -379,17 +378,9 @@ pub async fn list_audit(
         query.as_deref(),
         &["pageIndex", "pageSize", "from", "to", "integrationId", "identity", "email"],
     )?;
-    let time = |name: &str| -> Result<Option<i64>, ApiError> {
-        params
-            .get(name)
-            .map(|raw| {
-                parse_rfc3339(raw).map_err(|e| ApiError::invalid_parameter(name, raw, format!("`{name}`: {e}.")))
-            })
-            .transpose()
-    };
     let q = AuditQuery {
-        from: time("from")?,
-        to: time("to")?,
+        from: params.time("from")?,
+        to: params.time("to")?,
         integration_id: params.get("integrationId").map(|raw| parse_id_named("integrationId", raw)).transpose()?,
         identity: params.get("identity").map(|s| s.trim().to_string()),
         email: params.get("email").map(|s| s.trim().to_lowercase()),

@@ -8,7 +8,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use devid_core::change::ChangeKind;
-use devid_core::time::parse_rfc3339;
 use devid_core::types::Scope;
 use devid_store::AuditEvent;
 use devid_store::changes::{ChangeQuery, ChangeSet};
@@ -114,14 +113,6 @@ pub async fn list_changes(
     auth.require(Scope::DeveloperRecordsRead)?;
     let params =
         QueryParams::parse(query.as_deref(), &["after", "limit", "kind", "from", "to", "keyId", "identity", "email"])?;
-    let time = |name: &str| -> Result<Option<i64>, ApiError> {
-        params
-            .get(name)
-            .map(|raw| {
-                parse_rfc3339(raw).map_err(|e| ApiError::invalid_parameter(name, raw, format!("`{name}`: {e}.")))
-            })
-            .transpose()
-    };
     let kind = params
         .get("kind")
         .map(|raw| {
@@ -144,8 +135,8 @@ pub async fn list_changes(
         after,
         limit: params.u64_in("limit", 1, MAX_CHANGES_LIMIT, DEFAULT_CHANGES_LIMIT)?,
         kind,
-        from: time("from")?,
-        to: time("to")?,
+        from: params.time("from")?,
+        to: params.time("to")?,
         key_id: params.get("keyId").map(|s| s.trim().to_string()),
         identity: params.get("identity").map(|s| s.trim().to_string()),
         email: params.get("email").map(|s| s.trim().to_lowercase()),

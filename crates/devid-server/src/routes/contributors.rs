@@ -243,6 +243,14 @@ fn parse_filters(params: &QueryParams) -> Result<ContributorQuery, ApiError> {
             )
         })?;
     }
+    if let Some(raw) = params.get("integrationIds").filter(|raw| raw.trim().is_empty()) {
+        // A filter sent empty is a client's mistake (a list it meant to fill), not "all".
+        return Err(ApiError::invalid_parameter(
+            "integrationIds",
+            raw,
+            "`integrationIds` is empty: list comma-separated integration ids, or leave the parameter out for all.",
+        ));
+    }
     q.integration_ids = integration_ids(params)?;
     q.search = search_value(params, "identity, name or email")?;
     if let Some(raw) = params.get("activeAfter") {

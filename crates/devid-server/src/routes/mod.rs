@@ -135,4 +135,14 @@ impl QueryParams {
             )),
         }
     }
+
+    /// An RFC 3339 time parameter, as microseconds; absent is `None`.
+    pub fn time(&self, name: &str) -> Result<Option<i64>, crate::error::ApiError> {
+        self.get(name)
+            .map(|raw| {
+                devid_core::time::parse_rfc3339(raw)
+                    .map_err(|e| crate::error::ApiError::invalid_parameter(name, raw, format!("`{name}`: {e}.")))
+            })
+            .transpose()
+    }
 }

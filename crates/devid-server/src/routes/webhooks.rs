@@ -13,7 +13,7 @@ use super::QueryParams;
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
-use crate::webhooks::{new_secret, parse_url, resolve};
+use crate::webhooks::{Unreachable, new_secret, parse_url, resolve};
 
 /// Longest webhook URL accepted.
 pub(crate) const MAX_URL_CHARS: usize = 2048;
@@ -21,7 +21,7 @@ pub(crate) const MAX_URL_CHARS: usize = 2048;
 pub(crate) const SECRET_CHARS: (usize, usize) = (16, 256);
 /// Webhooks one account may register.
 const MAX_WEBHOOKS: usize = 20;
-const MAX_DELIVERIES_LIMIT: u64 = 1000;
+pub(crate) const MAX_DELIVERIES_LIMIT: u64 = 1000;
 pub(crate) const MAX_WEBHOOK_ID: i64 = devid_core::types::MAX_INTEGRATION_ID;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -81,12 +81,20 @@ pub async fn create_webhook(
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     auth.require(Scope::Admin)?;
     let body: CreateWebhook = super::admin::json_body_within(request, 64 * 1024).await?;
-    let url = body.url.trim();
+    let url = body.url.as_str();
     if url.chars().count() > MAX_URL_CHARS {
         return Err(ApiError::bad_request(format!("`url` is longer than {MAX_URL_CHARS} characters.")));
     }
     let target = parse_url(url).map_err(|e| ApiError::bad_request(format!("`url`: {e}.")))?;
-    resolve(&target, state.webhook_policy).await.map_err(|e| ApiError::bad_request(format!("`url`: {e}.")))?;
+    // Refused now when it points inward; a name that does not resolve yet is kept (it
+    // is resolved, and checked, before every delivery).
+    match resolve(&target, state.webhook_policy).await {
+        Err(Unreachable::Forbidden(e)) => return Err(ApiError::bad_request(format!("`url`: {e}."))),
+        Err(Unreachable::Unresolved(e)) => {
+            tracing::info!(error = %e, "webhook registered with a host that does not resolve now")
+        }
+        Ok(_) => {}
+    }
     let mut kinds = Vec::new();
     for raw in &body.kinds {
         let kind = ChangeKind::parse(raw).ok_or_else(|| {

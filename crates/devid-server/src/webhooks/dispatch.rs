@@ -109,7 +109,7 @@ fn retry_at(now: Micros, delivery: &DueDelivery) -> Option<Micros> {
 
 async fn send(delivery: &DueDelivery, policy: WebhookPolicy) -> Result<u16, String> {
     let target = parse_url(&delivery.url)?;
-    let address = resolve(&target, policy).await?;
+    let address = resolve(&target, policy).await.map_err(|e| e.to_string())?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ATTEMPT_TIMEOUT)

@@ -8,14 +8,17 @@ use devid_core::change::ChangeKind;
 use devid_core::time::{Micros, to_rfc3339};
 use tokio_postgres::Row;
 
-use super::{BEFORE_STATE, PgError, PgResult, PostgresStore, bump_version, lock_account, params, parse_type, refs};
+use super::{
+    BEFORE_STATE, PgError, PgResult, PostgresStore, audit_event_from_row, bump_version, lock_account, params,
+    parse_type, refs,
+};
 use crate::changes::{
     CHANGE_COLUMNS, ChangeEventsPage, ChangePage, ChangeQuery, ChangeSet, ChangeStore, change_events_sql, changes_sql,
     counts_json, parse_counts,
 };
 use crate::revert::{RevertConflict, RevertOptions, RevertOutcome, RevertSummary, Step, Target, key_of, plan_revert};
 use crate::sql::Dialect;
-use crate::{AccountId, AuditEvent, ChangeContext, StoreResult};
+use crate::{AccountId, ChangeContext, StoreResult};
 use devid_core::plan::IntegrationInfo;
 
 /// Records the events this write added as one change set of `kind`, inside the write's
@@ -146,23 +149,7 @@ impl ChangeStore for PostgresStore {
             let client = self.client().await?;
             let p = params(&sql.args);
             let rows = client.query(&sql.text, &refs(&p)).await?;
-            let mut events = rows
-                .iter()
-                .map(|r| {
-                    Ok(AuditEvent {
-                        id: r.try_get(0)?,
-                        at: to_rfc3339(r.try_get(1)?),
-                        action: r.try_get(2)?,
-                        key_id: r.try_get(3)?,
-                        request_id: r.try_get(4)?,
-                        integration_id: r.try_get(5)?,
-                        identity: r.try_get(6)?,
-                        old_email: r.try_get(7)?,
-                        new_email: r.try_get(8)?,
-                        detail: r.try_get(9)?,
-                    })
-                })
-                .collect::<PgResult<Vec<_>>>()?;
+            let mut events = rows.iter().map(audit_event_from_row).collect::<PgResult<Vec<_>>>()?;
             let has_next = events.len() as u64 > limit;
             events.truncate(limit as usize);
             Ok(ChangeEventsPage { events, has_next })
@@ -174,21 +161,6 @@ impl ChangeStore for PostgresStore {
 
 /// How many conflicting or skipped identities a revert reports by name.
 const MAX_REPORTED: usize = 100;
-
-fn event_from_row(r: &Row) -> PgResult<AuditEvent> {
-    Ok(AuditEvent {
-        id: r.try_get(0)?,
-        at: to_rfc3339(r.try_get(1)?),
-        action: r.try_get(2)?,
-        key_id: r.try_get(3)?,
-        request_id: r.try_get(4)?,
-        integration_id: r.try_get(5)?,
-        identity: r.try_get(6)?,
-        old_email: r.try_get(7)?,
-        new_email: r.try_get(8)?,
-        detail: r.try_get(9)?,
-    })
-}
 
 pub(in crate::postgres) async fn get_change_in(
     tx: &impl GenericClient,
@@ -342,7 +314,8 @@ async fn revert_in(
     let last_event: i64 = tx.query_one("SELECT last_event FROM change_sets WHERE id = $1", &[&id]).await?.try_get(0)?;
     let sql = change_events_sql(Dialect::Postgres, account, id, 0, i64::MAX as u64 - 1);
     let p = params(&sql.args);
-    let events = tx.query(&sql.text, &refs(&p)).await?.iter().map(event_from_row).collect::<PgResult<Vec<_>>>()?;
+    let events =
+        tx.query(&sql.text, &refs(&p)).await?.iter().map(audit_event_from_row).collect::<PgResult<Vec<_>>>()?;
     let infos = tx
         .query("SELECT id, application_type FROM integrations WHERE account_id = $1 ORDER BY id", &[&account.0])
         .await?

@@ -229,6 +229,22 @@ async fn insert_audit(tx: &impl GenericClient, ctx: &ChangeContext, at: Micros, 
     Ok(())
 }
 
+/// An audit event read in the order of [`sql::AUDIT_COLUMNS`].
+fn audit_event_from_row(r: &Row) -> PgResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.try_get(0)?,
+        at: to_rfc3339(r.try_get(1)?),
+        action: r.try_get(2)?,
+        key_id: r.try_get(3)?,
+        request_id: r.try_get(4)?,
+        integration_id: r.try_get(5)?,
+        identity: r.try_get(6)?,
+        old_email: r.try_get(7)?,
+        new_email: r.try_get(8)?,
+        detail: r.try_get(9)?,
+    })
+}
+
 async fn account_name(tx: &impl GenericClient, account: AccountId) -> PgResult<String> {
     match tx.query_opt("SELECT name FROM accounts WHERE id = $1", &[&account.0]).await? {
         Some(row) => Ok(row.try_get(0)?),
@@ -1249,23 +1265,7 @@ impl Store for PostgresStore {
             let total: i64 = client.query_one(&count.text, &refs(&p)).await?.try_get(0)?;
             let p = params(&page.args);
             let rows = client.query(&page.text, &refs(&p)).await?;
-            let mut events = rows
-                .iter()
-                .map(|r| {
-                    Ok(AuditEvent {
-                        id: r.try_get(0)?,
-                        at: to_rfc3339(r.try_get(1)?),
-                        action: r.try_get(2)?,
-                        key_id: r.try_get(3)?,
-                        request_id: r.try_get(4)?,
-                        integration_id: r.try_get(5)?,
-                        identity: r.try_get(6)?,
-                        old_email: r.try_get(7)?,
-                        new_email: r.try_get(8)?,
-                        detail: r.try_get(9)?,
-                    })
-                })
-                .collect::<PgResult<Vec<_>>>()?;
+            let mut events = rows.iter().map(audit_event_from_row).collect::<PgResult<Vec<_>>>()?;
             let has_next = events.len() as u64 > query.page_size;
             events.truncate(query.page_size as usize);
             Ok(AuditPage { events, total_count: total.max(0) as u64, has_next })

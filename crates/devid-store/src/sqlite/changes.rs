@@ -115,60 +115,36 @@ impl ChangeStore for SqliteStore {
         after_event: i64,
         limit: u64,
     ) -> StoreResult<ChangeEventsPage> {
-        self.read(move |conn| {
-            let sql = change_events_sql(Dialect::Sqlite, account, id, after_event, limit);
-            let mut stmt = conn.prepare(&sql.text).map_err(map_err)?;
-            let mut events = stmt
-                .query_map(rusqlite::params_from_iter(to_values(&sql.args)), |r| {
-                    Ok(AuditEvent {
-                        id: r.get(0)?,
-                        at: to_rfc3339(r.get(1)?),
-                        action: r.get(2)?,
-                        key_id: r.get(3)?,
-                        request_id: r.get(4)?,
-                        integration_id: r.get(5)?,
-                        identity: r.get(6)?,
-                        old_email: r.get(7)?,
-                        new_email: r.get(8)?,
-                        detail: r.get(9)?,
-                    })
-                })
-                .map_err(map_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(map_err)?;
-            let has_next = events.len() as u64 > limit;
-            events.truncate(limit as usize);
-            Ok(ChangeEventsPage { events, has_next })
-        })
-        .await
+        self.read(move |conn| events_page(conn, account, id, after_event, limit)).await
     }
 }
 
 /// How many conflicting or skipped identities a revert reports by name.
 const MAX_REPORTED: usize = 100;
 
-fn events_of(conn: &Connection, account: AccountId, change: &ChangeSet) -> StoreResult<Vec<AuditEvent>> {
-    let sql = change_events_sql(Dialect::Sqlite, account, change.id, 0, i64::MAX as u64 - 1);
+/// Up to `limit` of change set `id`'s events after `after_event`.
+fn events_page(
+    conn: &Connection,
+    account: AccountId,
+    id: i64,
+    after_event: i64,
+    limit: u64,
+) -> StoreResult<ChangeEventsPage> {
+    let sql = change_events_sql(Dialect::Sqlite, account, id, after_event, limit);
     let mut stmt = conn.prepare(&sql.text).map_err(map_err)?;
-    let events = stmt
-        .query_map(rusqlite::params_from_iter(to_values(&sql.args)), |r| {
-            Ok(AuditEvent {
-                id: r.get(0)?,
-                at: to_rfc3339(r.get(1)?),
-                action: r.get(2)?,
-                key_id: r.get(3)?,
-                request_id: r.get(4)?,
-                integration_id: r.get(5)?,
-                identity: r.get(6)?,
-                old_email: r.get(7)?,
-                new_email: r.get(8)?,
-                detail: r.get(9)?,
-            })
-        })
+    let mut events = stmt
+        .query_map(rusqlite::params_from_iter(to_values(&sql.args)), super::audit_event_from_row)
         .map_err(map_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(map_err)?;
-    Ok(events)
+    let has_next = events.len() as u64 > limit;
+    events.truncate(limit as usize);
+    Ok(ChangeEventsPage { events, has_next })
+}
+
+/// Every event of `change`, to work out its inverse.
+fn events_of(conn: &Connection, account: AccountId, change: &ChangeSet) -> StoreResult<Vec<AuditEvent>> {
+    Ok(events_page(conn, account, change.id, 0, i64::MAX as u64 - 1)?.events)
 }
 
 /// For each target touched by a later change (an identity event after the change set's

@@ -1742,6 +1742,22 @@ fn export_batch_in(
     Ok(ExportBatch { bytes, rows: n, next_cursor: if has_next { last } else { None } })
 }
 
+/// An audit event read in the order of [`sql::AUDIT_COLUMNS`].
+fn audit_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.get(0)?,
+        at: to_rfc3339(r.get(1)?),
+        action: r.get(2)?,
+        key_id: r.get(3)?,
+        request_id: r.get(4)?,
+        integration_id: r.get(5)?,
+        identity: r.get(6)?,
+        old_email: r.get(7)?,
+        new_email: r.get(8)?,
+        detail: r.get(9)?,
+    })
+}
+
 fn list_audit_in(conn: &Connection, account: AccountId, q: &AuditQuery) -> StoreResult<AuditPage> {
     let (count, page) = sql::audit_sql(Dialect::Sqlite, account, q);
     let total: i64 = conn
@@ -1749,20 +1765,7 @@ fn list_audit_in(conn: &Connection, account: AccountId, q: &AuditQuery) -> Store
         .map_err(map_err)?;
     let mut stmt = conn.prepare(&page.text).map_err(map_err)?;
     let mut events = stmt
-        .query_map(rusqlite::params_from_iter(to_values(&page.args)), |r| {
-            Ok(AuditEvent {
-                id: r.get(0)?,
-                at: to_rfc3339(r.get(1)?),
-                action: r.get(2)?,
-                key_id: r.get(3)?,
-                request_id: r.get(4)?,
-                integration_id: r.get(5)?,
-                identity: r.get(6)?,
-                old_email: r.get(7)?,
-                new_email: r.get(8)?,
-                detail: r.get(9)?,
-            })
-        })
+        .query_map(rusqlite::params_from_iter(to_values(&page.args)), audit_event_from_row)
         .map_err(map_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(map_err)?;

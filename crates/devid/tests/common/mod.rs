@@ -18,6 +18,15 @@ pub fn devid(db: &Path, args: &[&str]) -> Output {
         .expect("run devid")
 }
 
+/// A new SQLite database at `db` with an admin key (returned) and GitHub as integration 1.
+pub fn admin_key_and_github(db: &Path) -> String {
+    let out = devid(db, &["keys", "create", "--scope", "admin"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let added = devid(db, &["integrations", "add", "--id", "1", "--type", "GITHUB", "--name", "gh"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A running `devid serve`; dropped, it gets SIGTERM (a clean stop), then SIGKILL if
 /// it has not stopped within 10 s.
 pub struct Server {
