@@ -175,6 +175,36 @@ async fn a_failing_receiver_holds_its_queue_and_deliveries_can_be_sent_again() {
     expect_error(app.get(&format!("/v2/webhooks/{id}/deliveries"), &app.admin_key).send().await.expect("send"), 404).await;
 }
 
+async fn a_receiver_that_hangs_holds_back_only_its_own_deliveries() {
+    let app = TestApp::spawn_allowing_private_webhooks().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hanging_url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let healthy = Receiver::start().await;
+    let stuck = register(&app, &hanging_url, json!(["upload"])).await["id"].as_i64().expect("id");
+    register(&app, &healthy.url, json!(["upload"])).await;
+    for i in 0..5 {
+        upload(&app, json!([{"email": format!("u{i}@x.com"), "integrationId": 1, "identity": format!("u{i}")}])).await;
+    }
+    // The healthy receiver gets all five while the other attempt waits on its timeout.
+    let got = healthy.wait_for(5).await;
+    assert_eq!(got.len(), 5);
+    assert!(accepted.load(Ordering::SeqCst) >= 1, "the hanging receiver was tried");
+    let listed = expect_status(app.get(&format!("/v2/webhooks/{stuck}/deliveries"), &app.admin_key).send().await.expect("send"), 200).await;
+    let states: Vec<&str> = listed["deliveries"].as_array().expect("deliveries").iter().filter_map(|d| d["status"].as_str()).collect();
+    assert_eq!(states, ["pending"; 5], "nothing of the hanging receiver's is lost");
+}
+
 async fn webhook_urls_and_bodies_are_checked() {
     let app = TestApp::spawn().await;
     let k = app.admin_key.clone();

@@ -122,3 +122,54 @@ async fn sigkill_mid_upload_leaves_all_or_nothing_and_sigterm_finishes_it() {
     assert!(status.success(), "exit {status:?}");
     assert_eq!(count(&db), expected + ROWS as i64);
 }
+
+/// A revert killed with SIGKILL undoes all of the change or none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_revert_leaves_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("devid.db");
+    let key = common::admin_key_and_github(&db);
+    let server = start(&db);
+    let r = upload(&server.base, &key, csv("rev")).await.expect("upload");
+    assert_eq!(r.status().as_u16(), 200);
+    let client = reqwest::Client::new();
+    let changes: serde_json::Value = client
+        .get(format!("{}/v2/changes?kind=upload", server.base))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .expect("feed")
+        .json()
+        .await
+        .expect("json");
+    let change = changes["changes"][0]["id"].as_i64().expect("the upload's change set");
+    let revert = move |base: String, key: String, query: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/v2/changes/{change}/revert{query}"))
+            .header("x-api-key", key)
+            .send()
+            .await
+    };
+    // A dry run does the same work and rolls it back: how long a revert takes here.
+    let started = Instant::now();
+    let dry = revert(server.base.clone(), key.clone(), "?dryRun=true").await.expect("dry run");
+    assert_eq!(dry.status().as_u16(), 200);
+    let full = started.elapsed();
+    drop(server);
+    assert_eq!(count(&db), ROWS as i64);
+
+    let server = start(&db);
+    let task = tokio::spawn(revert(server.base.clone(), key.clone(), ""));
+    tokio::time::sleep(full.mul_f64(0.5)).await;
+    signal(&server, "KILL");
+    let answered = task.await.expect("task");
+    drop(server);
+    let after = count(&db);
+    assert!(after == ROWS as i64 || after == 0, "killed mid-revert: {after} identities, expected {ROWS} or 0");
+    if let Ok(r) = answered
+        && r.status().is_success()
+    {
+        assert_eq!(after, 0, "a 200 means the revert was committed");
+    }
+    eprintln!("killed at half a revert's time: {after} identities left");
+}

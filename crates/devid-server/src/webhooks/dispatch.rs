@@ -10,7 +10,8 @@
 //! crash between the two sends it again after the restart. The delivery id in
 //! `x-devid-delivery` lets a receiver drop repeats.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use devid_core::time::Micros;
@@ -26,47 +27,61 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the dispatcher sleeps when nothing is due: a change committed by another
 /// replica (or by this one) is sent within this.
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// Deliveries attempted at once (each to a different webhook).
-const BATCH: u64 = 32;
+/// Due deliveries read from the outbox at a time (each the head of its webhook's queue).
+const BATCH: u64 = 64;
 
 /// Starts the dispatcher; it runs until the returned handle is aborted.
+///
+/// Each attempt runs on a task of its own, and a webhook with an attempt in flight is
+/// passed over until it ends: a receiver that hangs (up to the attempt timeout) holds
+/// back only its own queue. When an attempt ends the outbox is read again at once, so a
+/// webhook with a backlog is sent to back to back.
 pub fn spawn(store: Arc<dyn Store>, policy: WebhookPolicy) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let finished = Arc::new(tokio::sync::Notify::new());
         loop {
             let now = devid_store::now_micros();
-            let due = match store.due_deliveries(now, BATCH).await {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook dispatcher could not read the outbox; retrying");
-                    tokio::time::sleep(IDLE_POLL * 4).await;
-                    continue;
-                }
-            };
-            record_depth(&store).await;
-            if due.is_empty() {
-                tokio::time::sleep(IDLE_POLL).await;
-                continue;
-            }
-            let attempts = due.into_iter().map(|delivery| {
-                let store = Arc::clone(&store);
-                async move {
-                    let attempt = attempt(&delivery, policy).await;
-                    let outcome = if attempt.delivered {
-                        "delivered"
-                    } else if attempt.retry_at.is_some() {
-                        "retrying"
-                    } else {
-                        "failed"
-                    };
-                    metrics::counter!("devid_webhook_deliveries_total", "outcome" => outcome).increment(1);
-                    if let Err(e) = store.record_attempt(delivery.id, attempt).await {
-                        tracing::warn!(error = %e, delivery = delivery.id, "webhook attempt not recorded; it will be sent again");
+            match store.due_deliveries(now, BATCH).await {
+                Ok(due) => {
+                    for delivery in due {
+                        if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(delivery.webhook_id) {
+                            continue;
+                        }
+                        let (store, in_flight, finished) =
+                            (Arc::clone(&store), Arc::clone(&in_flight), Arc::clone(&finished));
+                        tokio::spawn(async move {
+                            deliver(&*store, &delivery, policy).await;
+                            in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&delivery.webhook_id);
+                            finished.notify_one();
+                        });
                     }
                 }
-            });
-            futures_util::future::join_all(attempts).await;
+                Err(e) => tracing::warn!(error = %e, "webhook dispatcher could not read the outbox; retrying"),
+            }
+            record_depth(&store).await;
+            tokio::select! {
+                _ = finished.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
         }
     })
+}
+
+/// One attempt, recorded.
+async fn deliver(store: &dyn Store, delivery: &DueDelivery, policy: WebhookPolicy) {
+    let attempt = attempt(delivery, policy).await;
+    let outcome = if attempt.delivered {
+        "delivered"
+    } else if attempt.retry_at.is_some() {
+        "retrying"
+    } else {
+        "failed"
+    };
+    metrics::counter!("devid_webhook_deliveries_total", "outcome" => outcome).increment(1);
+    if let Err(e) = store.record_attempt(delivery.id, attempt).await {
+        tracing::warn!(error = %e, delivery = delivery.id, "webhook attempt not recorded; it will be sent again");
+    }
 }
 
 async fn record_depth(store: &Arc<dyn Store>) {
