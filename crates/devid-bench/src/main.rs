@@ -17,6 +17,7 @@ mod fairness;
 mod floor;
 mod matching;
 mod server;
+mod webhook;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -451,6 +452,61 @@ async fn main() -> Result<()> {
         };
         s6.judge(judged, throughput >= 3000.0 && p99 <= 50.0);
         results.push(s6);
+        print_last(&results);
+
+        // The same with one webhook registered: every one of those uploads is a change
+        // set, so a delivery is queued in each upload's transaction and sent beside them.
+        let without = throughput;
+        let (url, received) = webhook::receiver().await?;
+        let body = serde_json::to_vec(&json!({"url": url, "kinds": ["upload"]}))?;
+        let (_, created) = server.post_body(&client, "/v2/webhooks", "application/json", body).await?;
+        let (requests, errors, seconds, mut latencies) = server.small_uploads(&client, args.s6_clients, length).await?;
+        check(errors == 0, || format!("S6 with a webhook: {errors} requests failed"))?;
+        let delivered_during = received.load(std::sync::atomic::Ordering::SeqCst);
+        // The deliveries then drain, none failed. Each upload that changed something is
+        // announced once: all but a client's first, which may repeat its last of S6.
+        let webhook_id = created["id"].as_i64().unwrap_or_default();
+        let drained = Instant::now();
+        let mut listed = Value::Null;
+        while drained.elapsed() < Duration::from_secs(300) {
+            listed = server.get_path(&client, "/v2/webhooks").await?;
+            if listed[0]["pending"] == json!(0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let delivered = received.load(std::sync::atomic::Ordering::SeqCst);
+        check(
+            listed[0]["pending"] == json!(0)
+                && listed[0]["failed"] == json!(0)
+                && delivered <= requests
+                && delivered + args.s6_clients >= requests,
+            || format!("S6 with a webhook: {delivered} deliveries for {requests} uploads; webhook {listed}"),
+        )?;
+        client
+            .delete(format!("{}/v2/webhooks/{webhook_id}", server.base()))
+            .header("x-api-key", server.key())
+            .send()
+            .await?;
+        latencies.sort_by(f64::total_cmp);
+        let throughput = requests as f64 / seconds;
+        let mut s6w = Outcome {
+            scenario: format!("S6 with one webhook registered, {} clients", args.s6_clients),
+            work: format!(
+                "{requests} requests, {delivered_during} delivered during the run, all {delivered} {:.1} s after",
+                drained.elapsed().as_secs_f64()
+            ),
+            seconds,
+            throughput,
+            unit: "req/s",
+            p50_ms: Some(percentile(&latencies, 50.0)),
+            p99_ms: Some(percentile(&latencies, 99.0)),
+            peak_rss_mib: server.peak_rss_mib(),
+            target: format!("within 10 % of S6 without ({without:.0} req/s)"),
+            ..Default::default()
+        };
+        s6w.judge(judged, throughput >= 0.9 * without);
+        results.push(s6w);
         print_last(&results);
     }
 

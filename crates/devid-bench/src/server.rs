@@ -50,6 +50,8 @@ impl Server {
             .args(["--max-multipart-body", "4294967296", "--max-upload-rows", "20000000"])
             // The harness measures throughput: one key sends far more than a client would.
             .args(["--rate-limit", "0", "--account-rate-limit", "0"])
+            // S6's webhook receiver listens on loopback, beside the harness.
+            .arg("--allow-private-webhooks")
             .arg("--first-key-file")
             .arg(key_file)
             .stderr(Stdio::piped())
