@@ -119,7 +119,9 @@ pub trait WebhookStore: Send + Sync {
     async fn redeliver(&self, ctx: &ChangeContext, webhook: i64, delivery: i64) -> StoreResult<Option<Delivery>>;
 
     /// Each webhook's oldest pending delivery, where it is due by `now`, across accounts:
-    /// deliveries to one webhook go out in order, one at a time.
+    /// deliveries to one webhook go out in order, one at a time. One index seek per
+    /// webhook, whatever the backlog (a `GROUP BY` over the pending deliveries read the
+    /// whole backlog for every delivery: 37,000 drained at 325 a second).
     async fn due_deliveries(&self, now: Micros, limit: u64) -> StoreResult<Vec<DueDelivery>>;
 
     /// When the next delivery is due (of those at the head of their webhook's queue), if

@@ -42,6 +42,7 @@ pub fn spawn(store: Arc<dyn Store>, policy: WebhookPolicy) -> tokio::task::JoinH
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let clients: Arc<Clients> = Arc::default();
         let finished = Arc::new(tokio::sync::Notify::new());
+        let mut depth_recorded: Option<std::time::Instant> = None;
         loop {
             let now = devid_store::now_micros();
             match store.due_deliveries(now, BATCH).await {
@@ -61,7 +62,11 @@ pub fn spawn(store: Arc<dyn Store>, policy: WebhookPolicy) -> tokio::task::JoinH
                 }
                 Err(e) => tracing::warn!(error = %e, "webhook dispatcher could not read the outbox; retrying"),
             }
-            record_depth(&store).await;
+            // Counting the backlog reads all of it: at most once a second, not per delivery.
+            if depth_recorded.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                record_depth(&store).await;
+                depth_recorded = Some(std::time::Instant::now());
+            }
             tokio::select! {
                 _ = finished.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}

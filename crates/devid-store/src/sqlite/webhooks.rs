@@ -210,7 +210,7 @@ impl WebhookStore for SqliteStore {
                 .prepare_cached(
                     "SELECT d.id, d.account_id, d.webhook_id, w.url, w.secret, d.change_set_id, d.attempts, d.expires_at
                      FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                     WHERE d.id IN (SELECT MIN(id) FROM webhook_deliveries WHERE status = 'pending' GROUP BY webhook_id)
+                     WHERE d.id IN (SELECT (SELECT h.id FROM webhook_deliveries h WHERE h.status = 'pending' AND h.webhook_id = hw.id ORDER BY h.id LIMIT 1) FROM webhooks hw)
                        AND d.next_attempt_at <= ?1
                      ORDER BY d.next_attempt_at, d.id LIMIT ?2",
                 )
@@ -247,7 +247,7 @@ impl WebhookStore for SqliteStore {
         self.read(|conn| {
             conn.query_row(
                 "SELECT MIN(next_attempt_at) FROM webhook_deliveries
-                 WHERE id IN (SELECT MIN(id) FROM webhook_deliveries WHERE status = 'pending' GROUP BY webhook_id)",
+                 WHERE id IN (SELECT (SELECT h.id FROM webhook_deliveries h WHERE h.status = 'pending' AND h.webhook_id = hw.id ORDER BY h.id LIMIT 1) FROM webhooks hw)",
                 [],
                 |r| r.get(0),
             )
