@@ -11,6 +11,7 @@
 //!     cargo run --release -p devid-bench -- match --dataset ../shared/data/numpy --synthetic 100000,1000000
 
 mod changes;
+mod client;
 mod contributors;
 mod data;
 mod fairness;
@@ -62,8 +63,9 @@ struct Args {
     seed: u64,
     /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S8 work on the data
     /// S1 uploads, so S1 always runs. `s8` runs the contributor scenarios S8–S11, `s12`
-    /// the change feed and the revert of S1 (S12–S13, last: the revert deletes S1's rows).
-    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s12"])]
+    /// the change feed and the revert of S1 (S12–S13, last: the revert deletes S1's rows),
+    /// `s14` the client CLI's export and sync (S14–S15).
+    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s12", "s14"])]
     scenarios: Vec<String>,
     /// Check every scenario's answers only: targets are not judged (CI's short run).
     /// Targets are also not judged when --rows is not the 1,000,000 they are set for.
@@ -532,6 +534,13 @@ async fn main() -> Result<()> {
             page_floor,
         };
         for outcome in run.run().await? {
+            record(&mut results, outcome);
+        }
+    }
+
+    if args.runs("s14") {
+        let run = client::ClientRun { server: &server, bin: &bin, workdir: workdir.path(), judged };
+        for outcome in tokio::task::block_in_place(|| run.run())? {
             record(&mut results, outcome);
         }
     }

@@ -10,6 +10,7 @@ pub mod contributor;
 pub mod csv_upload;
 pub mod errors;
 pub mod json_upload;
+pub mod mailmap;
 pub mod normalize;
 pub mod plan;
 pub mod resolve;

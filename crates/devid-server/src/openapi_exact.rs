@@ -223,7 +223,7 @@ fn bound_parameters(doc: &mut Value) {
         for operations in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in operations.values_mut() {
                 for p in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
-                    if p["name"] == "dryRun" || p["name"] == "force" {
+                    if p["name"] == "dryRun" || p["name"] == "force" || p["name"] == "provenance" {
                         p["schema"] = flag.clone();
                     }
                 }

@@ -241,6 +241,9 @@ pub struct ExportRow<'a> {
     pub application_type: &'a str,
     pub identity: &'a str,
     pub updated_at: Micros,
+    pub locked: bool,
+    /// How the mapping was made, as [`IdentityRecord::source`].
+    pub source: &'a str,
 }
 
 /// Appends one row, in the export's format, to the batch being built. It runs where

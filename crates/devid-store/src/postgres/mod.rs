@@ -1163,6 +1163,8 @@ impl Store for PostgresStore {
                     application_type: r.try_get(2)?,
                     identity: r.try_get(3)?,
                     updated_at: r.try_get(5)?,
+                    source: r.try_get(7)?,
+                    locked: r.try_get::<_, i32>(8)? != 0,
                 };
                 encode(&row, &mut bytes);
                 n += 1;

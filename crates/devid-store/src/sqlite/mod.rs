@@ -1732,6 +1732,8 @@ fn export_batch_in(
             application_type: text_column(r, 2)?,
             identity: text_column(r, 3)?,
             updated_at: r.get(5).map_err(map_err)?,
+            source: text_column(r, 7)?,
+            locked: r.get::<_, i64>(8).map_err(map_err)? != 0,
         };
         encode(&row, &mut bytes);
         n += 1;

@@ -2,11 +2,12 @@
 //! (`keys`, `integrations`) and `backup`. Only `serve` and the commands that exist to
 //! create something (`keys create`, `integrations add`) may create a database; every
 //! other command refuses a database that does not exist, so a mistyped path is an
-//! error rather than a new empty file. The client commands (`discover`) live in
-//! `crate::client` and never open a database.
+//! error rather than a new empty file. The client commands (`discover`, `import`,
+//! `export`, `sync`, `doctor`) live in `crate::client` and never open a database.
 
 mod admin;
 mod backup;
+mod docs;
 mod matching;
 mod serve;
 
@@ -79,6 +80,34 @@ enum Command {
     /// devid's matching rules and write each pair's person, to measure accuracy or
     /// preview what devid would link.
     Match(matching::MatchArgs),
+    /// Upload an identities file (CSV or JSON) to a running server: checked offline
+    /// first, then a dry run whose summary is printed, then applied on --yes or a yes
+    /// at the prompt. With --mailmap, a git .mailmap becomes GIT identities.
+    ///
+    /// Exit codes: 0 applied (or previewed), 1 the file or the server refused the
+    /// input (nothing applied), 2 usage (flags, key, URL, a missing file), 3 the server
+    /// is unreachable, failing or busy.
+    ///
+    /// Example: devid import people.csv --yes
+    Import(crate::client::import::ImportArgs),
+    /// Download identities (CSV, or JSON records) matching the listing's filters.
+    ///
+    /// Example: devid export --integration-ids 3 -o github.csv
+    Export(crate::client::export::ExportArgs),
+    /// Make the server hold what a source file says, sending only the difference (one
+    /// upload; with --prune, one delete, guarded by --max-deletes). Locked identities
+    /// are reported and left alone. Same exit codes as `import`; a source whose
+    /// deletions exceed the guard prints the plan, sends nothing and exits 1.
+    ///
+    /// Example: devid sync --source hr-export.csv --prune --every 1h
+    Sync(crate::client::sync::SyncArgs),
+    /// Check an identities file offline with the server's own rules: the same grouped
+    /// errors with line numbers, no server needed. Exit 0 when valid, 1 when not.
+    Doctor(crate::client::doctor::DoctorArgs),
+    /// Print a shell completion script: `devid completions bash > /etc/bash_completion.d/devid`.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff): `devid man > devid.1 && man ./devid.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +339,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(args) => backup::backup(args),
         Command::Discover(args) => crate::client::discover::discover(args).await,
         Command::Match(args) => matching::run(args),
+        Command::Import(args) => crate::client::import::import(args).await,
+        Command::Export(args) => crate::client::export::export(args).await,
+        Command::Sync(args) => crate::client::sync::sync(args).await,
+        Command::Doctor(args) => crate::client::doctor::doctor(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man => docs::man(),
     }
 }
 

@@ -1,58 +1,136 @@
 //! Commands that talk to a running devid server over HTTP and never open its database
-//! (today `discover`). This module holds what they share: where the server is and which
-//! key to send (`--url`/`DEVID_URL`, `--api-key`/`DEVID_API_KEY`), the HTTP client, a
-//! refused request turned into readable lines, and progress bars that appear only on a
-//! terminal. A client command's error ends the process with exit code 1, like every
-//! other command's.
+//! (`discover`, `import`, `export`, `sync`). This module holds what they share: where
+//! the server is and which key to send (flags, environment or a named profile, see
+//! [`profile`]), the HTTP client, a refused request turned into readable lines, the
+//! exit code each failure ends the process with ([`Failure`]), and progress bars that
+//! appear only on a terminal.
 
 pub mod discover;
+pub mod doctor;
+pub mod export;
+pub mod import;
+pub mod profile;
+pub mod sync;
+mod table;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-/// Where the server is and how to authenticate, for every client command.
-#[derive(Debug, Args, Clone)]
+pub use table::error_table;
+
+/// Where the server is and how to authenticate, for every client command. A flag
+/// beats its environment variable, which beats the profile's setting.
+#[derive(Debug, Args, Clone, Default)]
 pub struct ServerArgs {
-    /// Base URL of the devid server (http:// or https://).
-    #[arg(long, env = "DEVID_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Base URL of the devid server (http:// or https://) [default: the profile's, or
+    /// http://127.0.0.1:8080].
+    #[arg(long, env = "DEVID_URL")]
+    pub url: Option<String>,
     /// API key sent as the `x-api-key` header, as printed by `devid serve` or
-    /// `devid keys create`.
+    /// `devid keys create`. Prefer --api-key-file: a key on the command line shows in
+    /// the process list.
     #[arg(long, env = "DEVID_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// File whose first line is the API key.
+    #[arg(long, env = "DEVID_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Named profile of the config file (`$DEVID_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/devid/config.toml` or `~/.config/devid/config.toml`) that
+    /// supplies the URL and key; without it, the file's `default_profile`, or a
+    /// profile called `default`.
+    #[arg(long, env = "DEVID_PROFILE")]
+    pub profile: Option<String>,
+}
+
+/// How a client command ended, as its exit code (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The input was refused, by the file checks or by the server: nothing applied.
+    Rejected = 1,
+    /// The command was called wrongly: flags, key, URL, a missing file.
+    Usage = 2,
+    /// The server could not be reached, failed, or asked to come back later.
+    Unavailable = 3,
+}
+
+/// An error that decides the exit code; other errors end with 1.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure { exit: Exit::Usage, message: message.into() })
+}
+
+pub fn rejected(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure { exit: Exit::Rejected, message: message.into() })
+}
+
+pub fn unavailable(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure { exit: Exit::Unavailable, message: message.into() })
+}
+
+/// The exit code for an error: the first [`Failure`] in its chain decides, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error.chain().find_map(|e| e.downcast_ref::<Failure>()).map_or(1, |f| f.exit as u8)
+}
+
+/// Which exit a refused request ends with: bad input is the caller's to fix (1); a
+/// wrong key, scope or address is how the command was called (2); a server that failed,
+/// timed out or limits the rate may answer later (3).
+fn exit_for_status(status: reqwest::StatusCode) -> Exit {
+    match status.as_u16() {
+        401 | 403 | 404 | 405 => Exit::Usage,
+        408 | 429 => Exit::Unavailable,
+        400..=499 => Exit::Rejected,
+        _ => Exit::Unavailable,
+    }
 }
 
 /// Seconds to wait for a TCP (and TLS) connection before saying the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An HTTP client bound to one server and key.
-#[derive(Debug, Clone)]
+/// An HTTP client bound to one server and key. Its `Debug` leaves the key out.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     key: String,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
 impl Client {
-    /// Checks the arguments (a key is required, the URL must be http or https) and
-    /// builds the client; nothing is sent yet.
+    /// Resolves the URL and key (flags, environment, profile), checks them (a key is
+    /// required, the URL must be http or https) and builds the client; nothing is sent yet.
     pub fn new(args: &ServerArgs) -> Result<Self> {
-        let key = match args.api_key.as_deref().map(str::trim) {
-            Some(key) if !key.is_empty() => key.to_string(),
-            _ => bail!(
-                "No API key: pass --api-key KEY or set DEVID_API_KEY. `devid serve` prints the first admin key; `devid keys create` makes more."
-            ),
-        };
-        let base = args.url.trim().trim_end_matches('/').to_string();
+        let resolved = profile::resolve(args)?;
+        let key = resolved.key;
+        let base = resolved.url.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!(
-                "--url (or DEVID_URL) must start with http:// or https://, such as http://127.0.0.1:8080; it is `{base}`."
-            );
+            return Err(usage(format!(
+                "--url (or DEVID_URL, or the profile's url) must start with http:// or https://, such as http://127.0.0.1:8080; it is `{base}`."
+            )));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -67,9 +145,29 @@ impl Client {
         &self.base
     }
 
-    /// A POST to `path` (starting with `/`), carrying the key.
+    /// A request to `path` (starting with `/`), carrying the key.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("x-api-key", &self.key)
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.post(format!("{}{path}", self.base)).header("x-api-key", &self.key)
+        self.request(reqwest::Method::POST, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    /// Sends a request and returns the response of a 2xx answer, its body unread (a
+    /// download streams it); any other answer is an error as in [`Client::send_json`].
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        Err(anyhow::Error::new(Failure { exit: exit_for_status(status), message: refusal(status, &body, &|_| None) }))
     }
 
     /// Sends a request and returns the JSON body of a 2xx answer. A connection failure
@@ -85,13 +183,48 @@ impl Client {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
         if !status.is_success() {
-            return Err(anyhow!(refusal(status, &body, line)));
+            return Err(anyhow::Error::new(Failure {
+                exit: exit_for_status(status),
+                message: refusal(status, &body, line),
+            }));
         }
-        serde_json::from_slice(&body).with_context(|| {
-            format!(
+        serde_json::from_slice(&body).map_err(|_| {
+            unavailable(format!(
                 "The server at {} answered {status} with a body that is not JSON; is --url a devid server?",
                 self.base
-            )
+            ))
+        })
+    }
+
+    /// As [`Client::send_json`], but a refusal shows the server's message, then its
+    /// error groups as a table ([`error_table`]) whose lines `place` describes.
+    pub async fn send_refusing_with_table(
+        &self,
+        request: reqwest::RequestBuilder,
+        place: &(dyn Fn(u64) -> String + Send + Sync),
+    ) -> Result<Value> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        if !status.is_success() {
+            let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let message = match answer.get("message").and_then(Value::as_str) {
+                Some(message) => {
+                    let table = error_table(answer.get("errors").unwrap_or(&Value::Null), place);
+                    format!("The server refused the request ({status}): {message}\n{}", table.trim_end())
+                }
+                None => refusal(status, &body, &|_| None),
+            };
+            return Err(anyhow::Error::new(Failure {
+                exit: exit_for_status(status),
+                message: message.trim_end().into(),
+            }));
+        }
+        serde_json::from_slice(&body).map_err(|_| {
+            unavailable(format!(
+                "The server at {} answered {status} with a body that is not JSON; is --url a devid server?",
+                self.base
+            ))
         })
     }
 
@@ -107,10 +240,10 @@ impl Client {
         if e.is_timeout() {
             cause = format!("timed out: {cause}");
         }
-        anyhow!(
+        unavailable(format!(
             "Cannot talk to the devid server at {} ({cause}). Check --url (or DEVID_URL) and that `devid serve` runs there.",
             self.base
-        )
+        ))
     }
 }
 
@@ -223,6 +356,38 @@ fn words(camel: &str) -> String {
     out
 }
 
+/// A CSV upload of `(email, integrationId, identity)` rows, header first.
+pub fn identities_csv<'a>(rows: impl Iterator<Item = (&'a str, i64, &'a str)>) -> Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let write = || -> csv::Result<()> {
+        writer.write_record(["email", "integrationId", "identity"])?;
+        for (email, integration, identity) in rows {
+            writer.write_record([email, integration.to_string().as_str(), identity])?;
+        }
+        writer.flush()?;
+        Ok(())
+    };
+    write().map_err(|e| usage(format!("cannot build the upload: {e}")))?;
+    writer.into_inner().map_err(|e| usage(format!("cannot build the upload: {e}")))
+}
+
+/// `body` as a request body that advances `bar` as it is sent, with its length.
+pub fn body_with_progress(body: Vec<u8>, bar: &ProgressBar) -> (reqwest::Body, u64) {
+    const CHUNK_BYTES: usize = 64 * 1024;
+    let length = body.len() as u64;
+    bar.set_length(length);
+    let sent = bar.clone();
+    let chunks: Vec<Vec<u8>> = body.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
+    let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
+        sent.inc(chunk.len() as u64);
+        if sent.position() >= length {
+            sent.set_message("sent; the server is applying it");
+        }
+        Ok::<_, std::io::Error>(chunk)
+    }));
+    (reqwest::Body::wrap_stream(stream), length)
+}
+
 /// A progress bar on stderr, or a hidden one when stderr is not a terminal (a log
 /// file or a CI job gets only the final summary). `len: None` is a spinner with a count.
 pub fn progress(len: Option<u64>, template: &str) -> ProgressBar {
@@ -246,12 +411,15 @@ mod tests {
     use super::*;
 
     fn args(url: &str, key: Option<&str>) -> ServerArgs {
-        ServerArgs { url: url.into(), api_key: key.map(Into::into) }
+        // A profile name that no config file holds would fail; none is named, and
+        // DEVID_CONFIG points nowhere so the developer's own file is not read.
+        ServerArgs { url: Some(url.into()), api_key: key.map(Into::into), ..ServerArgs::default() }
     }
 
     #[test]
     fn a_missing_key_names_the_flag_and_the_variable() {
         let e = Client::new(&args("http://127.0.0.1:8080", None)).expect_err("no key");
+        assert_eq!(exit_code(&e), 2, "a missing key is a usage error");
         let text = e.to_string();
         assert!(text.contains("--api-key") && text.contains("DEVID_API_KEY"), "{text}");
         assert!(Client::new(&args("http://127.0.0.1:8080", Some("  "))).is_err(), "a blank key is no key");

@@ -15,6 +15,16 @@ const EXPORT_BATCHES_IN_FLIGHT: usize = 2;
 
 pub const CSV_HEADER: [&str; 5] = ["email", "integrationId", "identity", "applicationType", "updatedAt"];
 
+/// Which columns a download carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvColumns {
+    /// [`CSV_HEADER`]: what Harness documents, and what spreadsheets and scripts expect.
+    Harness,
+    /// [`CSV_HEADER`] then `locked,source`: what `devid sync` needs to leave locked
+    /// mappings alone, asked for with `provenance=true`. Uploads ignore the two columns.
+    WithProvenance,
+}
+
 /// Streams every matching row, a batch at a time by keyset, so the server holds a few
 /// batches at most whatever the row count. A producer task reads and encodes the next
 /// batches while the client receives the previous ones; rows are encoded where they
@@ -22,7 +32,12 @@ pub const CSV_HEADER: [&str; 5] = ["email", "integrationId", "identity", "applic
 ///
 /// An account runs at most [`crate::Limits::max_exports_per_account`] downloads at once:
 /// each holds a database reader and a producer task for as long as its client reads.
-pub fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -> Result<Response, ApiError> {
+pub fn csv_download(
+    state: AppState,
+    account: AccountId,
+    query: IdentityQuery,
+    columns: CsvColumns,
+) -> Result<Response, ApiError> {
     let permit = state.exports.try_enter(account.0).ok_or_else(|| {
         ApiError::rate_limited_because(
             5,
@@ -36,8 +51,11 @@ pub fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -
     tokio::spawn(async move {
         // Held until the last batch is sent or the client goes away.
         let _permit = permit;
-        let encoder: devid_store::ExportEncoder = std::sync::Arc::new(push_csv_row);
-        if tx.send(Ok(bytes::Bytes::from(csv_header()))).await.is_err() {
+        let encoder: devid_store::ExportEncoder = match columns {
+            CsvColumns::Harness => std::sync::Arc::new(push_csv_row),
+            CsvColumns::WithProvenance => std::sync::Arc::new(push_csv_row_with_provenance),
+        };
+        if tx.send(Ok(bytes::Bytes::from(csv_header(columns)))).await.is_err() {
             return;
         }
         let mut paging = Some(Paging::Offset { page_index: 0, page_size: EXPORT_BATCH });
@@ -71,8 +89,11 @@ pub fn csv_download(state: AppState, account: AccountId, query: IdentityQuery) -
     Ok(response)
 }
 
-fn csv_header() -> Vec<u8> {
+fn csv_header(columns: CsvColumns) -> Vec<u8> {
     let mut out = CSV_HEADER.join(",").into_bytes();
+    if columns == CsvColumns::WithProvenance {
+        out.extend_from_slice(b",locked,source");
+    }
     out.extend_from_slice(b"\r\n");
     out
 }
@@ -92,6 +113,14 @@ fn push_csv_row(row: &devid_store::ExportRow<'_>, out: &mut Vec<u8>) {
     out.push(b',');
     // A timestamp starts with a digit and holds no character CSV quotes.
     devid_core::time::push_rfc3339(row.updated_at, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_csv_row_with_provenance(row: &devid_store::ExportRow<'_>, out: &mut Vec<u8>) {
+    push_csv_row(row, out);
+    out.truncate(out.len() - 2);
+    out.extend_from_slice(if row.locked { b",true," } else { b",false," });
+    push_csv_cell(out, row.source);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -167,6 +196,8 @@ mod tests {
                 application_type: "GITHUB",
                 identity: cells[(n + 3) % cells.len()],
                 updated_at: 1_764_000_000_123_456,
+                locked: n % 2 == 0,
+                source: cells[(n + 1) % cells.len()],
             };
             let mut ours = Vec::new();
             push_csv_row(&row, &mut ours);
@@ -193,6 +224,23 @@ mod tests {
                 .collect();
             assert_eq!(read_back, guarded, "the csv crate reads back the guarded cells");
             assert_eq!(String::from_utf8_lossy(&ours), expected, "cell {cell:?}");
+
+            let mut with_provenance = Vec::new();
+            push_csv_row_with_provenance(&row, &mut with_provenance);
+            let read_back: Vec<String> = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(&with_provenance[..])
+                .records()
+                .next()
+                .expect("a row")
+                .expect("valid CSV")
+                .iter()
+                .map(str::to_string)
+                .collect();
+            let mut wanted = guarded.clone();
+            wanted.push(row.locked.to_string());
+            wanted.push(guard_formula(row.source).into_owned());
+            assert_eq!(read_back, wanted, "cell {cell:?} with provenance");
         }
     }
 }

@@ -10,6 +10,7 @@ use devid_core::types::{ApplicationType, Scope};
 use devid_store::{IdentityQuery, IdentityRecord, Paging, SortKey, SortOrder};
 use serde::Serialize;
 
+use super::export::CsvColumns;
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::cursor::FilterDigest;
@@ -36,7 +37,7 @@ pub struct ListResponse {
     pub metadata: ListMetadata,
 }
 
-const LIST_PARAMS: [&str; 11] = [
+const LIST_PARAMS: [&str; 12] = [
     "pageIndex",
     "pageSize",
     "sortKey",
@@ -48,6 +49,7 @@ const LIST_PARAMS: [&str; 11] = [
     "updatedAfter",
     "cursor",
     "format",
+    "provenance",
 ];
 pub const MAX_PAGE_SIZE: u64 = 1000;
 /// Largest `pageIndex`: pageIndex × pageSize must fit the 64-bit signed OFFSET both
@@ -71,6 +73,7 @@ pub const MAX_PAGE_INDEX: u64 = i64::MAX as u64 / MAX_PAGE_SIZE;
         ("updatedAfter" = Option<String>, Query, description = "RFC 3339 timestamp"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("format" = Option<String>, Query, description = "json | csv (or send Accept: text/csv)"),
+        ("provenance" = Option<bool>, Query, description = "CSV only: add the columns locked and source after updatedAt (JSON records always carry them)"),
     ),
     responses(
         (status = 200, description = "A page of identities, or the whole CSV", body = ListResponse),
@@ -93,7 +96,8 @@ pub async fn list_identities(
         params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 50)?;
         params.u64_in("pageIndex", 0, MAX_PAGE_INDEX, 0)?;
         q.count_total = false;
-        return super::export::csv_download(state, account, q);
+        let columns = if params.flag("provenance")? { CsvColumns::WithProvenance } else { CsvColumns::Harness };
+        return super::export::csv_download(state, account, q, columns);
     }
     let page_size = params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 50)?;
     let filter = FilterDigest::of(&q);

@@ -150,30 +150,19 @@ struct Target<'a> {
 /// sent. A refusal is an error holding the server's message and its samples, each
 /// naming the contributor of its line.
 async fn upload(client: &Client, rows: &[Contributor], target: &Target<'_>, bar: &ProgressBar) -> Result<Value> {
-    const CHUNK_BYTES: usize = 64 * 1024;
     let body = ndjson(rows, target.integration)?;
     let mut query = vec![("source", target.source), ("mode", "replace")];
     if target.dry_run {
         query.push(("dryRun", "true"));
     }
-    let length = body.len();
-    bar.set_length(length as u64);
-    let sent = bar.clone();
-    let chunks: Vec<Vec<u8>> = body.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
-    let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
-        sent.inc(chunk.len() as u64);
-        if sent.position() as usize >= length {
-            sent.set_message("sent; the server is applying it");
-        }
-        Ok::<_, std::io::Error>(chunk)
-    }));
+    let (body, length) = super::body_with_progress(body, bar);
     let request = client
         .post("/v2/contributors")
         .query(&query)
         .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
         // Declared so the server knows the size up front, as it would for a file.
         .header(reqwest::header::CONTENT_LENGTH, length)
-        .body(reqwest::Body::wrap_stream(stream));
+        .body(body);
     // Line n of the body is rows[n - 1].
     let who = |line: u64| {
         let row = rows.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
