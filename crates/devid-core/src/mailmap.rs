@@ -9,8 +9,10 @@
 //! - devid keys an identity by email alone, so the commit name of a
 //!   `Proper Name <proper@email> Commit Name <commit@email>` line does not narrow the
 //!   mapping; two such lines sending one address to two people are a conflict.
-//! - emails must pass [`normalize_email`]: git accepts `<=>` or `<me@localhost>`, an
-//!   identity store should not.
+//! - a developer's email (the canonical one, or the only one of a one-entry line) must
+//!   pass [`normalize_email`]; a commit email that git recorded as `<me@localhost>` or
+//!   `<=>` is still an identity of the developer the line names, since those broken
+//!   addresses are what a mailmap exists to map.
 //! - a line whose first non-blank character is `#` is a comment even when indented,
 //!   and so is text after an entry that starts with `#` (git would read a `<...>` in
 //!   it as an entry).
@@ -21,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::normalize::{EmailProblem, is_hidden_char, normalize_email};
+use crate::normalize::{EmailProblem, IdentityProblem, is_hidden_char, normalize_email, normalize_identity};
 
 /// One identity to import: commits made with `identity` belong to the developer `email`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +224,13 @@ enum Claim {
     NameOnly,
 }
 
+fn identity_problem(email: &str, problem: IdentityProblem) -> String {
+    match problem {
+        IdentityProblem::Missing => "the commit email is empty".to_string(),
+        IdentityProblem::Invalid(why) => format!("the commit email `{}` cannot be an identity ({why})", email.trim()),
+    }
+}
+
 fn email_problem(role: &str, email: &str, problem: EmailProblem) -> String {
     match problem {
         EmailProblem::Missing => format!("the {role} email is empty"),
@@ -241,7 +250,16 @@ fn add_line<'a>(
         None => (None, &entries.first),
     };
     let proper_email = proper.map(|p| normalize_email(p.email).map_err(|e| email_problem("canonical", p.email, e)));
-    let commit_email = normalize_email(commit.email).map_err(|e| email_problem("commit", commit.email, e));
+    // The commit email is what git recorded, kept as the identity even when it is no
+    // valid address (`me@localhost`, `?@?`): those are the aliases a mailmap exists to
+    // fix. It must be a valid email only where it is also the developer's (a one-entry
+    // line), and storable as an identity everywhere.
+    let commit_email = match proper {
+        Some(_) => normalize_identity(commit.email)
+            .map(str::to_lowercase)
+            .map_err(|e| identity_problem(commit.email, e)),
+        None => normalize_email(commit.email).map_err(|e| email_problem("commit", commit.email, e)),
+    };
     let (proper_email, commit_email) = match (proper_email.transpose(), commit_email) {
         (Ok(proper_email), Ok(commit_email)) => (proper_email, commit_email),
         (proper_email, commit_email) => {
@@ -474,6 +492,9 @@ mod tests {
                     "77000356+malikidreeshasankhan@users.noreply.github.com",
                     Some("Malik Idrees Hasan Khan")
                 ),
+                // Git recorded `=` as the address: still this person's commits.
+                row(3, "=", "sk09idm@gmail.com", Some("Sam Radhakrishnan")),
+                row(3, "sk09idm@gmail.com", "sk09idm@gmail.com", Some("Sam Radhakrishnan")),
             ]
         );
         let reasons: Vec<(u64, bool, &str)> = m.notes.iter().map(|n| (n.line, n.skipped, n.reason.as_str())).collect();
@@ -484,11 +505,6 @@ mod tests {
                     2,
                     false,
                     "The text `C` after `>` is not part of an entry and was ignored (as git ignores it); the line was read as `Malik Idrees Hasan Khan <77000356+MalikIdreesHasanKhan@users.noreply.github.com>`."
-                ),
-                (
-                    3,
-                    true,
-                    "The commit email `=` is not an email address (it must contain exactly one `@`), so the line is left out."
                 ),
                 (4, true, "The `<` is never closed with `>`, so the email cannot be read (git ignores this line too)."),
                 (
@@ -503,7 +519,16 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(m.notes[1].text, "Sam Radhakrishnan <sk09idm@gmail.com> = <=> # committed without an email address");
+        assert_eq!(m.notes[1].text, "SUMIT SRIMANI <2301109104@ptuniv.edu.in");
+        // A broken commit address with a canonical email is an identity of that person.
+        let aliased = mailmap_identities("David Huard <david.huard@gmail.com> dhuard <dhuard@localhost>\n");
+        assert_eq!(
+            aliased.rows,
+            vec![
+                row(1, "dhuard@localhost", "david.huard@gmail.com", Some("David Huard")),
+                row(1, "david.huard@gmail.com", "david.huard@gmail.com", Some("David Huard")),
+            ]
+        );
     }
 
     #[test]
@@ -516,7 +541,7 @@ mod tests {
         assert_eq!(reasons[2], "The commit email is empty, so the line is left out.");
         assert_eq!(
             reasons[3],
-            "The canonical email `x@` is not an email address (the domain must look like example.com) and the commit email `bad` is not an email address (it must contain exactly one `@`), so the line is left out."
+            "The canonical email `x@` is not an email address (the domain must look like example.com), so the line is left out."
         );
         assert_eq!(skipped(&m), vec![1, 2, 3, 4]);
     }
