@@ -255,9 +255,9 @@ fn add_line<'a>(
     // fix. It must be a valid email only where it is also the developer's (a one-entry
     // line), and storable as an identity everywhere.
     let commit_email = match proper {
-        Some(_) => normalize_identity(commit.email)
-            .map(str::to_lowercase)
-            .map_err(|e| identity_problem(commit.email, e)),
+        Some(_) => {
+            normalize_identity(commit.email).map(str::to_lowercase).map_err(|e| identity_problem(commit.email, e))
+        }
         None => normalize_email(commit.email).map_err(|e| email_problem("commit", commit.email, e)),
     };
     let (proper_email, commit_email) = match (proper_email.transpose(), commit_email) {

@@ -459,7 +459,8 @@ fn a_mailmap_becomes_git_identities_of_the_canonical_developers() {
     assert!(shown.contains("mailmap:653: skipped"), "a canonical email that is no address is reported: {shown}");
     assert!(shown.contains("mailmap:529: note"), "text after `>` is reported: {shown}");
     // A broken address git recorded is still an alias of the person the line names.
-    let alias = s.call(reqwest::Method::GET, "/v2/developers/identities?integrationIds=3&searchValue=dhuard%40localhost", None);
+    let alias =
+        s.call(reqwest::Method::GET, "/v2/developers/identities?integrationIds=3&searchValue=dhuard%40localhost", None);
     assert_eq!(alias["records"][0]["email"], "david.huard@gmail.com", "{alias}");
 
     // Checked against the file read here, independently: every two-email line's commit

@@ -168,8 +168,12 @@ pub fn problems_table(problems: Problems) -> String {
 
 /// A sentence and the table for a file that failed the checks.
 pub fn refusal(file: &str, problems: Problems) -> anyhow::Error {
-    let sentence = problems.summary_sentence();
-    rejected(format!("{file} cannot be uploaded: {sentence}\n{}", problems_table(problems).trim_end()))
+    let count = problems.total();
+    let plural = if count == 1 { "problem" } else { "problems" };
+    rejected(format!(
+        "{file} cannot be uploaded ({count} {plural}; nothing was sent). Fix the lines below and run again.\n{}",
+        problems_table(problems).trim_end()
+    ))
 }
 
 pub fn doctor(args: DoctorArgs) -> Result<()> {
