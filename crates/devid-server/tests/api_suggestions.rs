@@ -142,6 +142,20 @@ async fn accepting_maps_the_contributors_and_a_decision_is_taken_once() {
         .filter(|e| e["action"] == "suggestion.accepted")
         .collect();
     assert_eq!(accepted.len(), 1, "{audit}");
+
+    // One change set holds the identity and the decision; reverting it takes the
+    // identity away and keeps the decision as history.
+    let feed = expect_status(app.get("/v2/changes?kind=suggestion", &app.admin_key).send().await.expect("send"), 200).await;
+    let sets = feed["changes"].as_array().expect("changes");
+    assert_eq!(sets.len(), 1, "{feed}");
+    assert_eq!(sets[0]["counts"]["identity.created"], 1, "{feed}");
+    assert_eq!(sets[0]["counts"]["suggestion.accepted"], 1, "{feed}");
+    let change = sets[0]["id"].as_i64().expect("id");
+    let r = post(&app, &format!("/v2/changes/{change}/revert"), &app.admin_key).send().await.expect("send");
+    expect_status(r, 200).await;
+    assert!(!app.dump().await.iter().any(|(_, _, identity)| identity == "acc-jane"), "the accept was undone");
+    let r = post(&app, &format!("/v2/suggestions/{id}/accept"), &app.admin_key).send().await.expect("send");
+    expect_error(r, 409).await;
 }
 
 async fn a_rejected_pairing_never_returns_and_a_skip_hides_until_evidence_changes() {

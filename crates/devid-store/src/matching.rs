@@ -139,6 +139,18 @@ pub trait MatchStore: Send + Sync {
     /// was already decided (nothing recorded).
     async fn record_decisions(&self, ctx: &ChangeContext, decisions: Vec<NewDecision>) -> StoreResult<u64>;
 
+    /// Accepting suggestions: applies `plan` (their contributors mapped to their
+    /// developers, locked, provenance `suggestion`) and records `decisions`, in one
+    /// transaction and one change set of kind `suggestion`, so the feed shows one change
+    /// and one revert undoes it. Errors: as `apply_upload` and `record_decisions`;
+    /// either way nothing is applied.
+    async fn accept_suggestions(
+        &self,
+        ctx: &ChangeContext,
+        plan: devid_core::plan::UploadPlan,
+        decisions: Vec<NewDecision>,
+    ) -> StoreResult<crate::UploadSummary>;
+
     /// Changes whenever a decision is recorded: with the identities and contributors
     /// versions, it says when suggestions must be computed again.
     async fn decisions_version(&self, account: AccountId) -> StoreResult<i64>;

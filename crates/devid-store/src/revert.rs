@@ -167,6 +167,11 @@ pub(crate) fn plan_revert(
             // identities with it.
             continue;
         }
+        if action.starts_with("suggestion.") && change.kind == "suggestion" {
+            // An accept's decision record travels with its identities; undoing the
+            // identities leaves the record, as history of what was decided.
+            continue;
+        }
         if !action.starts_with("identity.") {
             return Err(format!(
                 "Change set {} ({}) holds `{action}` events, which have no inverse here: only changes to identities (uploads, deletes, accepted suggestions, locks, reverts) can be reverted.",

@@ -419,8 +419,8 @@ fn evidence_lines(suggestion: &Suggestion) -> Vec<String> {
     suggestion.evidence.iter().map(|e| format!("{}: {}", e.rule.as_str(), e.value)).collect()
 }
 
-/// Accepts suggestions: their contributors are mapped to their developers as one
-/// upload, then the decisions are recorded.
+/// Accepts suggestions: their contributors are mapped to their developers and the
+/// decisions recorded, in one transaction and one change set.
 async fn accept(state: &AppState, auth: &Authenticated, ids: &[String]) -> Result<AcceptResponse, ApiError> {
     let account = auth.principal.account;
     let computed = current(state, account).await?;
@@ -460,8 +460,8 @@ async fn accept(state: &AppState, auth: &Authenticated, ids: &[String]) -> Resul
     plan.provenance = Provenance::Suggestion;
     plan.lock = true;
     let ctx = auth.change_context();
-    let summary = state.store.apply_upload(&ctx, plan, false).await?;
-    state.store.record_decisions(&ctx, chosen.iter().map(|s| accept_decision(s)).collect()).await?;
+    let decisions = chosen.iter().map(|s| accept_decision(s)).collect();
+    let summary = state.store.accept_suggestions(&ctx, plan, decisions).await?;
     super::coverage::changed(state, account);
     let accepted: Vec<String> = chosen.iter().map(|s| s.id.clone()).collect();
     Ok(AcceptResponse {

@@ -6,9 +6,11 @@ use devid_core::resolve::suggest::Party;
 use devid_core::types::ApplicationType;
 
 use super::contributors::ingest;
-use super::{account, integration, ok, upload};
+use super::{account, dump, integration, ok, rows, upload};
+use crate::changes::ChangeQuery;
 use crate::matching::{DecisionKind, NewDecision};
 use crate::{AuditQuery, Store, StoreError};
+use devid_core::plan::{Provenance, plan_upload};
 
 fn contributor(integration: i64, identity: &str) -> Party {
     Party::Contributor { integration_id: integration.to_string(), identity: identity.to_string() }
@@ -100,6 +102,49 @@ pub async fn decisions_are_recorded_once_with_their_cannot_links(store: &dyn Sto
     assert_eq!(actions.iter().filter(|a| **a == "suggestion.rejected").count(), 2, "{actions:?}");
     assert_eq!(actions.iter().filter(|a| **a == "suggestion.skipped").count(), 1, "{actions:?}");
     assert!(!actions.contains(&"suggestion.accepted"), "the refused accept was not audited: {actions:?}");
+}
+
+pub async fn accepting_suggestions_is_one_transaction_and_one_change_set(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 1, ApplicationType::Github).await;
+    integration(store, &ctx, 2, ApplicationType::Jira).await;
+    let infos = ok(store.integration_infos(ctx.account).await, "integrations");
+    let plan = |data: &[(&str, i64, &str)]| {
+        let mut plan = ok(plan_upload(rows(data), &infos).map_err(|p| p.into_groups()), "plan");
+        plan.provenance = Provenance::Suggestion;
+        plan.lock = true;
+        plan
+    };
+    let accepted = store
+        .accept_suggestions(
+            &ctx,
+            plan(&[("jane@corp.com", 1, "jdoe"), ("jane@corp.com", 2, "acc-1")]),
+            vec![decision("s1", DecisionKind::Accept, vec![])],
+        )
+        .await;
+    assert_eq!(ok(accepted, "accept").created, 2);
+    let held = dump(store, &ctx).await;
+    assert!(held.iter().all(|r| r.locked && r.source == "suggestion"), "{held:?}");
+    let changes = ok(store.list_changes(ctx.account, ChangeQuery { limit: 100, ..Default::default() }).await, "feed");
+    let last = changes.changes.last().expect("a change set");
+    assert_eq!(last.kind, "suggestion");
+    assert_eq!(last.counts.get("identity.created"), Some(&2), "{last:?}");
+    assert_eq!(last.counts.get("suggestion.accepted"), Some(&1), "the decision is in the same change set: {last:?}");
+    let suggestion_sets = changes.changes.iter().filter(|c| c.kind == "suggestion").count();
+    assert_eq!(suggestion_sets, 1, "one change set for the identities and the decision");
+
+    // A batch with an id decided already applies none of its identities either.
+    let again = store
+        .accept_suggestions(
+            &ctx,
+            plan(&[("bob@corp.com", 1, "bob")]),
+            vec![decision("s2", DecisionKind::Accept, vec![]), decision("s1", DecisionKind::Accept, vec![])],
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(dump(store, &ctx).await.len(), 2, "bob was not mapped");
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(input.decided, vec![("s1".to_string(), DecisionKind::Accept)], "s2 was not recorded");
 }
 
 pub async fn matching_state_stays_in_its_account(store: &dyn Store) {

@@ -583,6 +583,7 @@ macro_rules! contract_tests {
             contributor_search_reads_names_and_emails_literally,
             match_input_reads_contributors_developers_and_mappings,
             decisions_are_recorded_once_with_their_cannot_links,
+            accepting_suggestions_is_one_transaction_and_one_change_set,
             matching_state_stays_in_its_account,
             every_mapping_records_how_it_was_made,
             locked_identities_move_only_when_forced,

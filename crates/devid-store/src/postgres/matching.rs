@@ -10,7 +10,8 @@ use super::{Audit, PgError, PgResult, PostgresStore, insert_audit, lock_account,
 use crate::matching::{
     DecisionKind, MatchContributor, MatchDeveloper, MatchInput, MatchStore, NewDecision, pairing_texts, party_from_text,
 };
-use crate::{AccountId, ChangeContext, StoreError, StoreResult, now_micros};
+use crate::{AccountId, ChangeContext, StoreError, StoreResult, UploadSummary, now_micros};
+use devid_core::plan::UploadPlan;
 
 #[async_trait]
 impl MatchStore for PostgresStore {
@@ -40,6 +41,24 @@ impl MatchStore for PostgresStore {
             close_change_set(&tx, ctx, ChangeKind::Suggestion).await?;
             tx.commit().await?;
             Ok(recorded)
+        })
+        .await
+    }
+
+    async fn accept_suggestions(
+        &self,
+        ctx: &ChangeContext,
+        plan: UploadPlan,
+        decisions: Vec<NewDecision>,
+    ) -> StoreResult<UploadSummary> {
+        self.retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let summary = super::apply_upload_rows(&tx, ctx, &plan).await?;
+            record_decisions_in(&tx, ctx, &decisions).await?;
+            close_change_set(&tx, ctx, ChangeKind::Suggestion).await?;
+            tx.commit().await?;
+            Ok(summary)
         })
         .await
     }

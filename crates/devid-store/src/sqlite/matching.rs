@@ -1,5 +1,5 @@
 //! The matching family on SQLite: the engine's input in one read, decisions and
-//! cannot-links in one write.
+//! cannot-links in one write, accepted suggestions' identities with them.
 
 use super::changes::close_change_set;
 use async_trait::async_trait;
@@ -10,7 +10,8 @@ use super::{Audit, SqliteStore, insert_audit, map_err, parse_type};
 use crate::matching::{
     DecisionKind, MatchContributor, MatchDeveloper, MatchInput, MatchStore, NewDecision, pairing_texts, party_from_text,
 };
-use crate::{AccountId, ChangeContext, StoreError, StoreResult, now_micros};
+use crate::{AccountId, ChangeContext, StoreError, StoreResult, UploadSummary, now_micros};
+use devid_core::plan::UploadPlan;
 
 #[async_trait]
 impl MatchStore for SqliteStore {
@@ -21,6 +22,24 @@ impl MatchStore for SqliteStore {
     async fn record_decisions(&self, ctx: &ChangeContext, decisions: Vec<NewDecision>) -> StoreResult<u64> {
         let ctx = ctx.clone();
         self.write(move |conn, _| record_decisions_in(conn, &ctx, &decisions)).await
+    }
+
+    async fn accept_suggestions(
+        &self,
+        ctx: &ChangeContext,
+        plan: UploadPlan,
+        decisions: Vec<NewDecision>,
+    ) -> StoreResult<UploadSummary> {
+        let ctx = ctx.clone();
+        self.write(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+            let summary = super::apply_upload_rows(&tx, &ctx, plan, 0)?;
+            record_decision_rows(&tx, &ctx, &decisions)?;
+            close_change_set(&tx, &ctx, ChangeKind::Suggestion).map_err(map_err)?;
+            tx.commit().map_err(map_err)?;
+            Ok(summary)
+        })
+        .await
     }
 
     async fn decisions_version(&self, account: AccountId) -> StoreResult<i64> {
@@ -112,8 +131,21 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
 }
 
 fn record_decisions_in(conn: &mut Connection, ctx: &ChangeContext, decisions: &[NewDecision]) -> StoreResult<u64> {
-    let account = ctx.account;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+    record_decision_rows(&tx, ctx, decisions)?;
+    close_change_set(&tx, ctx, ChangeKind::Suggestion).map_err(map_err)?;
+    tx.commit().map_err(map_err)?;
+    Ok(decisions.len() as u64)
+}
+
+/// The decisions, their cannot-links and audit events, and the decisions version, in
+/// the caller's transaction.
+fn record_decision_rows(
+    tx: &rusqlite::Transaction<'_>,
+    ctx: &ChangeContext,
+    decisions: &[NewDecision],
+) -> StoreResult<()> {
+    let account = ctx.account;
     let now = now_micros();
     for decision in decisions {
         let taken: Option<String> = tx
@@ -145,12 +177,10 @@ fn record_decisions_in(conn: &mut Connection, ctx: &ChangeContext, decisions: &[
             .map_err(map_err)?;
         }
         let (action, detail) = decision.audit();
-        insert_audit(&tx, ctx, now, Audit { action: action.as_str(), detail: Some(&detail), ..Default::default() })
+        insert_audit(tx, ctx, now, Audit { action: action.as_str(), detail: Some(&detail), ..Default::default() })
             .map_err(map_err)?;
     }
     tx.execute("UPDATE accounts SET decisions_version = decisions_version + 1 WHERE id = ?1", [account.0])
         .map_err(map_err)?;
-    close_change_set(&tx, ctx, ChangeKind::Suggestion).map_err(map_err)?;
-    tx.commit().map_err(map_err)?;
-    Ok(decisions.len() as u64)
+    Ok(())
 }

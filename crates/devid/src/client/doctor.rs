@@ -7,11 +7,11 @@ use std::path::Path;
 
 use anyhow::Result;
 use clap::Args;
-use devid_core::csv_upload::{CsvReadError, parse_csv_upload};
-use devid_core::errors::Problems;
+use devid_core::csv_upload::{CsvReadError, parse_csv_into};
+use devid_core::errors::{ErrorType, Position, Problems};
 use devid_core::json_upload::{JsonBody, parse_json_upload};
 use devid_core::plan::{
-    Addressing, IntegrationInfo, ParsedUpload, RawValue, UploadPlan, parse_integration_id, plan_upload,
+    Addressing, IntegrationInfo, ParsedUpload, Planner, RawValue, UploadPlan, parse_integration_id, plan_upload,
 };
 use devid_core::types::ApplicationType;
 
@@ -107,57 +107,89 @@ pub fn read_input(file: &str) -> Result<Vec<u8>> {
     std::fs::read(Path::new(file)).map_err(|e| usage(format!("Cannot read {file}: {e}. Check the path.")))
 }
 
-/// Parses and validates with the server's rules; `Err` holds every problem found.
+/// Parses and validates with the server's rules; `Err` holds every problem found. A
+/// CSV is validated row by row as it is parsed, so a large file is never held twice.
 pub fn check(bytes: &[u8], integrations: &Integrations) -> Result<Checked, Problems> {
     let format = Format::detect(bytes);
-    let parsed = match format {
-        Format::Csv => match parse_csv_upload(bytes, Addressing::IntegrationId, MAX_ROWS) {
-            Ok(parsed) => parsed,
-            Err(CsvReadError::Invalid(problems)) => return Err(problems),
-            // Reading from memory cannot fail; say so rather than panic if it did.
-            Err(CsvReadError::Io(e)) => {
-                let mut problems = Problems::new();
-                problems.add_with_reason(
-                    devid_core::errors::ErrorType::InvalidCsv,
-                    "body",
-                    devid_core::errors::Position::Whole,
-                    "",
-                    Some(e.to_string()),
-                );
-                return Err(problems);
-            }
-        },
-        Format::JsonIdentities => parse_json_upload(bytes, JsonBody::Identities, MAX_ROWS)?,
-        Format::JsonCloudIds => parse_json_upload(bytes, JsonBody::CloudIds, MAX_ROWS)?,
-    };
-    let addressing = parsed.addressing;
     let known = match integrations {
         Integrations::Known(known) => known.clone(),
-        Integrations::Assumed(typed) => assumed(&parsed, typed),
+        Integrations::Assumed(typed) => {
+            let mut known = typed.clone();
+            for id in named_integrations(bytes) {
+                if !known.iter().any(|i| i.id == id) {
+                    known.push(IntegrationInfo { id, application_type: ApplicationType::Custom });
+                }
+            }
+            known
+        }
     };
-    let plan = plan_upload(parsed, &known)?;
+    let (addressing, plan) = match format {
+        Format::Csv => {
+            let mut planner = Planner::new(&known);
+            let mut addressing = Addressing::IntegrationId;
+            let parsed = parse_csv_into(bytes, Addressing::IntegrationId, MAX_ROWS, &mut |a, row| {
+                addressing = a;
+                planner.push(a, row);
+            });
+            (addressing, planner.finish(csv_problems(parsed)?)?)
+        }
+        Format::JsonIdentities | Format::JsonCloudIds => {
+            let parsed = parse_json(bytes, format)?;
+            (parsed.addressing, plan_upload(parsed, &known)?)
+        }
+    };
     Ok(Checked { format, addressing, plan })
 }
 
-/// Every integration id the rows name, typed where `typed` knows it.
-fn assumed(parsed: &ParsedUpload, typed: &[IntegrationInfo]) -> Vec<IntegrationInfo> {
-    let mut out: Vec<IntegrationInfo> = typed.to_vec();
-    if parsed.addressing == Addressing::ApplicationType {
-        return out;
-    }
-    let mut seen: std::collections::HashSet<i64> = out.iter().map(|i| i.id).collect();
-    for row in &parsed.rows {
-        let text = match &row.integration {
-            RawValue::Text(t) | RawValue::Number(t) => t.trim(),
-            _ => continue,
-        };
-        if let Some(id) = parse_integration_id(text)
-            && seen.insert(id)
-        {
-            out.push(IntegrationInfo { id, application_type: ApplicationType::Custom });
+fn parse_json(bytes: &[u8], format: Format) -> Result<ParsedUpload, Problems> {
+    let body = if format == Format::JsonCloudIds { JsonBody::CloudIds } else { JsonBody::Identities };
+    parse_json_upload(bytes, body, MAX_ROWS)
+}
+
+/// The problems a CSV parse found, or the one that stopped it.
+fn csv_problems(parsed: Result<Problems, CsvReadError>) -> Result<Problems, Problems> {
+    match parsed {
+        Ok(problems) => Ok(problems),
+        Err(CsvReadError::Invalid(problems)) => Err(problems),
+        // Reading from memory cannot fail; say so rather than panic if it did.
+        Err(CsvReadError::Io(e)) => {
+            let mut problems = Problems::new();
+            problems.add_with_reason(ErrorType::InvalidCsv, "body", Position::Whole, "", Some(e.to_string()));
+            Err(problems)
         }
     }
-    out
+}
+
+/// Every integration id the rows of a file name (by id; none for the previous API's
+/// header set), in the order first seen; rows that cannot be read are passed over.
+pub fn named_integrations(bytes: &[u8]) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::new();
+    let mut note = |value: &RawValue| {
+        if let RawValue::Text(t) | RawValue::Number(t) = value
+            && let Some(id) = parse_integration_id(t.trim())
+            && seen.insert(id)
+        {
+            ids.push(id);
+        }
+    };
+    match Format::detect(bytes) {
+        Format::Csv => {
+            let _ = parse_csv_into(bytes, Addressing::IntegrationId, MAX_ROWS, &mut |addressing, row| {
+                if addressing == Addressing::IntegrationId {
+                    note(&row.integration);
+                }
+            });
+        }
+        format => {
+            if let Ok(parsed) = parse_json(bytes, format)
+                && parsed.addressing == Addressing::IntegrationId
+            {
+                parsed.rows.iter().for_each(|row| note(&row.integration));
+            }
+        }
+    }
+    ids
 }
 
 /// The problems as the server's error groups would show them.

@@ -7,18 +7,6 @@ use std::sync::Arc;
 
 use devid_core::plan::{IntegrationRef, UploadPlan};
 
-/// An identity the server holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Current {
-    /// The identity as last uploaded: what a delete names and a plan shows.
-    pub identity: Box<str>,
-    pub email: Box<str>,
-    pub locked: bool,
-}
-
-/// The server's identities: integration → identity key → identity.
-pub type CurrentState = HashMap<i64, HashMap<Box<str>, Current>>;
-
 /// An identity to create or to move to another developer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upsert {
@@ -54,43 +42,96 @@ pub struct SyncPlan {
     pub current_total: u64,
 }
 
-/// Compares; `current` is consumed (what is left in it is absent from the source).
-pub fn diff(desired: &UploadPlan, mut current: CurrentState) -> SyncPlan {
-    let mut plan = SyncPlan { current_total: current.values().map(|m| m.len() as u64).sum(), ..SyncPlan::default() };
-    for row in &desired.rows {
-        // The source is checked with ids, never types (see `sync`), so every row names
-        // an existing integration; a type would have been refused before this.
-        let IntegrationRef::Existing(integration) = row.integration else { continue };
-        let held = current.get_mut(&integration).and_then(|m| m.remove(row.key()));
-        let upsert = |from| Upsert { integration, identity: row.identity.clone(), email: Arc::clone(&row.email), from };
-        match held {
-            None => {
-                plan.creates += 1;
-                plan.upserts.push(upsert(None));
-            }
-            Some(held) if *held.email == *row.email => plan.unchanged += 1,
-            Some(held) if held.locked => plan.locked_moves.push(upsert(Some(held.email))),
-            Some(held) => {
-                plan.reassigns += 1;
-                plan.upserts.push(upsert(Some(held.email)));
+/// Compares the server's identities, handed over one at a time as they are downloaded,
+/// with the desired ones: only the source's plan and an index into it are held, never
+/// the server's million rows.
+pub struct Differ<'a> {
+    desired: &'a UploadPlan,
+    /// (integration, identity key) → position in `desired.rows`.
+    index: HashMap<(i64, &'a str), u32>,
+    /// Per desired row: not seen on the server, seen unchanged or locked, or seen mapped
+    /// to another developer (the position in `moved_from` + 2).
+    seen: Vec<u32>,
+    moved_from: Vec<Box<str>>,
+    plan: SyncPlan,
+}
+
+const NOT_SEEN: u32 = 0;
+const SETTLED: u32 = 1;
+
+impl<'a> Differ<'a> {
+    pub fn new(desired: &'a UploadPlan) -> Self {
+        let mut index = HashMap::with_capacity(desired.rows.len());
+        for (i, row) in desired.rows.iter().enumerate() {
+            // The source is checked with ids, never types (see `sync`), so every row
+            // names an existing integration.
+            if let IntegrationRef::Existing(integration) = row.integration {
+                index.insert((integration, row.key()), i as u32);
             }
         }
+        Differ {
+            desired,
+            index,
+            seen: vec![NOT_SEEN; desired.rows.len()],
+            moved_from: Vec::new(),
+            plan: SyncPlan::default(),
+        }
     }
-    let mut left: Vec<(i64, HashMap<Box<str>, Current>)> = current.into_iter().collect();
-    left.sort_by_key(|(integration, _)| *integration);
-    for (integration, identities) in left {
-        let mut identities: Vec<(Box<str>, Current)> = identities.into_iter().collect();
-        identities.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, held) in identities {
-            let absent = Absent { integration, identity: held.identity, email: held.email };
-            if held.locked {
-                plan.locked_absent.push(absent);
+
+    /// One identity the server holds: `key` is its identity as the server compares it.
+    pub fn held(&mut self, integration: i64, key: &str, identity: &str, email: &str, locked: bool) {
+        self.plan.current_total += 1;
+        let Some(&i) = self.index.get(&(integration, key)) else {
+            let absent = Absent { integration, identity: identity.into(), email: email.into() };
+            if locked {
+                self.plan.locked_absent.push(absent);
             } else {
-                plan.absent.push(absent);
+                self.plan.absent.push(absent);
             }
+            return;
+        };
+        let row = &self.desired.rows[i as usize];
+        if *row.email == *email {
+            self.plan.unchanged += 1;
+            self.seen[i as usize] = SETTLED;
+        } else if locked {
+            self.seen[i as usize] = SETTLED;
+            self.plan.locked_moves.push(Upsert {
+                integration,
+                identity: row.identity.clone(),
+                email: Arc::clone(&row.email),
+                from: Some(email.into()),
+            });
+        } else {
+            self.seen[i as usize] = self.moved_from.len() as u32 + 2;
+            self.moved_from.push(email.into());
         }
     }
-    plan
+
+    pub fn finish(self) -> SyncPlan {
+        let Differ { desired, seen, mut moved_from, mut plan, .. } = self;
+        for (row, seen) in desired.rows.iter().zip(seen) {
+            let IntegrationRef::Existing(integration) = row.integration else { continue };
+            let from = match seen {
+                SETTLED => continue,
+                NOT_SEEN => {
+                    plan.creates += 1;
+                    None
+                }
+                moved => {
+                    plan.reassigns += 1;
+                    Some(std::mem::take(&mut moved_from[(moved - 2) as usize]))
+                }
+            };
+            plan.upserts.push(Upsert {
+                integration,
+                identity: row.identity.clone(),
+                email: Arc::clone(&row.email),
+                from,
+            });
+        }
+        plan
+    }
 }
 
 /// `--max-deletes`: a number of identities, or a share of those the server holds.
@@ -153,23 +194,20 @@ mod tests {
         plan_upload(parsed, &integrations).expect("valid")
     }
 
-    fn held(rows: &[(i64, &str, &str, bool)]) -> CurrentState {
-        let mut state = CurrentState::new();
-        for (integration, identity, email, locked) in rows {
+    fn diff(desired: &UploadPlan, held: &[(i64, &str, &str, bool)]) -> SyncPlan {
+        let mut differ = Differ::new(desired);
+        for (integration, identity, email, locked) in held {
             let key = if *integration == 1 { identity.to_lowercase() } else { identity.to_string() };
-            state
-                .entry(*integration)
-                .or_default()
-                .insert(key.into(), Current { identity: (*identity).into(), email: (*email).into(), locked: *locked });
+            differ.held(*integration, &key, identity, email, *locked);
         }
-        state
+        differ.finish()
     }
 
     #[test]
     fn creates_reassigns_and_unchanged_are_told_apart_as_the_server_compares() {
         let plan = diff(
             &desired("email,integrationId,identity\nann@x.com,1,Ann\nbob@x.com,1,bob\ncid@x.com,2,C-1\n"),
-            held(&[(1, "ann", "ann@x.com", false), (1, "bob", "old@x.com", false), (2, "c-1", "cid@x.com", false)]),
+            &[(1, "ann", "ann@x.com", false), (1, "bob", "old@x.com", false), (2, "c-1", "cid@x.com", false)],
         );
         assert_eq!((plan.creates, plan.reassigns, plan.unchanged), (1, 1, 1), "{plan:?}");
         assert_eq!(plan.upserts[0].identity.as_ref(), "bob");
@@ -183,7 +221,7 @@ mod tests {
     fn locked_identities_are_reported_never_moved_or_pruned() {
         let plan = diff(
             &desired("email,integrationId,identity\nann@x.com,1,ann\n"),
-            held(&[(1, "ann", "other@x.com", true), (1, "gone", "gone@x.com", true), (1, "left", "left@x.com", false)]),
+            &[(1, "ann", "other@x.com", true), (1, "gone", "gone@x.com", true), (1, "left", "left@x.com", false)],
         );
         assert!(plan.upserts.is_empty());
         assert_eq!(plan.locked_moves.len(), 1);

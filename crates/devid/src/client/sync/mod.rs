@@ -12,7 +12,7 @@
 
 pub mod diff;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use devid_core::normalize::{identity_key, strip_formula_guard};
-use devid_core::plan::{Addressing, IntegrationInfo, IntegrationRef};
+use devid_core::plan::{Addressing, IntegrationInfo, UploadPlan};
 use devid_core::types::ApplicationType;
 use serde_json::{Value, json};
 
-use self::diff::{Current, CurrentState, MaxDeletes, SyncPlan};
-use super::doctor::{Integrations, check, read_input, refusal};
+use self::diff::{Differ, MaxDeletes, SyncPlan};
+use super::doctor::{Integrations, check, named_integrations, read_input, refusal};
 use super::{Client, Exit, Failure, ServerArgs, progress, rejected, summary_lines, unavailable, usage};
 
 #[derive(Debug, Args)]
@@ -154,45 +154,26 @@ impl RunReport {
 async fn run_once(client: &Client, args: &SyncArgs, verbose: bool) -> Result<RunReport> {
     let file = args.source.display().to_string();
     let bytes = read_input(&file)?;
-    let known = known_integrations(client).await?;
-    let (current, types) = fetch_current(client, &args.integration_ids).await?;
-    let integrations = match known {
-        Some(known) => Integrations::Known(known),
-        None => Integrations::Assumed(
-            types
-                .iter()
-                .map(|(id, application_type)| IntegrationInfo { id: *id, application_type: *application_type })
-                .collect(),
-        ),
+    let named = named_integrations(&bytes);
+    let scope: Vec<i64> = if args.integration_ids.is_empty() { named.clone() } else { args.integration_ids.clone() };
+    if let Some(outside) = named.iter().find(|id| !scope.contains(id)) {
+        return Err(usage(format!(
+            "{file} has rows of integration {outside}, which --integration-ids leaves out; add it, or remove those rows."
+        )));
+    }
+    let integrations = match known_integrations(client).await? {
+        Some(known) => known,
+        None => types_of(client, &named).await?,
     };
-    let checked = check(&bytes, &integrations).map_err(|problems| refusal(&file, problems))?;
+    let checked = check(&bytes, &Integrations::Known(integrations)).map_err(|problems| refusal(&file, problems))?;
     if checked.addressing == Addressing::ApplicationType {
         return Err(usage(format!(
             "{file} names integrations by applicationType; sync compares by integration id. Use the columns email,integrationId,identity."
         )));
     }
     drop(bytes);
-    let named: HashSet<i64> = checked
-        .plan
-        .rows
-        .iter()
-        .filter_map(|r| match r.integration {
-            IntegrationRef::Existing(id) => Some(id),
-            IntegrationRef::New(_) => None,
-        })
-        .collect();
-    let scope: HashSet<i64> =
-        if args.integration_ids.is_empty() { named.clone() } else { args.integration_ids.iter().copied().collect() };
-    if let Some(outside) = named.iter().find(|id| !scope.contains(id)) {
-        return Err(usage(format!(
-            "{file} has rows of integration {outside}, which --integration-ids leaves out; add it, or remove those rows."
-        )));
-    }
-    let current: CurrentState = current.into_iter().filter(|(id, _)| scope.contains(id)).collect();
-    let plan = diff::diff(&checked.plan, current);
+    let plan = compare(client, &checked.plan, &scope).await?;
     drop(checked);
-    let mut scope: Vec<i64> = scope.into_iter().collect();
-    scope.sort_unstable();
     if verbose {
         print_plan(&plan, args, &scope);
     }
@@ -324,44 +305,68 @@ async fn known_integrations(client: &Client) -> Result<Option<Vec<IntegrationInf
     Ok(Some(known))
 }
 
-/// Reads the server's identities (of `scope`, or all) from its CSV download, parsed on
-/// a blocking thread as the bytes arrive so the whole download is never held.
-async fn fetch_current(client: &Client, scope: &[i64]) -> Result<(CurrentState, HashMap<i64, ApplicationType>)> {
-    let mut query = vec![("format", "csv".to_string()), ("provenance", "true".to_string())];
-    if !scope.is_empty() {
-        query.push(("integrationIds", join(scope).replace(' ', "")));
+/// The type of each integration the source names, read from one of its identities (a
+/// key that may not list integrations can still read identities); one with none yet is
+/// compared exactly, as CUSTOM is, and the server checks that it exists.
+async fn types_of(client: &Client, ids: &[i64]) -> Result<Vec<IntegrationInfo>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let query = [("integrationIds", id.to_string()), ("pageSize", "1".to_string())];
+        let page = client.send_json(client.get("/v2/developers/identities").query(&query), &|_| None).await?;
+        let application_type = page
+            .pointer("/records/0/applicationType")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(ApplicationType::Custom);
+        out.push(IntegrationInfo { id, application_type });
     }
+    Ok(out)
+}
+
+/// Compares the server's identities in `scope` with `desired`, reading its CSV
+/// download as the bytes arrive: each row is compared and dropped, so the client holds
+/// the source's plan and the differences, never the server's whole state.
+async fn compare(client: &Client, desired: &UploadPlan, scope: &[i64]) -> Result<SyncPlan> {
+    let query = [
+        ("format", "csv".to_string()),
+        ("provenance", "true".to_string()),
+        ("integrationIds", scope.iter().map(i64::to_string).collect::<Vec<_>>().join(",")),
+    ];
     let mut response = client.send(client.get("/v2/developers/identities").query(&query)).await?;
-    let bar = progress(None, "{spinner} Reading the server's identities: {human_pos} [{elapsed}]");
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let counter = bar.clone();
-    let parser =
-        tokio::task::spawn_blocking(move || parse_current(ChunkReader { rx, chunk: bytes::Bytes::new() }, &counter));
-    let mut broke_off = None;
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if tx.send(chunk).await.is_err() {
-                    break; // the parser stopped: its error says why
+    let feeder = tokio::spawn(async move {
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if tx.send(chunk).await.is_err() {
+                        return Ok(()); // the reader stopped: its error says why
+                    }
                 }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                broke_off = Some(e);
-                break;
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e),
             }
         }
-    }
-    drop(tx);
-    let parsed = parser.await.map_err(|e| unavailable(format!("reading the server's identities failed: {e}")))?;
+    });
+    let bar = progress(None, "{spinner} Comparing with the server's identities: {human_pos} [{elapsed}]");
+    let mut differ = Differ::new(desired);
+    // On this thread, so the comparison can borrow the plan; the download keeps
+    // arriving on the runtime's other threads.
+    let read = tokio::task::block_in_place(|| {
+        read_held(ChunkReader { rx, chunk: bytes::Bytes::new() }, &mut |integration, key, identity, email, locked| {
+            differ.held(integration, key, identity, email, locked);
+            bar.inc(1);
+        })
+    });
     bar.finish_and_clear();
-    if let Some(e) = broke_off {
+    let fed = feeder.await.map_err(|e| unavailable(format!("the download of the server's identities failed: {e}")))?;
+    if let Err(e) = fed {
         return Err(unavailable(format!(
             "The download of the server's identities from {} broke off: {e}. Nothing was sent.",
             client.base()
         )));
     }
-    parsed
+    read?;
+    Ok(differ.finish())
 }
 
 /// A `Read` over the chunks a download hands over a channel.
@@ -385,10 +390,9 @@ impl Read for ChunkReader {
     }
 }
 
-fn parse_current(
-    reader: impl Read,
-    bar: &indicatif::ProgressBar,
-) -> Result<(CurrentState, HashMap<i64, ApplicationType>)> {
+/// Reads devid's CSV download with provenance and hands each row to `held` as
+/// (integration, identity key, identity, email, locked), the key as the server compares.
+fn read_held(reader: impl Read, held: &mut dyn FnMut(i64, &str, &str, &str, bool)) -> Result<()> {
     let not_devid = |what: String| {
         anyhow::Error::new(Failure {
             exit: Exit::Unavailable,
@@ -408,27 +412,26 @@ fn parse_current(
         column("applicationType")?,
         column("locked")?,
     );
-    let mut state = CurrentState::new();
-    let mut types = HashMap::new();
+    let mut types: HashMap<i64, ApplicationType> = HashMap::new();
     let mut record = csv::StringRecord::new();
     while csv.read_record(&mut record).map_err(|e| not_devid(e.to_string()))? {
         let cell = |i: usize| record.get(i).unwrap_or_default();
         let id: i64 =
             cell(integration).parse().map_err(|_| not_devid(format!("integrationId `{}`", cell(integration))))?;
-        let application_type: ApplicationType =
-            cell(kind).parse().map_err(|_| not_devid(format!("applicationType `{}`", cell(kind))))?;
-        types.insert(id, application_type);
-        let shown = strip_formula_guard(cell(identity)).into_owned();
-        let key = identity_key(application_type, &shown).unwrap_or_else(|| shown.clone());
-        let held = Current {
-            identity: shown.into_boxed_str(),
-            email: strip_formula_guard(cell(email)).into_owned().into_boxed_str(),
-            locked: cell(locked) == "true",
+        let application_type = match types.get(&id) {
+            Some(t) => *t,
+            None => {
+                let t: ApplicationType =
+                    cell(kind).parse().map_err(|_| not_devid(format!("applicationType `{}`", cell(kind))))?;
+                types.insert(id, t);
+                t
+            }
         };
-        state.entry(id).or_default().insert(key.into_boxed_str(), held);
-        bar.inc(1);
+        let shown = strip_formula_guard(cell(identity));
+        let key = identity_key(application_type, &shown);
+        held(id, key.as_deref().unwrap_or(&shown), &shown, &strip_formula_guard(cell(email)), cell(locked) == "true");
     }
-    Ok((state, types))
+    Ok(())
 }
 
 /// One upload of every create and reassignment, as CSV; a refusal names the rows.
@@ -494,10 +497,19 @@ mod tests {
         let csv = "email,integrationId,identity,applicationType,updatedAt,locked,source\r\n\
                    ann@x.com,1,Ann,GITHUB,2026-01-01T00:00:00Z,true,upload\r\n\
                    bob@x.com,2,'=B-1,JIRA,2026-01-01T00:00:00Z,false,csv\r\n";
-        let (state, types) = parse_current(csv.as_bytes(), &indicatif::ProgressBar::hidden()).expect("parsed");
-        let ann = &state[&1]["ann"];
-        assert_eq!((ann.identity.as_ref(), ann.email.as_ref(), ann.locked), ("Ann", "ann@x.com", true));
-        assert_eq!(state[&2]["=B-1"].identity.as_ref(), "=B-1", "the formula guard is taken off");
-        assert_eq!(types[&2], ApplicationType::Jira);
+        let mut rows = Vec::new();
+        read_held(csv.as_bytes(), &mut |integration, key, identity, email, locked| {
+            rows.push((integration, key.to_string(), identity.to_string(), email.to_string(), locked));
+        })
+        .expect("parsed");
+        assert_eq!(
+            rows,
+            [
+                (1, "ann".to_string(), "Ann".to_string(), "ann@x.com".to_string(), true),
+                (2, "=B-1".to_string(), "=B-1".to_string(), "bob@x.com".to_string(), false),
+            ],
+            "GitHub keys lose their case, Jira's do not, and the formula guard is taken off"
+        );
+        assert!(read_held("email,identity\r\n".as_bytes(), &mut |_, _, _, _, _| {}).is_err(), "not devid's download");
     }
 }
