@@ -540,7 +540,7 @@ async fn main() -> Result<()> {
 
     if args.runs("s14") {
         let run = client::ClientRun { server: &server, bin: &bin, workdir: workdir.path(), judged };
-        for outcome in tokio::task::block_in_place(|| run.run())? {
+        for outcome in tokio::task::block_in_place(|| run.run(&client))? {
             record(&mut results, outcome);
         }
     }
