@@ -303,6 +303,28 @@ async fn content_negotiation_picks_json_or_csv() {
     let mut sorted = identities.clone();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.to_string()));
     assert_eq!(identities, sorted, "the CSV follows filters and sort");
+
+    // provenance=true adds locked and source after Harness's columns; a bad value is
+    // refused on either path.
+    let locked = json!([{"integrationId": 2, "identity": "User-059"}]);
+    let r = app.client.post(app.url("/v2/developers/identities/lock")).header("x-api-key", &app.admin_key).json(&locked);
+    expect_status(r.send().await.expect("send"), 200).await;
+    let csv = app.get("/v2/developers/identities?format=csv&provenance=true&integrationIds=2", &app.admin_key)
+        .send().await.expect("send").text().await.expect("text");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("email,integrationId,identity,applicationType,updatedAt,locked,source"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 20);
+    assert!(rows.iter().all(|r| r.len() == 7 && r[6] == "upload"), "{csv}");
+    let locked_rows: Vec<&str> = rows.iter().filter(|r| r[5] == "true").map(|r| r[2]).collect();
+    assert_eq!(locked_rows, ["User-059"], "{csv}");
+    let plain = app.get("/v2/developers/identities?format=csv&integrationIds=2", &app.admin_key)
+        .send().await.expect("send").text().await.expect("text");
+    assert!(plain.starts_with("email,integrationId,identity,applicationType,updatedAt\r\n"), "{plain}");
+    for path in ["/v2/developers/identities?provenance=maybe", "/v2/developers/identities?format=csv&provenance=maybe"] {
+        let body = expect_error(app.get(path, &app.admin_key).send().await.expect("send"), 400).await;
+        assert!(body["message"].as_str().unwrap_or_default().contains("provenance"), "{path}: {body}");
+    }
 }
 }
 

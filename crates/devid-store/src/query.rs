@@ -81,6 +81,11 @@ pub struct IdentityQuery {
     /// Whether to count every match for `total_count`; the CSV export, which walks
     /// pages, counts nothing.
     pub count_total: bool,
+    /// Whether to read each row's `source` and `locked`. The CSV download without them
+    /// (Harness's columns) then walks the email index alone, which covers every other
+    /// column it reads: several times faster at a million rows than visiting each row.
+    /// Without them a record reads `source` "" and `locked` false.
+    pub provenance: bool,
 }
 
 impl Default for IdentityQuery {
@@ -95,6 +100,7 @@ impl Default for IdentityQuery {
             order: SortOrder::Asc,
             paging: Paging::All,
             count_total: true,
+            provenance: true,
         }
     }
 }

@@ -57,6 +57,11 @@ pub struct IdentitySql {
 pub const IDENTITY_COLUMNS: &str = "d.email, d.integration_id,
     (SELECT i.application_type FROM integrations i WHERE i.account_id = d.account_id AND i.id = d.integration_id),
     d.identity, d.created_at, d.updated_at, d.identity_key, d.source, d.locked";
+/// [`IDENTITY_COLUMNS`] with constants for `source` and `locked`: every column it
+/// reads is in `identities_by_email`, so a walk in email order never visits the table.
+pub const IDENTITY_COLUMNS_WITHOUT_PROVENANCE: &str = "d.email, d.integration_id,
+    (SELECT i.application_type FROM integrations i WHERE i.account_id = d.account_id AND i.id = d.integration_id),
+    d.identity, d.created_at, d.updated_at, d.identity_key, '' AS source, 0 AS locked";
 
 fn identity_filters(sql: &mut Sql, account: AccountId, q: &IdentityQuery) -> String {
     let mut filters = vec![format!("d.account_id = {}", sql.arg(Arg::Int(account.0)))];
@@ -141,7 +146,8 @@ pub fn identity_sql(dialect: Dialect, account: AccountId, q: &IdentityQuery) -> 
         Some(size) => format!(" LIMIT {} OFFSET {offset}", size + 1),
         None => String::new(),
     };
-    sql.text = format!("SELECT {IDENTITY_COLUMNS} FROM identities d WHERE {filters} ORDER BY {order}{limit_sql}");
+    let columns = if q.provenance { IDENTITY_COLUMNS } else { IDENTITY_COLUMNS_WITHOUT_PROVENANCE };
+    sql.text = format!("SELECT {columns} FROM identities d WHERE {filters} ORDER BY {order}{limit_sql}");
     Ok(IdentitySql { count, page: sql, limit })
 }
 

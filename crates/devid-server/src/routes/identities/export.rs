@@ -47,6 +47,7 @@ pub fn csv_download(
             ),
         )
     })?;
+    let query = IdentityQuery { provenance: columns == CsvColumns::WithProvenance, ..query };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(EXPORT_BATCHES_IN_FLIGHT);
     tokio::spawn(async move {
         // Held until the last batch is sent or the client goes away.

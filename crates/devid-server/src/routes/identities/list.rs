@@ -91,12 +91,14 @@ pub async fn list_identities(
     let params = QueryParams::parse(query.as_deref(), &LIST_PARAMS)?;
     let mut q = parse_filters(&params)?;
     let account = auth.principal.account;
+    // Checked on both paths: the JSON page ignores it, but a bad value is still an error.
+    let provenance = params.flag("provenance")?;
     if wants_csv(&params, &headers)? {
         // The download has no pages, but a bad paging parameter is still an error.
         params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 50)?;
         params.u64_in("pageIndex", 0, MAX_PAGE_INDEX, 0)?;
         q.count_total = false;
-        let columns = if params.flag("provenance")? { CsvColumns::WithProvenance } else { CsvColumns::Harness };
+        let columns = if provenance { CsvColumns::WithProvenance } else { CsvColumns::Harness };
         return super::export::csv_download(state, account, q, columns);
     }
     let page_size = params.u64_in("pageSize", 1, MAX_PAGE_SIZE, 50)?;
