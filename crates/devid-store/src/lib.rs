@@ -23,6 +23,7 @@ pub mod memory;
 pub mod postgres;
 pub mod query;
 pub mod revert;
+pub mod sessions;
 pub mod sql;
 pub mod sqlite;
 pub mod webhooks;
@@ -31,6 +32,7 @@ pub use changes::ChangeStore;
 pub use contributors::ContributorStore;
 pub use locks::LockStore;
 pub use matching::MatchStore;
+pub use sessions::SessionStore;
 pub use webhooks::WebhookStore;
 
 /// The store traits, for code that holds a concrete store rather than `dyn Store`.
@@ -40,6 +42,7 @@ pub mod prelude {
     pub use crate::contributors::ContributorStore;
     pub use crate::locks::LockStore;
     pub use crate::matching::MatchStore;
+    pub use crate::sessions::SessionStore;
     pub use crate::webhooks::WebhookStore;
 }
 pub use postgres::PostgresStore;
@@ -286,7 +289,7 @@ pub struct AuditPage {
 /// database cannot be reached, so the server can say 503 and the client can retry.
 #[async_trait]
 pub trait Store:
-    ChangeStore + ContributorStore + LockStore + MatchStore + WebhookStore + Send + Sync + 'static
+    ChangeStore + ContributorStore + LockStore + MatchStore + SessionStore + WebhookStore + Send + Sync + 'static
 {
     fn backend(&self) -> &'static str;
 

@@ -299,7 +299,7 @@ fn uploading_without_a_key_names_the_flag_and_the_variable() {
     std::fs::write(csv.path(), "author_name,author_email,authored_at,committer_name,committer_email\n").expect("write");
     let out = discover(&["--commits-csv".as_ref(), csv.path().as_os_str(), "--integration".as_ref(), "1".as_ref()]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "a missing key is a usage error: {stderr}");
     assert!(stderr.contains("--api-key") && stderr.contains("DEVID_API_KEY"), "{stderr}");
 }
 
@@ -325,7 +325,7 @@ fn the_api_key_never_shows_in_help_or_errors() {
     let help = run(&["--help".as_ref()]);
     assert!(help.status.success());
     let failed = run(&["--commits-csv".as_ref(), csv.path().as_os_str(), "--integration".as_ref(), "1".as_ref()]);
-    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(failed.status.code(), Some(3), "an unreachable server: {}", text(&failed.stderr));
     assert!(
         text(&failed.stderr).contains("Cannot talk to the devid server at http://127.0.0.1:1"),
         "{}",

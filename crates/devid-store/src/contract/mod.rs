@@ -6,12 +6,14 @@ mod changes;
 mod contributors;
 mod locks;
 mod matching;
+mod sessions;
 mod webhooks;
 
 pub use changes::*;
 pub use contributors::*;
 pub use locks::*;
 pub use matching::*;
+pub use sessions::*;
 pub use webhooks::*;
 
 use devid_core::errors::Position;
@@ -596,6 +598,8 @@ macro_rules! contract_tests {
             reverts_refuse_what_later_changes_touched_unless_forced,
             committed_changes_are_queued_for_the_webhooks_that_want_them,
             deliveries_to_one_webhook_go_out_in_order_and_attempts_are_recorded,
+            sessions_live_on_their_key_and_end_when_signed_out_or_idle,
+            idle_sessions_are_purged,
         );
     };
     ($fresh:expr) => {

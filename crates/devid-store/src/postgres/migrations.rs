@@ -304,6 +304,21 @@ CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
 CREATE INDEX deliveries_by_status ON webhook_deliveries(status, webhook_id, id);
 "#,
     ),
+    (
+        10,
+        r#"
+-- Review UI sign-ins (issue 16); see the SQLite migration 11.
+CREATE TABLE ui_sessions (
+    token_hash      TEXT PRIMARY KEY,
+    key_id          TEXT NOT NULL,
+    csrf_token      TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    last_seen_at    BIGINT NOT NULL
+);
+CREATE INDEX ui_sessions_by_key ON ui_sessions(key_id);
+CREATE INDEX ui_sessions_by_last_seen ON ui_sessions(last_seen_at);
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

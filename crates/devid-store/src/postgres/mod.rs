@@ -13,6 +13,7 @@ mod locks;
 mod matching;
 mod migrations;
 mod secrets;
+mod sessions;
 mod webhooks;
 
 use std::sync::Arc;

@@ -325,6 +325,22 @@ CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
 CREATE INDEX deliveries_by_status ON webhook_deliveries(status, webhook_id, id);
 "#,
     ),
+    (
+        11,
+        r#"
+-- Review UI sign-ins (issue 16): a session lives on the API key it was opened with,
+-- found by the SHA-256 of its token (the cookie's value is never stored).
+CREATE TABLE ui_sessions (
+    token_hash      TEXT PRIMARY KEY,
+    key_id          TEXT NOT NULL,
+    csrf_token      TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_seen_at    INTEGER NOT NULL
+);
+CREATE INDEX ui_sessions_by_key ON ui_sessions(key_id);
+CREATE INDEX ui_sessions_by_last_seen ON ui_sessions(last_seen_at);
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -14,6 +14,7 @@ mod locks;
 mod matching;
 mod migrations;
 mod secrets;
+mod sessions;
 mod webhooks;
 
 use std::collections::HashMap;

@@ -17,7 +17,8 @@ use devid_core::types::ApplicationType;
 
 use super::{error_table, rejected, usage};
 
-/// Rows a file may hold: the server's default limit.
+/// Rows `doctor` lets a file hold: the server's default limit. `import` and `sync` set
+/// none here and leave it to the server, whose limit may be raised.
 pub const MAX_ROWS: u64 = 5_000_000;
 
 #[derive(Debug, Args)]
@@ -110,6 +111,11 @@ pub fn read_input(file: &str) -> Result<Vec<u8>> {
 /// Parses and validates with the server's rules; `Err` holds every problem found. A
 /// CSV is validated row by row as it is parsed, so a large file is never held twice.
 pub fn check(bytes: &[u8], integrations: &Integrations) -> Result<Checked, Problems> {
+    check_within(bytes, integrations, u64::MAX)
+}
+
+/// [`check`], with at most `max_rows` rows.
+fn check_within(bytes: &[u8], integrations: &Integrations, max_rows: u64) -> Result<Checked, Problems> {
     let format = Format::detect(bytes);
     let known = match integrations {
         Integrations::Known(known) => known.clone(),
@@ -127,23 +133,23 @@ pub fn check(bytes: &[u8], integrations: &Integrations) -> Result<Checked, Probl
         Format::Csv => {
             let mut planner = Planner::new(&known);
             let mut addressing = Addressing::IntegrationId;
-            let parsed = parse_csv_into(bytes, Addressing::IntegrationId, MAX_ROWS, &mut |a, row| {
+            let parsed = parse_csv_into(bytes, Addressing::IntegrationId, max_rows, &mut |a, row| {
                 addressing = a;
                 planner.push(a, row);
             });
             (addressing, planner.finish(csv_problems(parsed)?)?)
         }
         Format::JsonIdentities | Format::JsonCloudIds => {
-            let parsed = parse_json(bytes, format)?;
+            let parsed = parse_json(bytes, format, max_rows)?;
             (parsed.addressing, plan_upload(parsed, &known)?)
         }
     };
     Ok(Checked { format, addressing, plan })
 }
 
-fn parse_json(bytes: &[u8], format: Format) -> Result<ParsedUpload, Problems> {
+fn parse_json(bytes: &[u8], format: Format, max_rows: u64) -> Result<ParsedUpload, Problems> {
     let body = if format == Format::JsonCloudIds { JsonBody::CloudIds } else { JsonBody::Identities };
-    parse_json_upload(bytes, body, MAX_ROWS)
+    parse_json_upload(bytes, body, max_rows)
 }
 
 /// The problems a CSV parse found, or the one that stopped it.
@@ -175,14 +181,14 @@ pub fn named_integrations(bytes: &[u8]) -> Vec<i64> {
     };
     match Format::detect(bytes) {
         Format::Csv => {
-            let _ = parse_csv_into(bytes, Addressing::IntegrationId, MAX_ROWS, &mut |addressing, row| {
+            let _ = parse_csv_into(bytes, Addressing::IntegrationId, u64::MAX, &mut |addressing, row| {
                 if addressing == Addressing::IntegrationId {
                     note(&row.integration);
                 }
             });
         }
         format => {
-            if let Ok(parsed) = parse_json(bytes, format)
+            if let Ok(parsed) = parse_json(bytes, format, u64::MAX)
                 && parsed.addressing == Addressing::IntegrationId
             {
                 parsed.rows.iter().for_each(|row| note(&row.integration));
@@ -215,7 +221,7 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
     } else {
         Integrations::Known(args.integrations.clone())
     };
-    let checked = check(&bytes, &integrations).map_err(|problems| refusal(&args.file, problems))?;
+    let checked = check_within(&bytes, &integrations, MAX_ROWS).map_err(|problems| refusal(&args.file, problems))?;
     let plan = &checked.plan;
     println!("{} is a valid {} identities file.", args.file, checked.format.describe());
     println!("rows: {}", plan.received);
