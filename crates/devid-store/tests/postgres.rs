@@ -49,7 +49,7 @@ async fn audit_history_from_before_change_sets_is_migrated_into_them() {
     let running = tokio::spawn(connection);
     client
         .batch_execute(
-            "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries;
+            "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries; DROP TABLE ui_sessions;
              DELETE FROM schema_migrations WHERE version >= 8;",
         )
         .await
