@@ -15,6 +15,7 @@ pub mod openapi;
 mod openapi_exact;
 mod routes;
 mod serve;
+pub mod ui;
 pub mod webhooks;
 
 use std::future::Future;
@@ -58,6 +59,8 @@ pub struct Limits {
     /// Failed authentications per minute per client address, and per key id (0: no
     /// limit); over it, 429 before the key is looked up.
     pub auth_failures_per_minute: u32,
+    /// How long a review UI session lasts unused before it must sign in again.
+    pub ui_session_idle: Duration,
 }
 
 impl Default for Limits {
@@ -75,6 +78,7 @@ impl Default for Limits {
             max_exports_per_account: 2,
             account_rate_limit_per_minute: 4000,
             auth_failures_per_minute: 30,
+            ui_session_idle: ui::DEFAULT_SESSION_IDLE,
         }
     }
 }
@@ -155,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     }
     let body_limit = state.limits.max_multipart_body.max(state.limits.max_json_body);
     app.merge(routes::ops_routes())
+        .merge(ui::ui_routes())
         .fallback(middleware::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // Inside the JSON error layer, so a timeout is answered like every other error.

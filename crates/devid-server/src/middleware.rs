@@ -139,7 +139,8 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let uri = request.uri().clone();
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+    // The review UI answers its errors as pages of its own.
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) || is_html(&response) {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -163,6 +164,14 @@ fn is_json(response: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"))
 }
 
 fn describe(status: StatusCode, method: &Method, uri: &Uri, allow: Option<&HeaderValue>, text: &str) -> String {

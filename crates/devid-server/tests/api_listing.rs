@@ -245,6 +245,7 @@ async fn bad_parameters_are_named_with_the_allowed_values() {
         ("updatedAfter=yesterday", "updatedAfter", "RFC 3339"),
         ("integrationIds=1,x", "integrationIds", "positive whole numbers"),
         ("applicationTypes=GITHUB,SVN", "applicationTypes", "GITHUB_ENTERPRISE"),
+        ("applicationTypes=", "applicationTypes", "is empty"),
         ("page_size=10", "page_size", "pageSize"),
         ("format=xml", "format", "json or csv"),
         ("cursor=abc&pageIndex=1", "cursor", "either"),

@@ -118,6 +118,43 @@ impl Rule {
             Rule::SameDeveloper => "same-developer",
         }
     }
+
+    pub const ALL: [Rule; 11] = [
+        Rule::SameEmail,
+        Rule::SameGithubAccount,
+        Rule::SameNameCorroborated,
+        Rule::SameNameSameTimezone,
+        Rule::SameNameOnly,
+        Rule::LoginMatchesLocalPart,
+        Rule::NameIsLogin,
+        Rule::SameHandle,
+        Rule::HandleSpellsName,
+        Rule::SameAccount,
+        Rule::SameDeveloper,
+    ];
+
+    /// The rule named as the API names it.
+    pub fn parse(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The evidence as a reviewer reads it, `value` being the value the rule matched
+    /// on: "the same email jane@x.com".
+    pub fn in_plain_words(self, value: &str) -> String {
+        match self {
+            Rule::SameEmail => format!("the same email {value}"),
+            Rule::SameGithubAccount => format!("the same GitHub account ({value})"),
+            Rule::SameNameCorroborated => format!("the same name {value}, and their addresses agree"),
+            Rule::SameNameSameTimezone => format!("the same name {value}, written from the same time zones"),
+            Rule::SameNameOnly => format!("only the same name {value}; a namesake is possible"),
+            Rule::LoginMatchesLocalPart => format!("a GitHub login that is the other address's mailbox ({value})"),
+            Rule::NameIsLogin => format!("a name that is the other's GitHub login ({value})"),
+            Rule::SameHandle => format!("the same handle {value}"),
+            Rule::HandleSpellsName => format!("a handle that spells the name ({value})"),
+            Rule::SameAccount => format!("one account of its source ({value})"),
+            Rule::SameDeveloper => format!("already mapped to one developer ({value})"),
+        }
+    }
 }
 
 /// What else is known of an alias beyond its name and email: the UTC offsets (minutes)
@@ -626,6 +663,15 @@ mod tests {
 
     fn aliases(list: &[(&str, &str)]) -> Vec<Alias> {
         list.iter().map(|(n, e)| Alias { name: n.to_string(), email: e.to_string() }).collect()
+    }
+
+    #[test]
+    fn every_rule_is_found_by_its_name() {
+        for rule in Rule::ALL {
+            assert_eq!(Rule::parse(rule.as_str()), Some(rule));
+            assert!(rule.in_plain_words("x@y.z").contains("x@y.z"));
+        }
+        assert_eq!(Rule::parse("no-such-rule"), None);
     }
 
     #[test]

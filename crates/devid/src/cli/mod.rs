@@ -126,6 +126,9 @@ struct ServeArgs {
     /// Most rows one upload may carry.
     #[arg(long, env = "DEVID_MAX_UPLOAD_ROWS", default_value_t = 5_000_000)]
     max_upload_rows: u64,
+    /// Minutes a review UI session (/ui) lasts unused before it must sign in again.
+    #[arg(long, env = "DEVID_UI_SESSION_IDLE", default_value_t = 30, value_name = "MINUTES")]
+    ui_session_idle: u64,
     /// Seconds a request may take, body included, before it is answered 408.
     #[arg(long, env = "DEVID_REQUEST_TIMEOUT", default_value_t = 600)]
     request_timeout: u64,

@@ -48,6 +48,7 @@ pub(super) async fn serve(args: ServeArgs) -> Result<()> {
         max_exports_per_account: args.max_exports_per_account,
         account_rate_limit_per_minute: args.account_rate_limit,
         auth_failures_per_minute: args.auth_failures_per_minute,
+        ui_session_idle: Duration::from_secs(args.ui_session_idle.max(1).saturating_mul(60)),
     };
     let connections = devid_server::ConnectionLimits {
         header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),

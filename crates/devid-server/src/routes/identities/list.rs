@@ -203,6 +203,17 @@ fn parse_filters(params: &QueryParams) -> Result<IdentityQuery, ApiError> {
     }
     q.integration_ids = integration_ids(params)?;
     if let Some(raw) = params.get("applicationTypes") {
+        if raw.trim().is_empty() {
+            // An empty filter is a client's mistake (a list it meant to fill), not "all".
+            return Err(ApiError::invalid_parameter(
+                "applicationTypes",
+                raw,
+                format!(
+                    "`applicationTypes` is empty: list comma-separated types ({}), or leave the parameter out for all.",
+                    ApplicationType::allowed_values()
+                ),
+            ));
+        }
         q.application_types = entries(raw)
             .map(|t| {
                 t.parse::<ApplicationType>().map_err(|_| {

@@ -76,7 +76,17 @@ pub async fn upload_identities(
     auth: Authenticated,
     request: Request,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    upload(state, auth, request, JsonBody::Identities, Addressing::IntegrationId).await
+    upload(state, auth, request, JsonBody::Identities, Addressing::IntegrationId, false).await
+}
+
+/// A mapping a person set in the review UI: written like `PATCH /v2/developers/identities`
+/// (JSON or CSV), recorded with provenance `ui`, and locked, since a person confirmed it.
+pub(crate) async fn upload_from_ui(
+    state: AppState,
+    auth: Authenticated,
+    request: Request,
+) -> Result<Json<UploadResponse>, ApiError> {
+    upload(state, auth, request, JsonBody::Identities, Addressing::IntegrationId, true).await
 }
 
 /// Previous API: add or update identities addressed by application type (JSON).
@@ -101,7 +111,7 @@ pub async fn upload_cloud_ids(
     auth: Authenticated,
     request: Request,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    upload(state, auth, request, JsonBody::CloudIds, Addressing::ApplicationType).await
+    upload(state, auth, request, JsonBody::CloudIds, Addressing::ApplicationType, false).await
 }
 
 /// Previous API: add or update identities from a multipart CSV (`email,applicationType,cloudId`).
@@ -126,7 +136,7 @@ pub async fn upload_cloud_ids_csv(
     auth: Authenticated,
     request: Request,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    upload(state, auth, request, JsonBody::CloudIds, Addressing::ApplicationType).await
+    upload(state, auth, request, JsonBody::CloudIds, Addressing::ApplicationType, false).await
 }
 
 /// One row of a JSON upload (documentation only: bodies are read by devid-core).
@@ -169,6 +179,7 @@ async fn upload(
     request: Request,
     json_kind: JsonBody,
     csv_native: Addressing,
+    ui_edit: bool,
 ) -> Result<Json<UploadResponse>, ApiError> {
     auth.require(Scope::DeveloperRecordsWrite)?;
     let params = QueryParams::parse(request.uri().query(), &["dryRun", "force"])?;
@@ -186,11 +197,13 @@ async fn upload(
     let integrations = state.store.integration_infos(auth.principal.account).await?;
     let previous_api = matches!(json_kind, JsonBody::CloudIds);
     let (mut plan, from_csv) = read_and_plan(request, &state, json_kind, csv_native, integrations).await?;
-    plan.provenance = match (previous_api, from_csv) {
-        (true, _) => Provenance::PreviousApi,
-        (false, true) => Provenance::Csv,
-        (false, false) => Provenance::Upload,
+    plan.provenance = match (ui_edit, previous_api, from_csv) {
+        (true, _, _) => Provenance::Ui,
+        (false, true, _) => Provenance::PreviousApi,
+        (false, false, true) => Provenance::Csv,
+        (false, false, false) => Provenance::Upload,
     };
+    plan.lock |= ui_edit;
     plan.force = force;
     let planned_at = started.elapsed();
     let summary = state.store.apply_upload(&auth.change_context(), plan, dry_run).await?;
