@@ -18,6 +18,7 @@ mod fairness;
 mod floor;
 mod matching;
 mod server;
+mod ui;
 mod webhook;
 
 use std::path::PathBuf;
@@ -64,8 +65,8 @@ struct Args {
     /// Run only these scenarios (comma-separated, e.g. `s1,s5`); S2–S8 work on the data
     /// S1 uploads, so S1 always runs. `s8` runs the contributor scenarios S8–S11, `s12`
     /// the change feed and the revert of S1 (S12–S13, last: the revert deletes S1's rows),
-    /// `s14` the client CLI's export and sync (S14–S15).
-    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s12", "s14"])]
+    /// `s14` the client CLI's export and sync (S14–S15), `s16` the review UI's pages (with `s8`).
+    #[arg(long, value_delimiter = ',', value_parser = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s12", "s14", "s16"])]
     scenarios: Vec<String>,
     /// Check every scenario's answers only: targets are not judged (CI's short run).
     /// Targets are also not judged when --rows is not the 1,000,000 they are set for.
@@ -533,6 +534,17 @@ async fn main() -> Result<()> {
             insert_floor: floor,
             page_floor,
         };
+        for outcome in run.run().await? {
+            record(&mut results, outcome);
+        }
+    }
+
+    if args.runs("s16") {
+        // S16 needs S8's contributors beside the identities.
+        if !args.runs("s8") {
+            anyhow::bail!("S16 renders pages over S8's contributors: run it with s8 (--scenarios s8,s16)");
+        }
+        let run = ui::UiRun { server: &server, rows: listed, requests: args.requests, judged };
         for outcome in run.run().await? {
             record(&mut results, outcome);
         }
