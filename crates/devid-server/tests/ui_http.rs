@@ -103,7 +103,7 @@ both_backends! {
 
     async fn revoking_the_key_or_signing_out_ends_the_session() {
         let app = TestApp::spawn().await;
-        let writer = app.key("default", &[Scope::DeveloperRecordsWrite]).await;
+        let writer = app.key("default", &[Scope::DeveloperRecordsRead, Scope::DeveloperRecordsWrite]).await;
         let cookie = session_cookie(&sign_in_response(&app, &writer, &[]).await);
         assert_eq!(page(&app, "/ui/review", &cookie).await.status(), 200);
         let key_id = writer.split('.').nth(2).expect("key id");
