@@ -386,6 +386,11 @@ fn bound_contributors(doc: &mut Value) {
         ("sortKey", any_case(&["activity", "lastSeen", "identity"], Spelling::Trimmed)),
         ("format", any_case(&["json", "csv"], Spelling::Exact)),
         ("searchValue", json!({"type": "string", "maxLength": MAX_SEARCH_CHARS})),
+        (
+            "developer",
+            json!({"type": "string", "minLength": 1, "maxLength": crate::routes::suggestions::MAX_DEVELOPER_FILTER_CHARS,
+                "pattern": "\\S"}),
+        ),
         ("activeAfter", seen_time.clone()),
     ];
     for (name, schema) in bounds {

@@ -34,6 +34,43 @@ fn identities(page: &Value) -> Vec<String> {
 }
 
 both_backends! {
+async fn a_developers_contributors_are_listed_by_their_email() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 1, ApplicationType::Github).await;
+    app.integration("default", 2, ApplicationType::Jira).await;
+    let r = app
+        .patch_json(
+            "/v2/developers/identities",
+            &app.admin_key,
+            &json!([
+                {"email": "jane@corp.com", "integrationId": 1, "identity": "JDoe"},
+                {"email": "jane@corp.com", "integrationId": 2, "identity": "acc-jane"},
+                {"email": "bob@corp.com", "integrationId": 1, "identity": "bob"},
+            ]),
+        )
+        .send()
+        .await
+        .expect("send");
+    expect_status(r, 200).await;
+    ingest_json(
+        &app,
+        "?source=s",
+        &json!([
+            {"integrationId": 1, "identity": "jdoe", "name": "Jane Doe", "count": 5},
+            {"integrationId": 2, "identity": "acc-jane", "name": "Jane Doe", "count": 9},
+            {"integrationId": 1, "identity": "bob", "name": "Bob", "count": 3},
+            {"integrationId": 1, "identity": "jane-doe-2", "name": "Jane Doe", "email": "jane@corp.com", "count": 1},
+        ]),
+    )
+    .await;
+    let page = list(&app, "?developer=%20Jane@Corp.com%20").await;
+    assert_eq!(identities(&page), vec!["acc-jane", "jdoe"], "her mapped accounts, busiest first, not an unmapped namesake");
+    assert!(identities(&list(&app, "?developer=nobody@corp.com").await).is_empty());
+    let r = app.get("/v2/contributors?developer=%20", &app.admin_key).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert_eq!(body["errors"][0]["fieldName"], "developer", "{body}");
+}
+
 async fn numpy_history_shows_who_is_unmapped_and_what_share_is_attributed() {
     let app = TestApp::spawn().await;
     app.integration("default", 7, ApplicationType::Git).await;

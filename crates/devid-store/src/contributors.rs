@@ -101,6 +101,8 @@ pub struct ContributorQuery {
     pub integration_ids: Vec<IntegrationId>,
     /// Case-insensitive substring of the identity, the name or the email.
     pub search: Option<String>,
+    /// Only contributors mapped to the developer with this (normalised) email.
+    pub developer: Option<String>,
     /// Only contributors last seen after this time.
     pub active_after: Option<Micros>,
     pub sort: ContributorSort,
@@ -115,6 +117,7 @@ impl Default for ContributorQuery {
             status: None,
             integration_ids: Vec::new(),
             search: None,
+            developer: None,
             active_after: None,
             sort: ContributorSort::Activity,
             paging: ContributorPaging::All,

@@ -272,6 +272,15 @@ fn contributor_filters(sql: &mut Sql, account: AccountId, q: &ContributorQuery) 
             args[0], args[1], args[2]
         ));
     }
+    if let Some(email) = &q.developer {
+        // From the developer's identities (few, by the email index) to their contributors
+        // (by the unique key), never a walk of every contributor.
+        let (account_arg, email_arg) = (sql.arg(Arg::Int(account.0)), sql.arg(Arg::Text(email.clone())));
+        filters.push(format!(
+            "(c.integration_id, c.identity_key) IN (SELECT d.integration_id, d.identity_key FROM identities d
+              WHERE d.account_id = {account_arg} AND d.email = {email_arg})"
+        ));
+    }
     if let Some(after) = q.active_after {
         filters.push(format!("c.last_seen > {}", sql.arg(Arg::Int(after))));
     }

@@ -608,19 +608,34 @@ fn spells_the_name(mailbox: &str, name: &NormalName) -> bool {
 /// Addresses that clearly different people wrote with (two names without a common
 /// word): shared mailboxes, team addresses, copy-pasted configurations.
 fn shared_emails(facts: &[Facts]) -> std::collections::HashSet<&str> {
+    // An alias without an address shares none with anyone.
     let by_email = Blocks::of(
-        facts.iter().enumerate().filter(|(_, f)| !f.generic_name).map(|(i, f)| (f.email.email.0.as_str(), i)),
+        facts
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.generic_name && !f.email.email.0.is_empty())
+            .map(|(i, f)| (f.email.email.0.as_str(), i)),
     );
     by_email
         .iter()
         .filter(|(_, list)| {
-            list.iter()
-                .enumerate()
-                .any(|(i, &a)| list[i + 1..].iter().any(|&b| clearly_different(&facts[a].name, &facts[b].name)))
+            // Each spelling once: a person's thousand commits under one name are one name.
+            let mut names: Vec<&NormalName> = list.iter().map(|&a| &facts[a].name).collect();
+            names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            names.dedup_by(|a, b| a.0 == b.0);
+            // Nobody writes their own name this many ways: the address is a team's or a
+            // placeholder. It also keeps the pairwise check below bounded.
+            if names.len() > MAX_NAMES_OF_ONE_PERSON {
+                return true;
+            }
+            names.iter().enumerate().any(|(i, a)| names[i + 1..].iter().any(|b| clearly_different(a, b)))
         })
         .map(|(email, _)| email)
         .collect()
 }
+
+/// Distinct spellings of a name beyond which an address is taken to be shared.
+const MAX_NAMES_OF_ONE_PERSON: usize = 64;
 
 /// Two names with no word in common, neither written inside the other once spaces are
 /// gone ("hangenuit" is "Han Genuit"), not one abbreviating the other, and written in
@@ -719,6 +734,25 @@ mod tests {
         ]);
         let c = cluster(&a, Tier::Auto, Options::default());
         assert_eq!(c.person, vec![0, 0, 2, 2, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn an_address_written_under_many_names_is_shared_even_when_the_names_overlap() {
+        // "Person 1" … "Person 80": every pair shares a word, so no two are clearly
+        // different, but no one person writes their name eighty ways.
+        let names: Vec<String> = (1..=80).map(|i| format!("Person {i}")).collect();
+        let mut list: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "ci@corp.com")).collect();
+        list.push(("Person 1", "person1@corp.com"));
+        let c = cluster(&aliases(&list), Tier::Review, Options::default());
+        assert_ne!(c.person[0], c.person[1], "the shared address links nobody");
+        assert_eq!(c.person[80], c.person[0], "the name with its own address still finds its alias");
+    }
+
+    #[test]
+    fn aliases_without_an_address_share_none() {
+        let a = aliases(&[("Ann Lee", ""), ("Bob Stone", ""), ("Ann Lee", "ann@corp.com")]);
+        let c = cluster(&a, Tier::Review, Options::default());
+        assert_ne!(c.person[0], c.person[1], "two people without an address are not one");
     }
 
     #[test]

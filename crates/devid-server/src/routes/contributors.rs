@@ -135,8 +135,18 @@ pub struct ContributorList {
     pub metadata: ListMetadata,
 }
 
-const LIST_PARAMS: [&str; 9] =
-    ["status", "integrationIds", "searchValue", "activeAfter", "sortKey", "pageIndex", "pageSize", "cursor", "format"];
+const LIST_PARAMS: [&str; 10] = [
+    "status",
+    "integrationIds",
+    "searchValue",
+    "developer",
+    "activeAfter",
+    "sortKey",
+    "pageIndex",
+    "pageSize",
+    "cursor",
+    "format",
+];
 
 /// List contributors (JSON page), or download them all as CSV.
 #[utoipa::path(
@@ -147,6 +157,7 @@ const LIST_PARAMS: [&str; 9] =
         ("status" = Option<String>, Query, description = "mapped | unmapped | bot (bots are never mapped or unmapped)"),
         ("integrationIds" = Option<String>, Query, description = "Comma-separated integration ids"),
         ("searchValue" = Option<String>, Query, description = "Case-insensitive substring of the identity, name or email"),
+        ("developer" = Option<String>, Query, description = "Only contributors mapped to the developer with this email"),
         ("activeAfter" = Option<String>, Query, description = "Only contributors last seen after this date or RFC 3339 time"),
         ("sortKey" = Option<String>, Query, description = "activity (default, most first) | lastSeen (latest first) | identity (A to Z)"),
         ("pageIndex" = Option<u64>, Query, description = "0-based page (default 0)"),
@@ -253,6 +264,20 @@ fn parse_filters(params: &QueryParams) -> Result<ContributorQuery, ApiError> {
     }
     q.integration_ids = integration_ids(params)?;
     q.search = search_value(params, "identity, name or email")?;
+    if let Some(raw) = params.get("developer") {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() || email.chars().count() > crate::routes::suggestions::MAX_DEVELOPER_FILTER_CHARS {
+            return Err(ApiError::invalid_parameter(
+                "developer",
+                raw,
+                format!(
+                    "`developer` is a developer's email, 1 to {} characters; leave it out for every contributor.",
+                    crate::routes::suggestions::MAX_DEVELOPER_FILTER_CHARS
+                ),
+            ));
+        }
+        q.developer = Some(email);
+    }
     if let Some(raw) = params.get("activeAfter") {
         q.active_after = Some(
             parse_seen_time(raw)

@@ -55,7 +55,7 @@ pub async fn page(
             State(state.clone()),
             auth.clone(),
             HeaderMap::new(),
-            RawQuery(Some(format!("searchValue={}&pageSize=100", encode(&email)))),
+            RawQuery(Some(format!("developer={}&pageSize=100", encode(&email)))),
         )
         .await,
     )
@@ -77,9 +77,9 @@ pub async fn page(
             }
         }
         section aria-labelledby="seen-title" {
-            h2 #seen-title { "Contributors seen with this email" }
+            h2 #seen-title { "Contributors mapped to this developer" }
             @if seen.records.is_empty() {
-                p { "No source reported a contributor whose identity, name or email holds this address." }
+                p { "No source reported activity of these identities yet." }
             } @else {
                 div.scroll { table {
                     thead { tr { th scope="col" { "Integration" } th scope="col" { "Identity" } th scope="col" { "Name" }
@@ -90,7 +90,7 @@ pub async fn page(
                                 td { (c.application_type) " #" (c.integration_id) }
                                 td { code { (c.identity) } }
                                 td { (c.name.as_deref().unwrap_or("")) }
-                                td { (c.status) @if let Some(m) = &c.mapped_email { @if *m != email { " → " (m) } } }
+                                td { (c.status) }
                                 td.num { (count(c.activity.total)) }
                                 td { (c.last_seen.as_deref().and_then(|t| t.get(..10)).unwrap_or("")) }
                             }

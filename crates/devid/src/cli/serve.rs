@@ -76,6 +76,7 @@ fn announce_first_key(args: &ServeArgs, key: &CreatedKey, local: std::net::Socke
         eprintln!("    {}", key.key);
         eprintln!();
         eprintln!("Try it:  curl -H \"x-api-key: {}\" http://{local}/v2/integrations", key.key);
+        eprintln!("Or open http://{local}/ui/ in a browser and sign in with it.");
         eprintln!();
         return;
     }
