@@ -211,6 +211,10 @@ fn bound_parameters(doc: &mut Value) {
     for (name, items) in lists {
         if let Some(p) = parameter(doc, listing, name) {
             p["schema"] = json!({"type": "array", "items": items, "maxItems": MAX_FILTER_VALUES});
+            if name == "applicationTypes" {
+                // Sent empty it is refused: a list the client meant to fill, not "all".
+                p["schema"]["minItems"] = json!(1);
+            }
             p["style"] = json!("form");
             p["explode"] = json!(false);
         }

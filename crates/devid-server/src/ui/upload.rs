@@ -109,12 +109,15 @@ pub async fn preview(State(state): State<AppState>, request: Request) -> Result<
         Err(e) => {
             let error = UiError::from(e);
             let (message, groups) = match &error {
-                UiError::Page { message, errors, .. } => (message.clone(), errors.clone()),
+                // The API's sentence points at its JSON; here the problems are listed below.
+                UiError::Page { message, errors, .. } => {
+                    (message.replace("listed under `errors`", "listed below"), errors.clone())
+                }
                 other => (other.message(), Vec::new()),
             };
             html! {
                 h1 { "Upload preview" }
-                p.notice.error role="alert" { (message) " Nothing was applied." }
+                p.notice.error role="alert" { (message) }
                 (layout::error_groups(&groups))
                 h2 { "Fix the file and check it again" }
                 (upload_form(&session))
