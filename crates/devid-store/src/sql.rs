@@ -337,7 +337,11 @@ pub fn contributor_sql(dialect: Dialect, account: AccountId, q: &ContributorQuer
         }
         ContributorPaging::All => (None, 0),
     };
-    let order = columns.iter().map(|c| format!("{c} {dir}")).collect::<Vec<_>>().join(", ");
+    // A developer's few contributors are found from their identities; SQLite would
+    // rather walk the whole sort index to skip sorting them, so the sort is made one no
+    // index can give (unary `+`), and it sorts the handful found.
+    let unindexed = if q.developer.is_some() && dialect == Dialect::Sqlite { "+" } else { "" };
+    let order = columns.iter().map(|c| format!("{unindexed}{c} {dir}")).collect::<Vec<_>>().join(", ");
     let limit_sql = match limit {
         Some(size) => format!(" LIMIT {} OFFSET {offset}", size + 1),
         None => String::new(),

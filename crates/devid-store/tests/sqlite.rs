@@ -212,6 +212,48 @@ fn the_plain_export_walks_a_covering_index() {
     );
 }
 
+/// A developer's contributors are looked up from their identities: the plan starts at
+/// the identities' email index and never walks the contributors' sort index.
+#[test]
+fn a_developers_contributors_are_found_from_their_identities() {
+    use devid_store::contributors::{ContributorPaging, ContributorQuery};
+    use devid_store::sql::{Arg, Dialect, contributor_sql};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    drop(SqliteStore::open(&path).expect("open"));
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    let plan_of = |developer: Option<&str>| -> Vec<String> {
+        let query = ContributorQuery {
+            developer: developer.map(str::to_string),
+            paging: ContributorPaging::Offset { page_index: 0, page_size: 100 },
+            ..Default::default()
+        };
+        let built = contributor_sql(Dialect::Sqlite, devid_store::AccountId(1), &query).expect("sql");
+        let args: Vec<rusqlite::types::Value> = built
+            .page
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Int(i) => rusqlite::types::Value::Integer(*i),
+                Arg::Text(t) => rusqlite::types::Value::Text(t.clone()),
+            })
+            .collect();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", built.page.text)).expect("explain");
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let by_developer = plan_of(Some("jane@corp.com"));
+    assert!(by_developer.iter().any(|s| s.contains("identities_by_email")), "{by_developer:?}");
+    assert!(!by_developer.iter().any(|s| s.contains("contributors_by_activity")), "{by_developer:?}");
+    let everyone = plan_of(None);
+    assert!(
+        everyone.iter().any(|s| s.contains("contributors_by_activity")),
+        "the test would not notice the difference: {everyone:?}"
+    );
+}
+
 /// A large first upload loads without secondary indexes and rebuilds them right after
 /// answering: afterwards they exist exactly as the migrations made them, the next write
 /// never sees them missing, and a failed or dry-run bulk load leaves them in place.
