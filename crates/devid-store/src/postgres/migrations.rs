@@ -319,6 +319,14 @@ CREATE INDEX ui_sessions_by_key ON ui_sessions(key_id);
 CREATE INDEX ui_sessions_by_last_seen ON ui_sessions(last_seen_at);
 "#,
     ),
+    (
+        11,
+        r#"
+-- The change feed's email filter; see the SQLite migration 12.
+CREATE INDEX audit_by_new_email ON audit_events(account_id, new_email, id) WHERE new_email IS NOT NULL;
+CREATE INDEX audit_by_old_email ON audit_events(account_id, old_email, id) WHERE old_email IS NOT NULL;
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
