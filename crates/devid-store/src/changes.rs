@@ -113,7 +113,8 @@ pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery)
         filters.push(format!("c.key_id = {}", sql.arg(Arg::Text(key.clone()))));
     }
     // An event filter reads the change set's own events (a range of the account's audit
-    // index), so it costs what the change sets it passes over hold.
+    // index), so the identity filter costs what the change sets it passes over hold; the
+    // email filter probes the events' email indexes within that range instead.
     let events_of = "e.account_id = c.account_id AND e.id > c.after_event AND e.id <= c.last_event";
     if let Some(identity) = &q.identity {
         let p = sql.arg(Arg::Text(identity.clone()));
