@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::layout::{self, Section, count, csrf};
 use super::session::{CsrfForm, CsrfProtected, UiSession};
-use super::{Notice, UiError, api_request, encode, json_of, redirect_with, render};
+use super::{Notice, UiError, api_request, encode, integration_id_json, json_of, redirect_with, render};
 use crate::AppState;
 use crate::api::contributors::Contributor;
 use crate::routes::contributors::{list_contributors, set_bots};
@@ -137,8 +137,7 @@ pub async fn set_bot(
     State(state): State<AppState>,
     CsrfForm(session, form): CsrfForm<BotForm>,
 ) -> Result<Response, UiError> {
-    let id: serde_json::Value =
-        form.integration_id.trim().parse::<i64>().map_or_else(|_| form.integration_id.trim().into(), Into::into);
+    let id = integration_id_json(&form.integration_id);
     let bot = match form.bot.as_str() {
         "true" => serde_json::Value::Bool(true),
         "false" => serde_json::Value::Bool(false),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::layout::{self, Section, count, csrf};
 use super::session::{CsrfForm, CsrfProtected, UiSession};
-use super::{Notice, UiError, api_request, encode, json_of, redirect_with, render};
+use super::{Notice, UiError, api_request, encode, integration_id_json, json_of, redirect_with, render};
 use crate::AppState;
 use crate::routes::identities::list::list_identities;
 use crate::routes::identities::locks::{lock_identities, unlock_identities};
@@ -259,8 +259,7 @@ impl CsrfProtected for IdentityForm {
 impl IdentityForm {
     /// The row as the API's lock and delete bodies take it; the API validates it.
     fn key_body(&self) -> String {
-        let id: serde_json::Value =
-            self.integration_id.trim().parse::<i64>().map_or_else(|_| self.integration_id.clone().into(), Into::into);
+        let id = integration_id_json(&self.integration_id);
         serde_json::json!([{ "integrationId": id, "identity": self.identity }]).to_string()
     }
 }
@@ -290,8 +289,7 @@ pub async fn reassign(
     State(state): State<AppState>,
     CsrfForm(session, form): CsrfForm<IdentityForm>,
 ) -> Result<Response, UiError> {
-    let id: serde_json::Value =
-        form.integration_id.trim().parse::<i64>().map_or_else(|_| form.integration_id.clone().into(), Into::into);
+    let id = integration_id_json(&form.integration_id);
     let body = serde_json::json!([{ "email": form.email.trim(), "integrationId": id, "identity": form.identity }]);
     let uri = if form.force == "true" { "/?force=true" } else { "/" };
     let request = api_request(uri, "application/json", body.to_string());

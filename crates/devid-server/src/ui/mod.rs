@@ -260,6 +260,12 @@ pub(crate) fn is_https(headers: &HeaderMap) -> bool {
     headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
+/// A form's integration id as the API's JSON bodies take it: a number when it is one,
+/// else the text as typed, for the API to refuse with its own sentence.
+pub(crate) fn integration_id_json(raw: &str) -> serde_json::Value {
+    raw.trim().parse::<i64>().map_or_else(|_| raw.trim().into(), Into::into)
+}
+
 /// A query-string value, percent-encoded.
 pub(crate) fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
