@@ -505,10 +505,20 @@ async fn main() -> Result<()> {
             p50_ms: Some(percentile(&latencies, 50.0)),
             p99_ms: Some(percentile(&latencies, 99.0)),
             peak_rss_mib: server.peak_rss_mib(),
-            target: format!("within 10 % of S6 without ({without:.0} req/s)"),
             ..Default::default()
         };
-        s6w.judge(judged, throughput >= 0.9 * without);
+        // Consecutive S6 runs on one database drift (each grows the audit log; with a
+        // webhook that wanted no upload, so nothing queued, the second run was 6-10 %
+        // slower, and other times the third was faster than the first). S6 without runs
+        // again after, and the webhook run is judged against the mean of both sides.
+        let (again, errors, again_seconds, _) = server.small_uploads(&client, args.s6_clients, length).await?;
+        check(errors == 0, || format!("S6 again: {errors} requests failed"))?;
+        let after = again as f64 / again_seconds;
+        let around = (without + after) / 2.0;
+        s6w.target = format!("within 10 % of S6 without, mean of before and after ({without:.0} and {after:.0} req/s)");
+        s6w.floor_throughput = Some(around);
+        s6w.ratio_to_floor = Some(throughput / around);
+        s6w.judge(judged, throughput >= 0.9 * around);
         results.push(s6w);
         print_last(&results);
     }
