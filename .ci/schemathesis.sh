@@ -40,4 +40,4 @@ key="$(grep -o 'pat\.[A-Za-z0-9._-]*' "$work/devid.db.first-admin-key" | head -1
 
 "$venv/bin/schemathesis" --config-file .ci/schemathesis.toml run "http://$address/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful --seed 42 --max-examples 10 \
-  --max-time 300 --workers 1 --header "x-api-key: $key"
+  --max-time 180 --workers 1 --header "x-api-key: $key"

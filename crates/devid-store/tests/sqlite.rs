@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use devid_core::types::ApplicationType;
+use devid_store::ChangeStore;
+use devid_store::changes::ChangeQuery;
 use devid_store::{ChangeContext, NewIntegration, SqliteStore, Store, StoreError};
 
 async fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
@@ -632,11 +634,46 @@ async fn audit_history_from_before_change_sets_is_migrated_into_them() {
     // Migrations after it are rolled back too: they run in order, after the last applied.
     conn.execute_batch(
         "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries; DROP TABLE ui_sessions;
-         DROP INDEX audit_by_new_email; DROP INDEX audit_by_old_email;
+         DROP TABLE change_set_emails;
          DELETE FROM schema_migrations WHERE version >= 9;",
     )
     .expect("roll back");
     drop(conn);
     let migrated = SqliteStore::open(&path).expect("reopen and migrate");
     devid_store::contract::history_was_migrated(&migrated, &recorded).await;
+}
+
+/// The change feed's `email` filter is the same whether a change set's addresses are
+/// listed yet or not (a large write's are listed after it is answered, and history from
+/// before migration 13 at start-up): unlisted change sets have their events read.
+#[tokio::test]
+async fn the_email_filter_reads_change_sets_whose_addresses_are_not_listed_yet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let recorded = devid_store::contract::history_for_migration(&store).await;
+    let by_email = |email: &str| ChangeQuery { email: Some(email.into()), limit: 100, ..Default::default() };
+    let account = recorded[0].0.account;
+    let ids = |page: devid_store::changes::ChangePage| page.changes.iter().map(|c| c.id).collect::<Vec<_>>();
+    let mut listed = Vec::new();
+    for email in ["a1@x.com", "a2@x.com", "moved@x.com", "nobody@x.com"] {
+        listed.push(ids(store.list_changes(account, by_email(email)).await.expect("feed")));
+    }
+    assert_eq!(listed.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1, 0]);
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    let forget = "DELETE FROM change_set_emails; UPDATE change_sets SET emails_indexed = 0;";
+    conn.execute_batch(forget).expect("forget the listed addresses");
+    for (email, expected) in ["a1@x.com", "a2@x.com", "moved@x.com", "nobody@x.com"].iter().zip(&listed) {
+        assert_eq!(&ids(store.list_changes(account, by_email(email)).await.expect("feed")), expected, "{email}");
+    }
+    drop(store);
+    // Start-up lists them again.
+    let store = SqliteStore::open(&path).expect("reopen");
+    let unlisted: i64 =
+        conn.query_row("SELECT COUNT(*) FROM change_sets WHERE emails_indexed = 0", [], |r| r.get(0)).expect("count");
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM change_set_emails", [], |r| r.get(0)).expect("count");
+    assert_eq!((unlisted, rows > 0), (0, true));
+    for (email, expected) in ["a1@x.com", "a2@x.com", "moved@x.com", "nobody@x.com"].iter().zip(&listed) {
+        assert_eq!(&ids(store.list_changes(account, by_email(email)).await.expect("feed")), expected, "{email}");
+    }
 }

@@ -96,6 +96,27 @@ pub async fn the_change_feed_pages_and_filters(store: &dyn Store) {
     let from = ok(devid_core::time::parse_rfc3339(at), "time");
     let since = feed(store, &ctx, ChangeQuery { from: Some(from), ..Default::default() }).await;
     assert_eq!(since.first().map(|c| c.id), Some(all[3].id));
+
+    // An address is found where an identity arrived, where it left, and where it was deleted.
+    ok(upload(store, &ctx, &[("moved@x.com", 1, "dev1")], false).await, "move");
+    let infos = ok(store.integration_infos(ctx.account).await, "infos");
+    let plan = ok(plan_delete(rows(&[("", 1, "dev1")]), &infos).map_err(|p| p.into_groups()), "plan");
+    ok(store.delete_identities(&ctx, plan, false).await, "delete");
+    let later = feed(store, &ctx, ChangeQuery { after: all[5].id, ..Default::default() }).await;
+    assert_eq!(kinds(&later), ["upload", "delete"]);
+    let ids = |changes: Vec<ChangeSet>| changes.iter().map(|c| c.id).collect::<Vec<_>>();
+    let by_email = |email: &str| ChangeQuery { email: Some(email.into()), ..Default::default() };
+    assert_eq!(ids(feed(store, &ctx, by_email("dev1@x.com")).await), [all[2].id, later[0].id]);
+    assert_eq!(ids(feed(store, &ctx, by_email("moved@x.com")).await), [later[0].id, later[1].id]);
+    // So is one named by a change set too large to list its addresses in its own write.
+    let bulk: Vec<(String, i64, String)> =
+        (0..6_000).map(|i| (format!("bulk{}@x.com", i % 3), 1, format!("bulk{i}"))).collect();
+    let bulk: Vec<(&str, i64, &str)> = bulk.iter().map(|(e, i, id)| (e.as_str(), *i, id.as_str())).collect();
+    ok(upload(store, &ctx, &bulk, false).await, "bulk upload");
+    let last = feed(store, &ctx, ChangeQuery { after: later[1].id, ..Default::default() }).await;
+    assert_eq!((kinds(&last), last.first().map(|c| c.events)), (vec!["upload"], Some(6_000)));
+    assert_eq!(ids(feed(store, &ctx, by_email("bulk2@x.com")).await), [last[0].id]);
+    assert!(feed(store, &ctx, by_email("bulk3@x.com")).await.is_empty());
 }
 
 pub async fn change_sets_stay_in_their_account(store: &dyn Store) {
@@ -153,6 +174,15 @@ pub async fn history_was_migrated(store: &dyn Store, recorded: &[(ChangeContext,
             assert_eq!(events(m.id).await, events(l.id).await);
         }
     }
+    // The email filter finds migrated history too (an address it arrived at, left, deleted at).
+    let a = &recorded[0].0;
+    let kinds_naming = |email: &'static str| async move {
+        let changes = feed(store, a, ChangeQuery { email: Some(email.into()), ..Default::default() }).await;
+        changes.iter().map(|c| c.kind.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(kinds_naming("a1@x.com").await, ["upload", "upload"]);
+    assert_eq!(kinds_naming("a2@x.com").await, ["upload", "delete"]);
+    assert_eq!(kinds_naming("moved@x.com").await, ["upload"]);
 }
 
 /// (email, identity, created at, source, locked) of every identity, by identity.

@@ -48,9 +48,11 @@ pub(crate) fn close_change_set(
         return Ok(None);
     }
     let events: u64 = counts.values().sum();
+    let emails_now = events <= EMAILS_IN_THE_WRITE_MAX_EVENTS;
     conn.prepare_cached(
-        "INSERT INTO change_sets (account_id, at, kind, key_id, request_id, after_event, last_event, events, counts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO change_sets (account_id, at, kind, key_id, request_id, after_event, last_event, events, counts,
+                                  emails_indexed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         ctx.account.0,
@@ -61,11 +63,79 @@ pub(crate) fn close_change_set(
         after,
         last,
         i64::try_from(events).unwrap_or(i64::MAX),
-        counts_json(&counts)
+        counts_json(&counts),
+        emails_now
     ])?;
     let id = conn.last_insert_rowid();
+    if emails_now {
+        list_change_set_emails(conn, ctx.account, id, after, last)?;
+    }
     super::webhooks::enqueue_deliveries(conn, ctx.account, id, kind, crate::now_micros())?;
     Ok(Some(id))
+}
+
+/// Change sets of up to this many events list their addresses in their own transaction
+/// (a group-committed upload is at most a thousand rows); larger ones after their write
+/// was answered, by [`list_pending_change_set_emails`], as one sort instead of a
+/// million B-tree insertions in the write.
+const EMAILS_IN_THE_WRITE_MAX_EVENTS: u64 = 5_000;
+
+/// Writes the distinct addresses that change set `id`'s events (ids in `(after, last]`)
+/// name, as old or new address, into `change_set_emails`.
+fn list_change_set_emails(
+    conn: &Connection,
+    account: AccountId,
+    id: i64,
+    after: i64,
+    last: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO change_set_emails (account_id, email, change_set_id)
+         SELECT ?1, email, ?2 FROM (
+             SELECT new_email AS email FROM audit_events
+             WHERE account_id = ?1 AND id > ?3 AND id <= ?4 AND new_email IS NOT NULL
+             UNION
+             SELECT old_email FROM audit_events
+             WHERE account_id = ?1 AND id > ?3 AND id <= ?4 AND old_email IS NOT NULL)",
+    )?
+    .execute(params![account.0, id, after, last])?;
+    Ok(())
+}
+
+/// Whether some change set's addresses are not listed yet (one probe of a partial index).
+pub(crate) fn change_set_emails_pending(conn: &Connection) -> bool {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM change_sets WHERE emails_indexed = 0)")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .unwrap_or(false)
+}
+
+/// Lists the addresses of every change set whose write left them out (a large one, or
+/// history migrated into change sets), in one transaction of its own. Until it commits
+/// the feed's `email` filter reads those change sets' events instead, so nothing is
+/// missed meanwhile; a failure leaves them for the next call. Returns how many change
+/// sets were listed.
+pub(crate) fn list_pending_change_set_emails(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let started = std::time::Instant::now();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let pending = tx
+        .prepare(
+            "SELECT id, account_id, after_event, last_event FROM change_sets WHERE emails_indexed = 0 ORDER BY id",
+        )?
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, AccountId(r.get(1)?), r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for &(id, account, after, last) in &pending {
+        list_change_set_emails(&tx, account, id, after, last)?;
+        tx.execute("UPDATE change_sets SET emails_indexed = 1 WHERE id = ?1", [id])?;
+    }
+    tx.commit()?;
+    if !pending.is_empty() {
+        tracing::debug!(
+            change_sets = pending.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "change set addresses listed"
+        );
+    }
+    Ok(pending.len())
 }
 
 fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeSet> {

@@ -106,6 +106,9 @@ impl SqliteStore {
         if rebuilt > 0 {
             tracing::warn!(indexes = rebuilt, "rebuilt indexes that a bulk load dropped before the last stop");
         }
+        // History from before migration 13, or a large write whose process stopped
+        // before listing its addresses.
+        changes::list_pending_change_set_emails(&mut writer).map_err(map_err)?;
         // Checkpoints run on a thread of their own (see `checkpoint_in_background`), so
         // a commit costs the WAL append and its fsync, not also copying pages into the
         // main file. After a checkpoint lets the WAL start over, SQLite cuts it back
@@ -166,9 +169,18 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer();
             let result = f(&mut conn, &inner);
+            let listing_due = changes::change_set_emails_pending(&conn);
             drop(conn);
             // A full channel means a checkpoint is already due; nothing is lost.
             let _ = inner.committed.try_send(());
+            if listing_due {
+                // After the answer, like a bulk load's index rebuild: a large delete or
+                // revert is not kept waiting for it.
+                let inner = Arc::clone(&inner);
+                drop(tokio::task::spawn_blocking(move || {
+                    list_change_set_emails_after_answer(&mut inner.writer(), &inner)
+                }));
+            }
             result
         })
         .await
@@ -1571,9 +1583,33 @@ fn drop_secondary_indexes_for_bulk_load(tx: &Transaction<'_>, rows: usize, ident
 }
 
 /// After a committed write has been answered: builds the indexes a bulk load dropped,
-/// if it dropped any, still holding the writer so no other write runs without them.
-/// A failure is retried by the next write (see `Inner::writer`).
+/// if it dropped any, still holding the writer so no other write runs without them (a
+/// failure is retried by the next write, see `Inner::writer`); then lists the large
+/// change set's addresses.
 fn rebuild_after_bulk_load(conn: &mut Connection, inner: &Inner) {
+    rebuild_dropped_indexes(conn, inner);
+    list_change_set_emails_after_answer(conn, inner);
+}
+
+/// Lists the addresses of a large change set after its write was answered (see
+/// `changes::list_pending_change_set_emails`); a failure is logged, and retried after
+/// the next large write or at start-up.
+fn list_change_set_emails_after_answer(conn: &mut Connection, inner: &Inner) {
+    if !changes::change_set_emails_pending(conn) {
+        return;
+    }
+    match changes::list_pending_change_set_emails(conn) {
+        Ok(_) => {
+            let _ = inner.committed.try_send(());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list a change set's addresses; the change feed reads its events meanwhile")
+        }
+    }
+}
+
+/// The first half of [`rebuild_after_bulk_load`].
+fn rebuild_dropped_indexes(conn: &mut Connection, inner: &Inner) {
     // Most large writes drop no index; only a bulk load leaves some listed.
     let dropped_indexes =
         conn.query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0)).unwrap_or(true);
