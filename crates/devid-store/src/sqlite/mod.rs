@@ -107,8 +107,16 @@ impl SqliteStore {
             tracing::warn!(indexes = rebuilt, "rebuilt indexes that a bulk load dropped before the last stop");
         }
         // History from before migration 13, or a large write whose process stopped
-        // before listing its addresses.
-        changes::list_pending_change_set_emails(&mut writer).map_err(map_err)?;
+        // before listing its addresses (after the upgrade, the whole history once).
+        let started = std::time::Instant::now();
+        let listed = changes::list_pending_change_set_emails(&mut writer).map_err(map_err)?;
+        if listed > 0 {
+            tracing::info!(
+                change_sets = listed,
+                ms = started.elapsed().as_millis() as u64,
+                "listed the addresses of change sets written before this version or left unlisted by a stop"
+            );
+        }
         // Checkpoints run on a thread of their own (see `checkpoint_in_background`), so
         // a commit costs the WAL append and its fsync, not also copying pages into the
         // main file. After a checkpoint lets the WAL start over, SQLite cuts it back
