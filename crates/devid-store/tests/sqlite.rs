@@ -677,3 +677,63 @@ async fn the_email_filter_reads_change_sets_whose_addresses_are_not_listed_yet()
         assert_eq!(&ids(store.list_changes(account, by_email(email)).await.expect("feed")), expected, "{email}");
     }
 }
+
+/// A revert that deletes most of the identities table takes its secondary indexes off
+/// for the delete, as a bulk load does, and builds them again after answering: a dry
+/// run leaves them in place, and after a real one they are exactly as the migrations
+/// made them, with what the revert left readable through them.
+#[tokio::test]
+async fn a_large_revert_rebuilds_the_indexes_it_drops() {
+    use devid_store::revert::{RevertOptions, RevertOutcome};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let indexes = || -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(&path).expect("connect");
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'identities' ORDER BY name",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let before = indexes();
+    assert!(before.len() >= 4, "{before:?}");
+    let ctx = acme_with_github(&store).await;
+    let kept_row = [("kept@x.com".to_string(), 1, "kept".to_string())];
+    let kept = devid_store::contract::refs(&kept_row);
+    devid_store::contract::upload(&store, &ctx, &kept, false).await.expect("first upload");
+    let data: Vec<(String, i64, String)> =
+        (0..60_000).map(|i| (format!("d{}@x.com", i / 5), 1, format!("user-{i}"))).collect();
+    devid_store::contract::upload(&store, &ctx, &devid_store::contract::refs(&data), false).await.expect("upload");
+    let feed = store.list_changes(ctx.account, ChangeQuery { limit: 100, ..Default::default() }).await.expect("feed");
+    let large = feed.changes.last().expect("the large upload's change set").id;
+
+    let options = |dry_run| RevertOptions { force: false, dry_run };
+    let dry = store.revert_change(&ctx, large, options(true)).await.expect("dry run");
+    assert!(matches!(dry, RevertOutcome::Reverted { ref summary, .. } if summary.deleted == 60_000), "{dry:?}");
+    assert_eq!(indexes(), before, "a dry run leaves the indexes");
+    let done = store.revert_change(&ctx, large, options(false)).await.expect("revert");
+    assert!(matches!(done, RevertOutcome::Reverted { ref summary, .. } if summary.deleted == 60_000), "{done:?}");
+    // The next write waits for the rebuild (or makes it itself).
+    devid_store::contract::upload(&store, &ctx, &kept, false).await.expect("a write after");
+    assert_eq!(indexes(), before, "the indexes are rebuilt as they were");
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    let pending: i64 = conn.query_row("SELECT COUNT(*) FROM pending_indexes", [], |r| r.get(0)).expect("count");
+    assert_eq!(pending, 0);
+    let left = store
+        .list_identities(
+            ctx.account,
+            devid_store::IdentityQuery {
+                paging: devid_store::Paging::Offset { page_index: 0, page_size: 10 },
+                count_total: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!((left.total_count, left.records[0].email.as_str()), (1, "kept@x.com"));
+}

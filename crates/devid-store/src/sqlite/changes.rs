@@ -432,6 +432,25 @@ fn delete_created(tx: &Connection, ctx: &ChangeContext, now: Micros, targets: &[
     Ok(deleted as u64)
 }
 
+/// A revert that deletes most of the identities table (a large upload into a small or
+/// empty one, undone) takes the table's secondary indexes off first, as a bulk load
+/// does: deleting a million rows from each of three indexes in the order of the rows was
+/// three quarters of such a revert's time, and rebuilding them over what remains is one
+/// sort of the rest. Dropped in the revert's transaction and listed in
+/// `pending_indexes`, so a rollback or dry run keeps them and a stop before the rebuild
+/// is mended at start-up; the rebuild runs after the answer (see `SqliteStore::write`).
+fn drop_identity_indexes_for_mass_delete(tx: &rusqlite::Transaction<'_>, deletes: usize) -> StoreResult<()> {
+    if deletes < super::BULK_MIN_ROWS {
+        return Ok(());
+    }
+    let rows: i64 = tx.query_row("SELECT COUNT(*) FROM identities", [], |r| r.get(0)).map_err(map_err)?;
+    if (deletes as i64).saturating_mul(2) <= rows {
+        return Ok(());
+    }
+    // The unique index stays: the delete finds its rows by it.
+    super::drop_indexes_for_bulk_load(tx, "identities", &["identities_by_key"])
+}
+
 fn count(summary: &mut RevertSummary, step: &Step) {
     match step {
         Step::Delete => summary.deleted += 1,
@@ -448,6 +467,7 @@ fn revert_in(
     id: i64,
     options: RevertOptions,
 ) -> StoreResult<RevertOutcome> {
+    let started = std::time::Instant::now();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
     let account = ctx.account;
     let Some(change) = get_change_in(&tx, account, id)? else { return Ok(RevertOutcome::NotFound) };
@@ -460,7 +480,9 @@ fn revert_in(
         Err(why) => return Ok(RevertOutcome::NotRevertible(why)),
     };
     let integrations: HashMap<i64, devid_core::plan::IntegrationInfo> = infos.into_iter().map(|i| (i.id, i)).collect();
+    let planned_ms = started.elapsed().as_millis() as u64;
     let touched = later_touches(&tx, account, last_event, &targets, &integrations)?;
+    let checked_ms = started.elapsed().as_millis() as u64;
     let mut conflicts = Vec::new();
     let mut order: Vec<usize> = touched.keys().copied().collect();
     order.sort_unstable();
@@ -484,7 +506,9 @@ fn revert_in(
         .filter(|(t, target)| matches!(target.step, Step::Delete) && !touched.contains_key(t))
         .map(|(_, target)| target)
         .collect();
+    drop_identity_indexes_for_mass_delete(&tx, deletes.len())?;
     let deleted = delete_created(&tx, ctx, now, &deletes)?;
+    let deleted_ms = started.elapsed().as_millis() as u64;
     summary.deleted = deleted;
     summary.skipped = deletes.len() as u64 - deleted;
     for (t, target) in targets.iter().enumerate() {
@@ -497,6 +521,7 @@ fn revert_in(
         }
         count(&mut summary, &target.step);
     }
+    let undone_ms = started.elapsed().as_millis() as u64;
     super::bump_version(&tx, account)?;
     let reverted = close_change_set(&tx, ctx, ChangeKind::Revert).map_err(map_err)?;
     if let Some(new) = reverted {
@@ -506,11 +531,23 @@ fn revert_in(
         Some(new) if !options.dry_run => get_change_in(&tx, account, new)?,
         _ => None,
     };
+    let closed_ms = started.elapsed().as_millis() as u64;
     if options.dry_run {
         tx.rollback().map_err(map_err)?;
     } else {
         tx.commit().map_err(map_err)?;
     }
+    // Where a slow revert's time goes, by phase (milliseconds since it started).
+    tracing::debug!(
+        events = events.len(),
+        planned_ms,
+        checked_ms,
+        deleted_ms,
+        undone_ms,
+        closed_ms,
+        committed_ms = started.elapsed().as_millis() as u64,
+        "revert applied"
+    );
     Ok(RevertOutcome::Reverted { change, summary, skipped: conflicts })
 }
 

@@ -177,17 +177,20 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer();
             let result = f(&mut conn, &inner);
-            let listing_due = changes::change_set_emails_pending(&conn);
+            // A large revert may have dropped indexes (as a bulk load does) and leaves
+            // its addresses to list: both after the answer. Until the rebuild, the next
+            // write to take the writer builds the indexes first.
+            let indexes_dropped = indexes_listed_as_dropped(&conn);
+            if indexes_dropped {
+                inner.indexes_pending.store(true, Ordering::SeqCst);
+            }
+            let after_answer_due = indexes_dropped || changes::change_set_emails_pending(&conn);
             drop(conn);
             // A full channel means a checkpoint is already due; nothing is lost.
             let _ = inner.committed.try_send(());
-            if listing_due {
-                // After the answer, like a bulk load's index rebuild: a large delete or
-                // revert is not kept waiting for it.
+            if after_answer_due {
                 let inner = Arc::clone(&inner);
-                drop(tokio::task::spawn_blocking(move || {
-                    list_change_set_emails_after_answer(&mut inner.writer(), &inner)
-                }));
+                drop(tokio::task::spawn_blocking(move || rebuild_after_bulk_load(&mut inner.writer(), &inner)));
             }
             result
         })
@@ -1616,12 +1619,15 @@ fn list_change_set_emails_after_answer(conn: &mut Connection, inner: &Inner) {
     }
 }
 
+/// Whether a bulk load or a large revert left dropped indexes to build again.
+fn indexes_listed_as_dropped(conn: &Connection) -> bool {
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0)).unwrap_or(true)
+}
+
 /// The first half of [`rebuild_after_bulk_load`].
 fn rebuild_dropped_indexes(conn: &mut Connection, inner: &Inner) {
-    // Most large writes drop no index; only a bulk load leaves some listed.
-    let dropped_indexes =
-        conn.query_row("SELECT EXISTS (SELECT 1 FROM pending_indexes)", [], |r| r.get::<_, bool>(0)).unwrap_or(true);
-    if !dropped_indexes {
+    // Most large writes drop no index; only a bulk load or a large revert leaves some listed.
+    if !indexes_listed_as_dropped(conn) {
         return;
     }
     let _ = inner.committed.try_send(());
