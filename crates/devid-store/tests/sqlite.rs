@@ -29,6 +29,37 @@ async fn acme_with_github(store: &SqliteStore) -> ChangeContext {
     ctx
 }
 
+/// (name, SQL) of every index SQLite holds a definition for on `tables`, by name.
+fn indexes_on(path: &std::path::Path, tables: &[&str]) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(path).expect("connect");
+    let placeholders = vec!["?"; tables.len()].join(", ");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
+             AND tbl_name IN ({placeholders}) ORDER BY name"
+        ))
+        .expect("prepare");
+    stmt.query_map(rusqlite::params_from_iter(tables), |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// The account's first ten identities, with the total.
+async fn first_identities(store: &SqliteStore, ctx: &ChangeContext) -> devid_store::IdentityPage {
+    store
+        .list_identities(
+            ctx.account,
+            devid_store::IdentityQuery {
+                paging: devid_store::Paging::Offset { page_index: 0, page_size: 10 },
+                count_total: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list")
+}
+
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op_and_data_survives_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -243,19 +274,7 @@ async fn bulk_loads_rebuild_the_indexes_they_drop() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("devid.db");
     let store = SqliteStore::open(&path).expect("open");
-    let indexes = || -> Vec<(String, String)> {
-        let conn = rusqlite::Connection::open(&path).expect("connect");
-        let mut stmt = conn
-            .prepare(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('identities', 'audit_events')
-                 ORDER BY name",
-            )
-            .expect("prepare");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
+    let indexes = || indexes_on(&path, &["identities", "audit_events"]);
     let before = indexes();
     assert!(before.len() >= 6, "{before:?}");
     let ctx = acme_with_github(&store).await;
@@ -273,17 +292,7 @@ async fn bulk_loads_rebuild_the_indexes_they_drop() {
     let done = devid_store::contract::upload(&store, &ctx, &rows, false).await.expect("upload");
     assert_eq!(done.created, 60_000);
     // Answered before the rebuild: what was loaded is already there to read.
-    let page = store
-        .list_identities(
-            ctx.account,
-            devid_store::IdentityQuery {
-                paging: devid_store::Paging::Offset { page_index: 0, page_size: 10 },
-                count_total: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("list");
+    let page = first_identities(&store, &ctx).await;
     assert_eq!(page.total_count, 60_000);
     let audit = store
         .list_audit(ctx.account, devid_store::AuditQuery { page_size: 10, ..Default::default() })
@@ -585,16 +594,7 @@ async fn a_bulk_contributor_ingest_rebuilds_the_indexes_it_drops() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("devid.db");
     let store = SqliteStore::open(&path).expect("open");
-    let indexes = || -> Vec<(String, String)> {
-        let conn = rusqlite::Connection::open(&path).expect("connect");
-        let mut stmt = conn
-            .prepare(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
-                 AND tbl_name IN ('contributors', 'contributor_sources') ORDER BY name",
-            )
-            .expect("prepare");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").collect::<Result<_, _>>().expect("rows")
-    };
+    let indexes = || indexes_on(&path, &["contributors", "contributor_sources"]);
     let before = indexes();
     assert_eq!(before.len(), 6, "{before:?}");
     let account = store.ensure_account("acme").await.expect("account");
@@ -688,18 +688,7 @@ async fn a_large_revert_rebuilds_the_indexes_it_drops() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("devid.db");
     let store = SqliteStore::open(&path).expect("open");
-    let indexes = || -> Vec<(String, String)> {
-        let conn = rusqlite::Connection::open(&path).expect("connect");
-        let mut stmt = conn
-            .prepare(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'identities' ORDER BY name",
-            )
-            .expect("prepare");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
+    let indexes = || indexes_on(&path, &["identities"]);
     let before = indexes();
     assert!(before.len() >= 4, "{before:?}");
     let ctx = acme_with_github(&store).await;
@@ -724,16 +713,6 @@ async fn a_large_revert_rebuilds_the_indexes_it_drops() {
     let conn = rusqlite::Connection::open(&path).expect("connect");
     let pending: i64 = conn.query_row("SELECT COUNT(*) FROM pending_indexes", [], |r| r.get(0)).expect("count");
     assert_eq!(pending, 0);
-    let left = store
-        .list_identities(
-            ctx.account,
-            devid_store::IdentityQuery {
-                paging: devid_store::Paging::Offset { page_index: 0, page_size: 10 },
-                count_total: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("list");
+    let left = first_identities(&store, &ctx).await;
     assert_eq!((left.total_count, left.records[0].email.as_str()), (1, "kept@x.com"));
 }
