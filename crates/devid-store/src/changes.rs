@@ -94,7 +94,7 @@ pub trait ChangeStore: Send + Sync {
 pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.at, c.kind, c.key_id, c.request_id, c.events, c.counts, c.reverts";
 
 /// The feed query: one row more than `limit`, to know whether there is a next page.
-pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery) -> Sql {
+pub fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery) -> Sql {
     let mut sql = Sql::new(dialect);
     let mut filters = vec![
         format!("c.account_id = {}", sql.arg(Arg::Int(account.0))),
@@ -121,7 +121,7 @@ pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery)
         filters.push(format!("EXISTS (SELECT 1 FROM audit_events e WHERE {events_of} AND e.identity = {p})"));
     }
     if let Some(email) = &q.email {
-        filters.push(email_filter(&mut sql, dialect, account, email, events_of));
+        filters.push(email_filter(&mut sql, dialect, account, q.after, email, events_of));
     }
     sql.text = format!(
         "SELECT {CHANGE_COLUMNS} FROM change_sets c WHERE {} ORDER BY c.id LIMIT {}",
@@ -138,18 +138,35 @@ pub(crate) fn changes_sql(dialect: Dialect, account: AccountId, q: &ChangeQuery)
 /// SQLite lists each change set's addresses in `change_set_emails` (two rows for a
 /// ten-row move, where indexes of the events by address cost two entries per event on
 /// the one writer's small-upload path); a change set whose addresses are not listed yet
-/// (`emails_indexed = 0`, a large write just answered) has its events read. PostgreSQL,
-/// with no single writer to spare, keeps partial indexes of the events by address and
-/// probes them within each change set's event range.
-fn email_filter(sql: &mut Sql, dialect: Dialect, account: AccountId, email: &str, events_of: &str) -> String {
+/// (`emails_indexed = 0`, a large write just answered) has its events read. The ids
+/// found drive the query (one rowid lookup each), rather than every change set being
+/// tested in turn (on a generated table of a million change sets, 0.03-0.6 ms instead
+/// of 170-230 ms).
+/// PostgreSQL, with no single writer to spare, keeps partial indexes of the events by
+/// address and probes them within each change set's event range.
+fn email_filter(
+    sql: &mut Sql,
+    dialect: Dialect,
+    account: AccountId,
+    after: i64,
+    email: &str,
+    events_of: &str,
+) -> String {
     match dialect {
         Dialect::Sqlite => {
-            let (account, listed) = (sql.arg(Arg::Int(account.0)), sql.arg(Arg::Text(email.to_string())));
-            let (a, b) = (sql.arg(Arg::Text(email.to_string())), sql.arg(Arg::Text(email.to_string())));
+            let (account_a, email_a, after_a) =
+                (sql.arg(Arg::Int(account.0)), sql.arg(Arg::Text(email.to_string())), sql.arg(Arg::Int(after)));
+            let (account_b, after_b) = (sql.arg(Arg::Int(account.0)), sql.arg(Arg::Int(after)));
+            let (new_email, old_email) = (sql.arg(Arg::Text(email.to_string())), sql.arg(Arg::Text(email.to_string())));
+            let events_of_p = "e.account_id = p.account_id AND e.id > p.after_event AND e.id <= p.last_event";
             format!(
-                "(c.id IN (SELECT x.change_set_id FROM change_set_emails x WHERE x.account_id = {account} AND x.email = {listed})
-                  OR (c.emails_indexed = 0
-                      AND EXISTS (SELECT 1 FROM audit_events e WHERE {events_of} AND (e.new_email = {a} OR e.old_email = {b}))))"
+                "c.id IN (SELECT x.change_set_id FROM change_set_emails x
+                          WHERE x.account_id = {account_a} AND x.email = {email_a} AND x.change_set_id > {after_a}
+                          UNION ALL
+                          SELECT p.id FROM change_sets p
+                          WHERE p.emails_indexed = 0 AND p.account_id = {account_b} AND p.id > {after_b}
+                            AND EXISTS (SELECT 1 FROM audit_events e
+                                        WHERE {events_of_p} AND (e.new_email = {new_email} OR e.old_email = {old_email})))"
             )
         }
         Dialect::Postgres => {

@@ -716,3 +716,25 @@ async fn a_large_revert_rebuilds_the_indexes_it_drops() {
     let left = first_identities(&store, &ctx).await;
     assert_eq!((left.total_count, left.records[0].email.as_str()), (1, "kept@x.com"));
 }
+
+/// The change feed's `email` filter finds its change sets from the address (the listed
+/// ones, and the few not listed yet) and looks each up by id, rather than testing every
+/// change set of the account in turn (on a generated table of a million change sets,
+/// 170-230 ms that way, 0.03-0.6 ms this way).
+#[test]
+fn the_email_filter_starts_from_the_address() {
+    use devid_store::changes::changes_sql;
+    use devid_store::sql::Dialect;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("devid.db");
+    drop(SqliteStore::open(&path).expect("open"));
+    let conn = rusqlite::Connection::open(&path).expect("connect");
+    let query = ChangeQuery { email: Some("jane@x.com".into()), limit: 100, ..Default::default() };
+    let plan = query_plan(&conn, &changes_sql(Dialect::Sqlite, devid_store::AccountId(1), &query));
+    // Each change set is found by its id (an equality, one seek per id found) ...
+    assert!(plan.iter().any(|s| s.starts_with("SEARCH c ") && s.contains("id=?")), "{plan:?}");
+    assert!(!plan.iter().any(|s| s.starts_with("SEARCH c ") && s.contains("id>?")), "{plan:?}");
+    // ... found from the address, and among the change sets not listed yet.
+    assert!(plan.iter().any(|s| s.contains("SEARCH x USING PRIMARY KEY (account_id=? AND email=?")), "{plan:?}");
+    assert!(plan.iter().any(|s| s.contains("USING INDEX change_sets_emails_pending")), "{plan:?}");
+}

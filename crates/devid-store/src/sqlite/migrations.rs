@@ -371,7 +371,7 @@ CREATE TABLE change_set_emails (
     PRIMARY KEY (account_id, email, change_set_id)
 ) WITHOUT ROWID;
 ALTER TABLE change_sets ADD COLUMN emails_indexed INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX change_sets_emails_pending ON change_sets(id) WHERE emails_indexed = 0;
+CREATE INDEX change_sets_emails_pending ON change_sets(account_id, id) WHERE emails_indexed = 0;
 "#,
     ),
 ];
