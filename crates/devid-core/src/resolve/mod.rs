@@ -91,8 +91,12 @@ pub enum Rule {
     /// A name that is another alias's GitHub login, written as the name (auto when the
     /// login is distinctive).
     NameIsLogin,
-    /// The same one-word name shaped like a handle ("GalaxySnail"): review only.
+    /// The same one-word name shaped like a handle ("GalaxySnail"): auto when the
+    /// handle is distinctive and written from the same time zones.
     SameHandle,
+    /// One's commit committed under the same name from the other's address: a person
+    /// amending or rebasing their own work on another machine.
+    CommittedBySameName,
     /// A handle (a login, a mailbox, a name written as one word) that spells one full
     /// name the way people make handles (`dhuard`, David Huard): review only.
     HandleSpellsName,
@@ -113,13 +117,14 @@ impl Rule {
             Rule::LoginMatchesLocalPart => "login-matches-local-part",
             Rule::NameIsLogin => "name-is-login",
             Rule::SameHandle => "same-handle",
+            Rule::CommittedBySameName => "committed-by-same-name",
             Rule::HandleSpellsName => "handle-spells-name",
             Rule::SameAccount => "same-account",
             Rule::SameDeveloper => "same-developer",
         }
     }
 
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::SameEmail,
         Rule::SameGithubAccount,
         Rule::SameNameCorroborated,
@@ -128,6 +133,7 @@ impl Rule {
         Rule::LoginMatchesLocalPart,
         Rule::NameIsLogin,
         Rule::SameHandle,
+        Rule::CommittedBySameName,
         Rule::HandleSpellsName,
         Rule::SameAccount,
         Rule::SameDeveloper,
@@ -150,6 +156,9 @@ impl Rule {
             Rule::LoginMatchesLocalPart => format!("a GitHub login that is the other address's mailbox ({value})"),
             Rule::NameIsLogin => format!("a name that is the other's GitHub login ({value})"),
             Rule::SameHandle => format!("the same handle {value}"),
+            Rule::CommittedBySameName => {
+                format!("a commit by one was committed under the same name from the other's address ({value})")
+            }
             Rule::HandleSpellsName => format!("a handle that spells the name ({value})"),
             Rule::SameAccount => format!("one account of its source ({value})"),
             Rule::SameDeveloper => format!("already mapped to one developer ({value})"),
@@ -157,11 +166,15 @@ impl Rule {
     }
 }
 
-/// What else is known of an alias beyond its name and email: the UTC offsets (minutes)
-/// its commits were written in. Empty when the input has no dates.
+/// What else is known of an alias beyond its name and email, from its commits: the UTC
+/// offsets (minutes) they were written in, and who committed them where that is
+/// another address. Empty when the input has neither.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Seen {
     pub utc_offsets: Vec<i16>,
+    /// The committers (name and email as written) of its commits whose address is not
+    /// the author's own.
+    pub committers: Vec<Alias>,
 }
 
 impl Seen {
@@ -408,7 +421,6 @@ pub fn cluster_constrained<A: AliasText>(
     // Block 3: one full name. Each alias is compared with every other of its block,
     // which stays small: a name many aliases share is common, and only reviewed.
     let by_name = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| Some((f.name_key.as_deref()?, i))));
-    const MAX_COMPARED: usize = 32;
     for (_, members) in by_name.iter() {
         if members.len() > MAX_COMPARED {
             for &other in &members[1..] {
@@ -448,10 +460,19 @@ pub fn cluster_constrained<A: AliasText>(
                 }
                 let full_name = fa.name.token_count() > 1 || fb.name.token_count() > 1;
                 let (rule, tier) = if !full_name {
-                    if !(fa.handle_like && fb.handle_like) {
+                    // One of them wrote it as a handle ("MelissaWM"), the other the same
+                    // letters ("melissawm"); two plain first names are not a handle.
+                    if !(fa.handle_like || fb.handle_like) {
                         continue;
                     }
-                    (Rule::SameHandle, Tier::Review)
+                    // A handle few could have chosen alike, written from the same time
+                    // zones: a stranger would need both (as for a full name).
+                    let distinctive = fa.squashed.as_deref().is_some_and(distinctive_login);
+                    if distinctive && seen_of(a).shares_a_zone_with(seen_of(b)) {
+                        (Rule::SameHandle, Tier::Auto)
+                    } else {
+                        (Rule::SameHandle, Tier::Review)
+                    }
                 } else if corroborated(fa, fb) {
                     (Rule::SameNameCorroborated, Tier::Auto)
                 } else if seen_of(a).shares_a_zone_with(seen_of(b)) {
@@ -499,6 +520,11 @@ pub fn cluster_constrained<A: AliasText>(
 
     drop(by_mailbox);
 
+    // Block 6: an alias's commit committed under its own name from another address.
+    if seen.iter().any(|s| !s.committers.is_empty()) {
+        committed_by_same_name(&facts, seen, &mailboxes, &mut candidates);
+    }
+
     let describe = |found: &Candidate| {
         let i = if found.of_b { found.b } else { found.a };
         let f = &facts[i];
@@ -514,6 +540,62 @@ pub fn cluster_constrained<A: AliasText>(
     };
     apply(aliases.len(), candidates, describe, constraints, max_tier, options)
 }
+
+/// Links an alias to the aliases of the addresses its commits were committed from under
+/// the same name. Git records who committed a commit beside who wrote it; the same name
+/// on both, from two addresses, is one person on two machines (a maintainer applying a
+/// namesake's patch is the rare exception, so a plain first name needs the name to be
+/// one of the two mailboxes as well).
+fn committed_by_same_name(facts: &[Facts], seen: &[Seen], mailboxes: &Mailboxes, candidates: &mut Vec<Candidate>) {
+    let by_email = Blocks::of(
+        facts.iter().enumerate().filter(|(_, f)| !f.email.placeholder).map(|(i, f)| (f.email.email.0.as_str(), i)),
+    );
+    let written_alike = |a: (Option<&str>, Option<&str>), b: (Option<&str>, Option<&str>)| match (a.0, b.0) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.1.is_some() && a.1 == b.1,
+    };
+    fn names_of(f: &Facts) -> (Option<&str>, Option<&str>) {
+        (f.name_key.as_deref(), f.squashed.as_deref())
+    }
+    for (i, author) in facts.iter().enumerate() {
+        let Some(committers) = seen.get(i).map(|s| &s.committers) else { break };
+        if author.email.placeholder || author.github_app {
+            continue;
+        }
+        for committer in committers {
+            let address = email_facts(&committer.email);
+            if address.placeholder || address.email.0 == author.email.email.0 {
+                continue;
+            }
+            let name = normalize_name(&committer.name);
+            let generic = is_generic_name(&name) || normalize::name_is_an_address(&committer.name);
+            let key = if generic { None } else { name.key() };
+            let squashed = normalize::squashed(&committer.name, &name);
+            if !written_alike(names_of(author), (key.as_deref(), squashed.as_deref())) {
+                continue;
+            }
+            let Some(members) = by_email.get(address.email.0.as_str()) else { continue };
+            for &other in members.iter().take(MAX_COMPARED) {
+                let f = &facts[other];
+                if other == i || !written_alike(names_of(author), names_of(f)) {
+                    continue;
+                }
+                let is_a_mailbox = |s: &str| mailboxes.get(i) == s || mailboxes.get(other) == s;
+                if author.name_key.is_none()
+                    && author.plain_first_name
+                    && !author.squashed.as_deref().is_some_and(is_a_mailbox)
+                {
+                    continue;
+                }
+                candidates.push(Candidate::between(other, i, Rule::CommittedBySameName, Tier::Auto, Matched::Email));
+            }
+        }
+    }
+}
+
+/// Aliases compared pair by pair inside one block at most; a larger block is a common
+/// name, or a shared value, and is only reviewed.
+const MAX_COMPARED: usize = 32;
 
 /// Every alias's [`EmailFacts::mailbox`], written end to end in one string: a million
 /// small strings cost several times their text.
@@ -548,6 +630,12 @@ fn distinctive_login(login: &str) -> bool {
 /// Two aliases whose names do not contradict each other: a word in common (of three
 /// letters or more), or one name written as the other's login or mailbox.
 fn names_agree(a: &Facts, b: &Facts) -> bool {
+    // A name in another script ("枫落秋舞" beside "fengluo") cannot be compared with it,
+    // so it does not contradict it either.
+    let latin = |f: &Facts| f.name.tokens().all(|t| t.is_ascii());
+    if a.name.token_count() > 0 && b.name.token_count() > 0 && latin(a) != latin(b) {
+        return true;
+    }
     if a.name.tokens().any(|t| t.chars().count() >= 3 && b.name.tokens().any(|u| u == t)) {
         return true;
     }
@@ -807,6 +895,117 @@ mod tests {
         let c = cluster(&a, Tier::Auto, Options::default());
         assert_eq!(c.person, vec![0, 0, 2, 3], "two numbered accounts with one login stay apart");
         assert_eq!(c.links[0].rule, Rule::SameGithubAccount);
+    }
+
+    fn zones(hours: &[i16]) -> Seen {
+        Seen { utc_offsets: hours.iter().map(|h| h * 60).collect(), committers: Vec::new() }
+    }
+
+    fn committed_by(name: &str, email: &str) -> Seen {
+        Seen { utc_offsets: Vec::new(), committers: vec![Alias { name: name.into(), email: email.into() }] }
+    }
+
+    #[test]
+    fn a_full_name_written_from_the_same_zone_links_at_auto_and_from_another_only_for_review() {
+        let a = aliases(&[("Jane Doe", "jd@a.com"), ("Jane Doe", "doe@b.org"), ("Jane Doe", "jane@c.net")]);
+        // Daylight saving moves one clock by an hour: +1 and +2 are one zone.
+        let seen = [zones(&[1]), zones(&[2]), zones(&[-5])];
+        let auto = cluster_seen(&a, &seen, Tier::Auto, Options::default());
+        assert_eq!(auto.person, vec![0, 0, 2]);
+        assert_eq!(auto.links[0].rule, Rule::SameNameSameTimezone);
+        assert_eq!(cluster_seen(&a, &seen, Tier::Review, Options::default()).person, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn one_distinctive_handle_written_from_one_zone_links_at_auto() {
+        let a = aliases(&[
+            // Written as a handle by one, in small letters by the other.
+            ("MelissaWM", "melissawm@gmail.com"),
+            ("melissawm", "melissawm.github@gmail.com"),
+            ("qiyu8", "qiyu8@foxmail.com"),
+            ("Qiyu8", "fangchunlin@corp.com"),
+            ("HowJMay", "yy@gmail.com"),
+            ("HowJMay", "hj@corp.com"),
+            ("GalaxySnail", "me@glxys.nl"),
+            ("GalaxySnail", "ylc991@163.com"),
+        ]);
+        let seen =
+            [zones(&[-3]), zones(&[-3]), zones(&[8]), zones(&[8]), zones(&[8]), zones(&[8]), zones(&[8]), zones(&[-5])];
+        let auto = cluster_seen(&a, &seen, Tier::Auto, Options::default());
+        assert_eq!(auto.person[1], 0);
+        assert_eq!(auto.person[3], 2, "a digit makes five letters a handle");
+        assert_eq!(auto.person[5], 5, "seven letters without a digit may be anyone's: review");
+        assert_eq!(auto.person[7], 7, "another zone: review");
+        assert!(auto.links.iter().all(|l| l.rule == Rule::SameHandle && l.tier == Tier::Auto));
+        let review = cluster_seen(&a, &seen, Tier::Review, Options::default());
+        assert_eq!((review.person[5], review.person[7]), (4, 6));
+        // Without dates (contributors carry none) a handle is only reviewed.
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person[1], 1);
+    }
+
+    #[test]
+    fn first_names_are_not_handles_however_they_are_written() {
+        let a = aliases(&[
+            ("Christopher", "chris@a.com"),
+            ("christopher", "christopher@b.org"),
+            ("DAVID", "david@a.com"),
+            ("David", "dave@b.org"),
+        ]);
+        let seen = [zones(&[1]), zones(&[1]), zones(&[1]), zones(&[1])];
+        assert!(!normalize::looks_like_a_handle("DAVID"));
+        assert!(normalize::looks_like_a_handle("HowJMay"));
+        assert_eq!(cluster_seen(&a, &seen, Tier::Review, Options::default()).person, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_same_name_committing_ones_commit_from_another_address_links_at_auto() {
+        let a = aliases(&[
+            ("Erik M. Bray", "embray@stsci.edu"),
+            ("Erik M. Bray", "erik.bray@lri.fr"),
+            // A maintainer applying someone else's patch: another name, no link.
+            ("Ann Lee", "ann@corp.com"),
+            ("Bob Stone", "bob@corp.com"),
+            // One-word names: a handle that is one of the mailboxes links, a first
+            // name two maintainers may share does not.
+            ("gfyoung", "gfyoung17@gmail.com"),
+            ("gfyoung", "gfyoung@mit.edu"),
+            ("David", "dave@a.com"),
+            ("David", "d.smith@b.org"),
+        ]);
+        let seen = [
+            committed_by("Erik M. Bray", "Erik.Bray@lri.fr"),
+            Seen::default(),
+            committed_by("Bob Stone", "bob@corp.com"),
+            Seen::default(),
+            committed_by("gfyoung", "gfyoung@mit.edu"),
+            Seen::default(),
+            committed_by("David", "d.smith@b.org"),
+            Seen::default(),
+        ];
+        let c = cluster_seen(&a, &seen, Tier::Review, Options::default());
+        assert_eq!(c.person, vec![0, 0, 2, 3, 4, 4, 6, 7]);
+        let rules: Vec<(Rule, Tier, &str)> = c.links.iter().map(|l| (l.rule, l.tier, l.value.as_str())).collect();
+        assert_eq!(
+            rules,
+            vec![
+                (Rule::CommittedBySameName, Tier::Auto, "erik.bray@lri.fr"),
+                (Rule::CommittedBySameName, Tier::Auto, "gfyoung@mit.edu")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_in_another_script_does_not_contradict_a_login_that_is_the_mailbox() {
+        let a = aliases(&[
+            ("枫落秋舞", "163119756+fengluoqiuwu@users.noreply.github.com"),
+            ("fengluo", "fengluoqiuwu@gmail.com"),
+            // Two Latin names without a word in common do contradict it.
+            ("Ann Lee", "1+annlee1234@users.noreply.github.com"),
+            ("Bob Stone", "annlee1234@gmail.com"),
+        ]);
+        let c = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(c.person, vec![0, 0, 2, 3]);
+        assert_eq!(c.links[0].rule, Rule::LoginMatchesLocalPart);
     }
 
     #[test]

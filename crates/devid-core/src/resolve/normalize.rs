@@ -200,14 +200,20 @@ pub fn squashed(raw: &str, name: &NormalName) -> Option<String> {
         return None;
     }
     let joined: String = name.tokens().collect();
-    let long_enough = if name.token_count() == 1 { joined.chars().count() >= 6 } else { joined.chars().count() >= 5 };
+    // One short word is anyone's first name; with a digit or a capital inside it
+    // ("qiyu8", "HowJM") it is a handle someone chose.
+    let shortest_word = if looks_like_a_handle(raw.trim()) { 5 } else { 6 };
+    let long_enough =
+        if name.token_count() == 1 { joined.chars().count() >= shortest_word } else { joined.chars().count() >= 5 };
     long_enough.then_some(joined)
 }
 
 /// One word written like a handle rather than a name: a digit in it, or a capital after
-/// its first letter ("abhilash42", "GalaxySnail", "HowJMay").
+/// its first letter in a word that also has small letters ("abhilash42", "GalaxySnail",
+/// "HowJMay"). A word in capitals only ("DAVID") is a name written loudly.
 pub fn looks_like_a_handle(word: &str) -> bool {
-    word.chars().any(|c| c.is_ascii_digit()) || word.chars().skip(1).any(char::is_uppercase)
+    word.chars().any(|c| c.is_ascii_digit())
+        || (word.chars().skip(1).any(char::is_uppercase) && word.chars().any(char::is_lowercase))
 }
 
 /// Titles and degrees written after a comma, never a first name.

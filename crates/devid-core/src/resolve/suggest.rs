@@ -95,13 +95,14 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
     match (rule, tier) {
         (Rule::SameEmail, _) => 0.99,
         (Rule::SameGithubAccount, _) => 0.98,
-        (Rule::SameNameCorroborated, _) => 0.92,
+        (Rule::SameNameCorroborated, _) | (Rule::CommittedBySameName, _) => 0.92,
         (Rule::SameNameSameTimezone, _) | (Rule::NameIsLogin, Tier::Auto) => 0.88,
         (Rule::LoginMatchesLocalPart, Tier::Auto) => 0.85,
         (Rule::NameIsLogin, Tier::Review) | (Rule::LoginMatchesLocalPart, Tier::Review) => 0.6,
         (Rule::SameNameOnly, _) => 0.5,
         (Rule::HandleSpellsName, _) => 0.55,
-        (Rule::SameHandle, _) => 0.45,
+        (Rule::SameHandle, Tier::Auto) => 0.85,
+        (Rule::SameHandle, Tier::Review) => 0.45,
         (Rule::SameAccount | Rule::SameDeveloper, _) => 1.0,
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use devid_core::resolve::{Alias, Options, Seen, Tier, cluster_seen};
+use devid_core::resolve::{Alias, Link, Options, Seen, Tier, cluster_seen};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["authors", "commits"])))]
@@ -20,7 +20,9 @@ pub struct MatchArgs {
     /// A CSV of commits with `author_name,author_email` columns (the format of
     /// `devid discover --commits-csv`'s input); each distinct pair is matched once. An
     /// `authored_at` column (RFC 3339) adds the time zones each pair wrote from, which
-    /// lets one full name written from the same zone link at `auto`.
+    /// lets one full name written from the same zone link at `auto`; `committer_name`
+    /// and `committer_email` columns add who committed each pair's commits (the same
+    /// name committing from another address is the same person).
     #[arg(long, value_name = "FILE")]
     commits: Option<PathBuf>,
     /// The weakest links applied: `auto` (what devid would apply by itself) or `review`
@@ -33,6 +35,11 @@ pub struct MatchArgs {
     /// A link that would give one person more aliases than this is held back.
     #[arg(long, default_value_t = 10)]
     max_aliases: usize,
+    /// Also write the evidence: one line per link applied, the two pairs it joined, the
+    /// rule, its tier and the value it matched on
+    /// (`name_a,email_a,name_b,email_b,rule,tier,value`).
+    #[arg(long, value_name = "FILE")]
+    links: Option<PathBuf>,
 }
 
 fn parse_tier(text: &str) -> Result<Tier, String> {
@@ -61,6 +68,9 @@ pub fn run(args: MatchArgs) -> Result<()> {
     writer.flush()?;
     drop(writer);
     out.flush()?;
+    if let Some(path) = &args.links {
+        write_links(path, &aliases, &clustering.links)?;
+    }
     let people = clustering.person.iter().enumerate().filter(|(i, p)| i == *p).count();
     eprintln!(
         "Matched {} aliases into {} people with {} links (tier {}) in {:.0} ms.",
@@ -73,9 +83,29 @@ pub fn run(args: MatchArgs) -> Result<()> {
     Ok(())
 }
 
+fn write_links(path: &PathBuf, aliases: &[Alias], links: &[Link]) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    writer.write_record(["name_a", "email_a", "name_b", "email_b", "rule", "tier", "value"])?;
+    for link in links {
+        let (a, b) = (&aliases[link.a], &aliases[link.b]);
+        writer.write_record([
+            a.name.as_str(),
+            a.email.as_str(),
+            b.name.as_str(),
+            b.email.as_str(),
+            link.rule.as_str(),
+            link.tier.as_str(),
+            link.value.as_str(),
+        ])?;
+    }
+    writer.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// The distinct (name, email) pairs of the file's `author_name` and `author_email`
 /// columns, in first-seen order, exactly as written, with the UTC offsets of their
-/// `authored_at` dates where the file has that column.
+/// `authored_at` dates and their commits' committers where the file has those columns.
 fn read_aliases(path: &PathBuf) -> Result<(Vec<Alias>, Vec<Seen>)> {
     let mut reader = csv::ReaderBuilder::new()
         .from_path(path)
@@ -86,6 +116,7 @@ fn read_aliases(path: &PathBuf) -> Result<(Vec<Alias>, Vec<Seen>)> {
         bail!("{}: the header needs the columns author_name and author_email", path.display());
     };
     let authored_at = column("authored_at");
+    let committer = column("committer_name").zip(column("committer_email"));
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     let mut aliases = Vec::new();
     let mut seen: Vec<Seen> = Vec::new();
@@ -110,6 +141,13 @@ fn read_aliases(path: &PathBuf) -> Result<(Vec<Alias>, Vec<Seen>)> {
             if !seen[at].utc_offsets.contains(&offset) {
                 seen[at].utc_offsets.push(offset);
             }
+        }
+        if let Some((cn, ce)) = committer.and_then(|(n, e)| Some((record.get(n)?, record.get(e)?)))
+            && !ce.trim().is_empty()
+            && !ce.trim().eq_ignore_ascii_case(e.trim())
+            && !seen[at].committers.iter().any(|c| c.name == cn && c.email == ce)
+        {
+            seen[at].committers.push(Alias { name: cn.to_string(), email: ce.to_string() });
         }
     }
     if aliases.is_empty() {
