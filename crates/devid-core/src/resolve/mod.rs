@@ -367,6 +367,12 @@ pub fn cluster_constrained<A: AliasText>(
         })
         .collect();
     let shared = shared_emails(&facts);
+    let name_words = NameWords::of(&facts, seen);
+    // A handle written from the same zones as the other alias, that is no word of any
+    // full name here: a stranger would need to have chosen it too, and live there.
+    let owners_handle_in_one_zone = |handle: &str, a: usize, b: usize| {
+        (distinctive_login(handle) || name_words.unlike_any(handle)) && seen_of(a).shares_a_zone_with(seen_of(b))
+    };
     let mailboxes = Mailboxes::of(&facts);
     // First, while nothing else is held: its index is the largest of the blocks.
     let mut candidates = handles::handle_links(&facts, |i| mailboxes.get(i).to_string());
@@ -467,8 +473,7 @@ pub fn cluster_constrained<A: AliasText>(
                     }
                     // A handle few could have chosen alike, written from the same time
                     // zones: a stranger would need both (as for a full name).
-                    let distinctive = fa.squashed.as_deref().is_some_and(distinctive_login);
-                    if distinctive && seen_of(a).shares_a_zone_with(seen_of(b)) {
+                    if fa.squashed.as_deref().is_some_and(|h| owners_handle_in_one_zone(h, a, b)) {
                         (Rule::SameHandle, Tier::Auto)
                     } else {
                         (Rule::SameHandle, Tier::Review)
@@ -490,8 +495,12 @@ pub fn cluster_constrained<A: AliasText>(
         }
         let login = mailboxes.get(i);
         if let Some(members) = by_squashed.get(login) {
-            let tier = if distinctive_login(login) { Tier::Auto } else { Tier::Review };
             for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
+                let tier = if distinctive_login(login) || owners_handle_in_one_zone(login, i, other) {
+                    Tier::Auto
+                } else {
+                    Tier::Review
+                };
                 candidates.push(Candidate::between(i, other, Rule::NameIsLogin, tier, Matched::Mailbox));
             }
         }
@@ -508,11 +517,9 @@ pub fn cluster_constrained<A: AliasText>(
             && let Some(members) = by_mailbox.get(mailboxes.get(i))
         {
             for &other in members.iter().take(MAX_COMPARED) {
-                let tier = if distinctive_login(mailboxes.get(i)) && names_agree(&facts[i], &facts[other]) {
-                    Tier::Auto
-                } else {
-                    Tier::Review
-                };
+                let login = mailboxes.get(i);
+                let chosen = distinctive_login(login) || owners_handle_in_one_zone(login, i, other);
+                let tier = if chosen && names_agree(&facts[i], &facts[other]) { Tier::Auto } else { Tier::Review };
                 candidates.push(Candidate::between(i, other, Rule::LoginMatchesLocalPart, tier, Matched::Mailbox));
             }
         }
@@ -618,6 +625,35 @@ impl Mailboxes {
     fn get(&self, alias: usize) -> &str {
         let start = if alias == 0 { 0 } else { self.ends[alias - 1] };
         &self.text[start..self.ends[alias]]
+    }
+}
+
+/// The words of the full names in the data, where commits' time zones are known (the
+/// only place they are asked about): a handle spelled like one of them ("daniel",
+/// "ngoc") may be anyone's name, however long.
+struct NameWords<'a> {
+    words: std::collections::HashSet<&'a str>,
+}
+
+impl<'a> NameWords<'a> {
+    fn of(facts: &'a [Facts], seen: &[Seen]) -> Self {
+        let zones_known = seen.iter().any(|s| !s.utc_offsets.is_empty());
+        let words = if zones_known {
+            facts
+                .iter()
+                .filter(|f| f.name_key.is_some() && f.name.token_count() >= 2)
+                .flat_map(|f| f.name.tokens())
+                .collect()
+        } else {
+            std::collections::HashSet::new()
+        };
+        NameWords { words }
+    }
+
+    /// Six letters or more, and no word of a full name here. False when nothing was
+    /// gathered (no zones known).
+    fn unlike_any(&self, handle: &str) -> bool {
+        !self.words.is_empty() && handle.chars().count() >= 6 && !self.words.contains(handle)
     }
 }
 
@@ -992,6 +1028,28 @@ mod tests {
                 (Rule::CommittedBySameName, Tier::Auto, "gfyoung@mit.edu")
             ]
         );
+    }
+
+    #[test]
+    fn a_login_no_full_name_here_uses_links_at_auto_when_written_from_its_zone() {
+        let a = aliases(&[
+            ("Brian Soto", "1+Iamsoto@users.noreply.github.com"),
+            ("iamsoto", "iambriansoto@gmail.com"),
+            // "daniel" is a word of a full name here: anyone's first name.
+            ("Daniel Smith", "2+daniel@users.noreply.github.com"),
+            ("daniel", "dan@corp.com"),
+            // Another zone: only reviewed.
+            ("Keewis", "keewis@users.noreply.github.com"),
+            ("keewis", "keewis@posteo.de"),
+        ]);
+        let seen = [zones(&[-7]), zones(&[-8]), zones(&[1]), zones(&[1]), zones(&[1]), zones(&[-5])];
+        let auto = cluster_seen(&a, &seen, Tier::Auto, Options::default());
+        assert_eq!(auto.person, vec![0, 0, 2, 3, 4, 5]);
+        assert_eq!((auto.links[0].rule, auto.links[0].value.as_str()), (Rule::NameIsLogin, "iamsoto"));
+        let review = cluster_seen(&a, &seen, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 2, 4, 4]);
+        // Without dates, seven letters may be anyone's: review.
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person[1], 1);
     }
 
     #[test]
