@@ -75,7 +75,12 @@ fn spells(words: &[&str], handle: &str, at: usize, spelling: Spelling) -> bool {
     let surname_matches = || (1..words.len()).any(|k| words[k..].concat() == tail);
     match spelling {
         Spelling::InitialSurname => first.starts_with(head) && head.len() == 1 && surname_matches(),
-        Spelling::FirstSurname => head.len() >= FIRST_WORD_START && first.starts_with(head) && surname_matches(),
+        Spelling::FirstSurname => {
+            // The first word or its start, or all of it and a middle initial the name
+            // leaves out (`abhishek.r.kumar`, Abhishek Kumar).
+            let with_middle_initial = head.len() == first.len() + 1 && head.starts_with(first);
+            head.len() >= FIRST_WORD_START && (first.starts_with(head) || with_middle_initial) && surname_matches()
+        }
         Spelling::FirstInitials => {
             first == head && words[1..].iter().filter_map(|w| w.get(..1)).collect::<String>() == tail
         }
@@ -185,10 +190,13 @@ mod tests {
             ("a-elhag", "48454648+a-elhag@users.noreply.github.com"),
             ("Jeff", "3820914+jeffyancey@users.noreply.github.com"),
             ("Jeffrey Yancey", "jeffrey@octane5.com"),
+            // A middle initial the name leaves out.
+            ("abhishek-fujitsu", "abhishek.r.kumar@fujitsu.com"),
+            ("Abhishek Kumar", "142383124+abhishek-iitmadras@users.noreply.github.com"),
         ]);
-        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let review = cluster(&a, Tier::Review, Options::default());
-        assert_eq!(review.person, vec![0, 0, 2, 2, 4, 4, 6, 6]);
+        assert_eq!(review.person, vec![0, 0, 2, 2, 4, 4, 6, 6, 8, 8]);
         assert!(review.links.iter().all(|l| l.rule == Rule::HandleSpellsName && l.tier == Tier::Review));
         assert!(review.links.iter().any(|l| l.value == "dhuard"), "{:?}", review.links);
     }
