@@ -651,7 +651,7 @@ impl<'a> NameWords<'a> {
     }
 
     /// Six letters or more, and no word of a full name here. False when nothing was
-    /// gathered (no zones known).
+    /// gathered (no zones known, or no full name to tell a handle from a name).
     fn unlike_any(&self, handle: &str) -> bool {
         !self.words.is_empty() && handle.chars().count() >= 6 && !self.words.contains(handle)
     }
@@ -970,13 +970,26 @@ mod tests {
         let auto = cluster_seen(&a, &seen, Tier::Auto, Options::default());
         assert_eq!(auto.person[1], 0);
         assert_eq!(auto.person[3], 2, "a digit makes five letters a handle");
-        assert_eq!(auto.person[5], 5, "seven letters without a digit may be anyone's: review");
+        assert_eq!(auto.person[5], 5, "seven letters, no digit, and no full name here to tell it from a name");
         assert_eq!(auto.person[7], 7, "another zone: review");
         assert!(auto.links.iter().all(|l| l.rule == Rule::SameHandle && l.tier == Tier::Auto));
         let review = cluster_seen(&a, &seen, Tier::Review, Options::default());
         assert_eq!((review.person[5], review.person[7]), (4, 6));
         // Without dates (contributors carry none) a handle is only reviewed.
         assert_eq!(cluster(&a, Tier::Auto, Options::default()).person[1], 1);
+        // With full names beside it, a seven-letter handle none of them uses is one
+        // person's; one they use ("Marlene Dietrich") may be anyone's.
+        let b = aliases(&[
+            ("HowJMay", "yy@gmail.com"),
+            ("HowJMay", "hj@corp.com"),
+            ("Yang Hau", "yh@gmail.com"),
+            ("MarLene", "ml@gmail.com"),
+            ("marlene", "marlene@corp.com"),
+            ("Marlene Dietrich", "md@corp.com"),
+        ]);
+        let seen = [zones(&[8]), zones(&[8]), zones(&[8]), zones(&[1]), zones(&[1]), zones(&[1])];
+        let auto = cluster_seen(&b, &seen, Tier::Auto, Options::default());
+        assert_eq!(auto.person, vec![0, 0, 2, 3, 4, 5]);
     }
 
     #[test]
@@ -1031,7 +1044,7 @@ mod tests {
     }
 
     #[test]
-    fn a_login_no_full_name_here_uses_links_at_auto_when_written_from_its_zone() {
+    fn a_login_that_no_full_name_here_uses_links_at_auto_from_its_zone() {
         let a = aliases(&[
             ("Brian Soto", "1+Iamsoto@users.noreply.github.com"),
             ("iamsoto", "iambriansoto@gmail.com"),
