@@ -148,6 +148,7 @@ fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Optio
         }
         print_scores(scorer, dataset, &out, "gambit", started.elapsed().as_secs_f64() * 1000.0)?;
     }
+    let links = work.path().join("links.csv");
     for tier in ["auto", "review"] {
         let out = work.path().join(format!("{tier}.csv"));
         let started = Instant::now();
@@ -156,6 +157,8 @@ fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Optio
             .arg(&commits)
             .args(["--tier", tier, "--out"])
             .arg(&out)
+            .arg("--links")
+            .arg(&links)
             .stderr(std::process::Stdio::null())
             .status()
             .with_context(|| format!("running {}", bin.display()))?;
@@ -165,6 +168,37 @@ fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Optio
         }
         let label = if tier == "auto" { "devid auto" } else { "devid review" };
         print_scores(scorer, dataset, &out, label, elapsed)?;
+    }
+    print_links_by_rule(&links, &dataset.join("authors-mailmapped.csv"))
+}
+
+/// The links of the `review` run (which applies the `auto` ones first) counted by rule
+/// and tier, with how many of them join two pairs the mailmap gives different emails:
+/// which rule makes the false merges there are to read, not only how many.
+fn print_links_by_rule(links: &Path, truth: &Path) -> Result<()> {
+    let mut canonical: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
+    let mut reader = csv::Reader::from_path(truth).with_context(|| format!("reading {}", truth.display()))?;
+    for row in reader.records() {
+        let row = row.with_context(|| format!("reading {}", truth.display()))?;
+        if let (Some(name), Some(email), Some(person)) = (row.get(0), row.get(1), row.get(3)) {
+            canonical.insert((name.to_string(), email.to_string()), person.to_lowercase());
+        }
+    }
+    let mut counts: std::collections::BTreeMap<(String, String), (usize, usize)> = std::collections::BTreeMap::new();
+    let mut reader = csv::Reader::from_path(links).with_context(|| format!("reading {}", links.display()))?;
+    for row in reader.records() {
+        let row = row.with_context(|| format!("reading {}", links.display()))?;
+        let field = |i: usize| row.get(i).unwrap_or_default().to_string();
+        let person = |name: usize, email: usize| canonical.get(&(field(name), field(email)));
+        let apart = matches!((person(0, 1), person(2, 3)), (Some(a), Some(b)) if a != b);
+        let entry = counts.entry((field(5), field(4))).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(apart);
+    }
+    println!("\nlinks applied up to review, by rule (\"apart\": the mailmap gives the two pairs different emails)");
+    println!("{:<8} {:<26} {:>6} {:>6}", "tier", "rule", "links", "apart");
+    for ((tier, rule), (applied, apart)) in &counts {
+        println!("{tier:<8} {rule:<26} {applied:>6} {apart:>6}");
     }
     Ok(())
 }
