@@ -3,7 +3,7 @@
 //! past the limit at `auto`; the same input always gives the same clusters; and any input
 //! is grouped without a panic.
 
-use devid_core::resolve::{Alias, Options, Tier, cluster};
+use devid_core::resolve::{Alias, Options, Seen, Tier, cluster, cluster_seen};
 use proptest::prelude::*;
 
 const FIRST: [&str; 6] = ["david", "maria", "wei", "john", "anna", "li"];
@@ -24,7 +24,41 @@ fn strangers() -> impl Strategy<Value = Vec<Alias>> {
     })
 }
 
+const LONG_FIRST: [&str; 6] = ["christopher", "alexandra", "mohammed", "giovanni", "david", "maria"];
+
+/// Strangers who share first names, written small, capitalised or in capitals, all
+/// writing from one time zone, each one's commits committed by the stranger before them
+/// (a maintainer applying a patch): what the zone- and commit-based rules read, with
+/// nothing but the first name shared.
+fn strangers_in_one_zone() -> impl Strategy<Value = (Vec<Alias>, Vec<Seen>)> {
+    proptest::collection::vec((0..LONG_FIRST.len(), 0..3usize, "[a-z]{3,8}", prop::bool::ANY), 2..30).prop_map(
+        |people| {
+            let (mut aliases, mut seen) = (Vec::new(), Vec::new());
+            for (i, (first, casing, last, full)) in people.into_iter().enumerate() {
+                let first = LONG_FIRST[first];
+                let written = match casing {
+                    0 => first.to_string(),
+                    1 => first[..1].to_uppercase() + &first[1..],
+                    _ => first.to_uppercase(),
+                };
+                let name = if full { format!("{written} {last}{i}") } else { written };
+                let email = format!("{first}.{last}{i}@corp{i}.org");
+                let committers = aliases.last().cloned().into_iter().collect();
+                seen.push(Seen { utc_offsets: vec![60], committers });
+                aliases.push(Alias { name, email });
+            }
+            (aliases, seen)
+        },
+    )
+}
+
 proptest! {
+    #[test]
+    fn strangers_who_share_a_first_name_and_a_zone_are_never_linked_at_auto((aliases, seen) in strangers_in_one_zone()) {
+        let c = cluster_seen(&aliases, &seen, Tier::Auto, Options::default());
+        prop_assert!(c.links.is_empty(), "{:?}", c.links);
+    }
+
     #[test]
     fn people_who_share_only_a_first_name_are_never_linked_at_auto(aliases in strangers()) {
         let c = cluster(&aliases, Tier::Auto, Options::default());
