@@ -367,11 +367,17 @@ pub fn cluster_constrained<A: AliasText>(
         })
         .collect();
     let shared = shared_emails(&facts);
-    let name_words = NameWords::of(&facts, seen);
-    // A handle written from the same zones as the other alias, that is no word of any
-    // full name here: a stranger would need to have chosen it too, and live there.
+    let name_words = NameWords::of(&facts);
+    let zones_known = seen.iter().any(|s| !s.utc_offsets.is_empty());
+    // A handle few could have chosen alike, and no word of a full name here (a login
+    // `christopher` is anyone's first name once a Christopher Lee is in the data).
+    let owners_handle = |handle: &str| distinctive_login(handle) && !name_words.contains(handle);
+    // Where zones are known, also six letters or more that no full name here uses,
+    // written from the same zones as the other alias: a stranger would need to have
+    // chosen it too, and live there.
     let owners_handle_in_one_zone = |handle: &str, a: usize, b: usize| {
-        (distinctive_login(handle) || name_words.unlike_any(handle)) && seen_of(a).shares_a_zone_with(seen_of(b))
+        (owners_handle(handle) || (zones_known && name_words.unlike_any(handle)))
+            && seen_of(a).shares_a_zone_with(seen_of(b))
     };
     let mailboxes = Mailboxes::of(&facts);
     // First, while nothing else is held: its index is the largest of the blocks.
@@ -496,7 +502,7 @@ pub fn cluster_constrained<A: AliasText>(
         let login = mailboxes.get(i);
         if let Some(members) = by_squashed.get(login) {
             for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
-                let tier = if distinctive_login(login) || owners_handle_in_one_zone(login, i, other) {
+                let tier = if owners_handle(login) || owners_handle_in_one_zone(login, i, other) {
                     Tier::Auto
                 } else {
                     Tier::Review
@@ -518,7 +524,7 @@ pub fn cluster_constrained<A: AliasText>(
         {
             for &other in members.iter().take(MAX_COMPARED) {
                 let login = mailboxes.get(i);
-                let chosen = distinctive_login(login) || owners_handle_in_one_zone(login, i, other);
+                let chosen = owners_handle(login) || owners_handle_in_one_zone(login, i, other);
                 let tier = if chosen && names_agree(&facts[i], &facts[other]) { Tier::Auto } else { Tier::Review };
                 candidates.push(Candidate::between(i, other, Rule::LoginMatchesLocalPart, tier, Matched::Mailbox));
             }
@@ -628,30 +634,29 @@ impl Mailboxes {
     }
 }
 
-/// The words of the full names in the data, where commits' time zones are known (the
-/// only place they are asked about): a handle spelled like one of them ("daniel",
-/// "ngoc") may be anyone's name, however long.
+/// The words of six letters or more of the full names in the data: a handle spelled
+/// like one of them ("christopher", "nguyen") may be anyone's name, however long.
 struct NameWords<'a> {
     words: std::collections::HashSet<&'a str>,
 }
 
 impl<'a> NameWords<'a> {
-    fn of(facts: &'a [Facts], seen: &[Seen]) -> Self {
-        let zones_known = seen.iter().any(|s| !s.utc_offsets.is_empty());
-        let words = if zones_known {
-            facts
-                .iter()
-                .filter(|f| f.name_key.is_some() && f.name.token_count() >= 2)
-                .flat_map(|f| f.name.tokens())
-                .collect()
-        } else {
-            std::collections::HashSet::new()
-        };
+    fn of(facts: &'a [Facts]) -> Self {
+        let words = facts
+            .iter()
+            .filter(|f| f.name_key.is_some() && f.name.token_count() >= 2)
+            .flat_map(|f| f.name.tokens())
+            .filter(|w| w.chars().count() >= 6)
+            .collect();
         NameWords { words }
     }
 
-    /// Six letters or more, and no word of a full name here. False when nothing was
-    /// gathered (no zones known, or no full name to tell a handle from a name).
+    fn contains(&self, word: &str) -> bool {
+        self.words.contains(word)
+    }
+
+    /// Six letters or more, and no word of a full name here. False when there is no
+    /// full name to tell a handle from a name.
     fn unlike_any(&self, handle: &str) -> bool {
         !self.words.is_empty() && handle.chars().count() >= 6 && !self.words.contains(handle)
     }
@@ -1063,6 +1068,21 @@ mod tests {
         assert_eq!(review.person, vec![0, 0, 2, 2, 4, 4]);
         // Without dates, seven letters may be anyone's: review.
         assert_eq!(cluster(&a, Tier::Auto, Options::default()).person[1], 1);
+    }
+
+    #[test]
+    fn a_login_that_is_a_first_name_here_is_not_distinctive_however_long() {
+        let login = ("Chris Okafor", "9+christopher@users.noreply.github.com");
+        let stranger = ("Christopher", "chris@corp.com");
+        // Nothing here says "christopher" is a name: eleven letters, the owner's.
+        let alone = aliases(&[login, stranger]);
+        assert_eq!(cluster(&alone, Tier::Auto, Options::default()).person, vec![0, 0]);
+        // A Christopher Lee in the data says it is anyone's first name: review.
+        let named = aliases(&[login, stranger, ("Christopher Lee", "clee@other.org")]);
+        assert_eq!(cluster(&named, Tier::Auto, Options::default()).person, vec![0, 1, 2]);
+        let review = cluster(&named, Tier::Review, Options::default());
+        assert_eq!(review.person[1], 0);
+        assert_eq!(review.links.iter().find(|l| l.b == 1).map(|l| l.rule), Some(Rule::NameIsLogin));
     }
 
     #[test]
