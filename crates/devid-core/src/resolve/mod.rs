@@ -1012,6 +1012,19 @@ mod tests {
     }
 
     #[test]
+    fn a_machines_default_user_name_links_nobody_from_one_zone() {
+        // Cloud hosts and build boxes name their user the same for every stranger.
+        let a = aliases(&[
+            ("ec2-user", "ec2-user@ip-10-0-0-1.example-cloud.net"),
+            ("ec2-user", "ec2-user@ip-10-0-0-2.example-cloud.net"),
+            ("Jenkins CI", "builds@alpha.com"),
+            ("Jenkins CI", "ci@beta.org"),
+        ]);
+        let seen = [zones(&[1]), zones(&[1]), zones(&[1]), zones(&[1])];
+        assert_eq!(cluster_seen(&a, &seen, Tier::Review, Options::default()).person, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
     fn the_same_name_committing_ones_commit_from_another_address_links_at_auto() {
         let a = aliases(&[
             ("Erik M. Bray", "embray@stsci.edu"),

@@ -254,6 +254,25 @@ const GENERIC: &[&str] = &[
     "build",
     "builder",
     "system",
+    // What a machine or a CI job calls its user when git was never told a name: the
+    // same on every stranger's cloud host or build box.
+    "vagrant",
+    "ec2",
+    "pi",
+    "jenkins",
+    "runner",
+    "docker",
+    "deploy",
+    "guest",
+    "ci",
+    "centos",
+    "debian",
+    "fedora",
+    "gitlab",
+    "bitbucket",
+    "server",
+    "default",
+    "owner",
 ];
 
 fn name_is_generic(name: &NormalName) -> bool {
@@ -331,7 +350,7 @@ mod tests {
 
     #[test]
     fn single_tokens_and_role_words_are_generic() {
-        for name in ["=", "root", "skip", "Jane", "unknown user", "Root Admin", ""] {
+        for name in ["=", "root", "skip", "Jane", "unknown user", "Root Admin", "", "ec2-user", "Jenkins CI", "pi"] {
             assert!(is_generic_name(&normalize_name(name)), "{name}");
         }
         for name in ["Jane Doe", "Chris Sidebottom", "T. Yamada"] {
