@@ -435,6 +435,7 @@ fn account(integration: &str, identity: &str, bot: bool, names: &[String], email
             bot,
             developer: None,
             activity: 1,
+            utc_offsets: Vec::new(),
         },
         owner,
     }

@@ -43,6 +43,8 @@ pub enum ErrorType {
     InvalidTimeRange,
     /// A display name that is too long or holds control or invisible characters.
     InvalidName,
+    /// A contributor's `utcOffset` that is not a UTC offset in use.
+    InvalidUtcOffset,
     /// An upload would move a locked identity to another developer.
     LockedIdentity,
 }
@@ -73,6 +75,7 @@ impl ErrorType {
             ErrorType::InvalidTimestamp => "INVALID_TIMESTAMP",
             ErrorType::InvalidTimeRange => "INVALID_TIME_RANGE",
             ErrorType::InvalidName => "INVALID_NAME",
+            ErrorType::InvalidUtcOffset => "INVALID_UTC_OFFSET",
             ErrorType::LockedIdentity => "LOCKED_IDENTITY",
         }
     }
@@ -105,6 +108,7 @@ impl ErrorType {
             ErrorType::InvalidTimestamp => "a time is not a date (2026-01-31) or an RFC 3339 timestamp",
             ErrorType::InvalidTimeRange => "firstSeen is later than lastSeen",
             ErrorType::InvalidName => "a name is too long or contains control or invisible characters",
+            ErrorType::InvalidUtcOffset => "a utcOffset is not a UTC offset in use, written like +01:00, -0530 or Z",
             ErrorType::LockedIdentity => {
                 "an identity is locked to its developer; unlock it first, or send force=true with an admin key"
             }

@@ -142,6 +142,7 @@ fn accounts() -> impl Strategy<Value = devid_core::resolve::suggest::SuggestInpu
                     bot: false,
                     developer: (*mapped < developers.len()).then_some(*mapped),
                     activity: 1 + i as u64,
+                    utc_offsets: Vec::new(),
                 })
                 .collect();
             let cannot_link = rejected

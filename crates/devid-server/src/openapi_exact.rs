@@ -481,10 +481,21 @@ fn bound_contributors(doc: &mut Value) {
         let mut time = seen_time.clone();
         if let Some(a) = time["anyOf"].as_array_mut() {
             a.push(json!({"type": "null"}));
-            a.push(blank);
+            a.push(blank.clone());
         }
         row["properties"]["firstSeen"] = time.clone();
         row["properties"]["lastSeen"] = time;
+        // What devid_core::contributor::zones::parse_offset accepts: a whole quarter hour
+        // from -12:00 to +14:00, with or without the colon, or Z.
+        let quarter = "(?:00|15|30|45)";
+        let offset = format!(
+            "^[{WHITESPACE}]*(?:[Zz]|[+-](?:0[0-9]|1[01]):?{quarter}|-12:?00|\\+1[23]:?{quarter}|\\+14:?00)[{WHITESPACE}]*$"
+        );
+        row["properties"]["utcOffset"] = json!({"anyOf": [
+            {"type": "string", "pattern": offset},
+            {"type": "null"},
+            blank,
+        ]});
     }
     if let Some(row) = schemas.get_mut("BotDecisionRow") {
         row["additionalProperties"] = json!(false);

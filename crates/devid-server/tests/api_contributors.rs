@@ -87,7 +87,7 @@ async fn numpy_history_shows_who_is_unmapped_and_what_share_is_attributed() {
 
     // Independently: commits per author email, as git compares them (case-insensitively).
     let mut per_email: HashMap<&str, u64> = HashMap::new();
-    for (email, _, _) in &commits {
+    for (email, _, _, _) in &commits {
         *per_email.entry(email.as_str()).or_default() += 1;
     }
     assert_eq!(body["summary"]["contributors"], per_email.len() as u64);

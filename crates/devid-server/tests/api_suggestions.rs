@@ -305,6 +305,60 @@ async fn accepted_mappings_are_locked_and_uploads_cannot_move_them_unless_an_adm
     assert!(body["message"].as_str().unwrap_or_default().contains("takes no query parameters"), "{body}");
 }
 
+async fn the_time_zones_a_source_saw_make_one_name_on_two_addresses_an_auto_suggestion() {
+    let app = TestApp::spawn().await;
+    app.integration("default", 3, ApplicationType::Git).await;
+    // Three names, each on two mail providers: one wrote from the same zones on both,
+    // one from opposite sides of the world, one never said where.
+    let row = |identity: &str, offset: Option<&str>| {
+        let name = match identity.chars().next() {
+            Some('q') => "Quentin Marchetti-Oyelaran",
+            Some('n') => "Ngozi Halvorsen-Tamura",
+            _ => "Ingrid Okonkwo-Baptiste",
+        };
+        let mut row = json!({"integrationId": 3, "identity": identity, "name": name, "count": 4});
+        if let Some(offset) = offset {
+            row["utcOffset"] = json!(offset);
+        }
+        row
+    };
+    ingest(
+        &app,
+        "git:one",
+        &json!([
+            row("q.m.o@gmail.com", Some("+01:00")),
+            row("q.m.o@gmail.com", Some("+02:00")),
+            row("quentin.mo@yahoo.com", Some("+0200")),
+            row("nht1@gmail.com", Some("+09:00")),
+            row("nht2@yahoo.com", Some("-05:00")),
+            row("iob1@posteo.de", None),
+            row("iob2@fastmail.com", None),
+        ]),
+    )
+    .await;
+    let page = suggestions(&app, "?pageSize=100").await;
+    let same_zones = about(&page, "q.m.o@gmail.com").expect("the one who wrote from one zone is suggested");
+    assert_eq!(same_zones["tier"], "auto", "{same_zones}");
+    let rules: Vec<&str> = same_zones["evidence"].as_array().into_iter().flatten().filter_map(|e| e["rule"].as_str()).collect();
+    assert_eq!(rules, ["same-name-same-timezone"], "{same_zones}");
+    let contributors: Vec<&str> = same_zones["contributors"].as_array().into_iter().flatten().filter_map(|c| c["identity"].as_str()).collect();
+    assert_eq!(contributors.len(), 2, "{same_zones}");
+    assert!(contributors.contains(&"quentin.mo@yahoo.com"), "{same_zones}");
+    for identity in ["nht1@gmail.com", "iob1@posteo.de"] {
+        let held = about(&page, identity).unwrap_or_else(|| panic!("{identity}: a name alone is still worth a review: {page}"));
+        assert_eq!(held["tier"], "review", "a name without shared zones is never auto: {held}");
+    }
+
+    // The same rows again with an offset that is no zone: refused, naming the row.
+    let bad = json!([row("q.m.o@gmail.com", Some("+01:00")), row("qmo@gmail.com", Some("+25:00")), {"integrationId": 3, "identity": "x@y.z", "utcOffset": 60}]);
+    let r = post(&app, "/v2/contributors?source=git:one", &app.admin_key).json(&bad).send().await.expect("send");
+    let body = expect_error(r, 400).await;
+    assert_eq!(common::error_types(&body), vec!["INVALID_UTC_OFFSET"], "{body}");
+    let text = body.to_string();
+    assert!(text.contains("+25:00") && text.contains("expected a string, got a number"), "{body}");
+    assert_eq!(suggestions(&app, "?pageSize=100").await["records"], page["records"], "nothing was applied");
+}
+
 async fn numpy_history_walks_from_contributors_to_locked_decisions() {
     let app = TestApp::spawn().await;
     app.integration("default", 7, ApplicationType::Git).await;
@@ -316,6 +370,8 @@ async fn numpy_history_walks_from_contributors_to_locked_decisions() {
     let review: Vec<&Value> = listed.iter().filter(|s| s["tier"] == "review").collect();
     assert!(auto.len() > 50, "numpy's authors hold many people with several addresses: {} auto", auto.len());
     assert!(!review.is_empty());
+    let by_zone = auto.iter().filter(|s| s["evidence"].to_string().contains("same-name-same-timezone")).count();
+    assert!(by_zone > 20, "the commits' time zones reach the matcher: {by_zone} auto suggestions rest on them");
     for s in &listed {
         assert_eq!(s["kind"], "newDeveloper", "no developer exists yet: {s}");
         let members = s["contributors"].as_array().map_or(0, Vec::len);
@@ -398,7 +454,7 @@ fn pairings(suggestion: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn ingest_numpy(app: &TestApp, commits: &[(String, String, String)]) {
+async fn ingest_numpy(app: &TestApp, commits: &[(String, String, String, String)]) {
     let r = post(app, "/v2/contributors?source=git:numpy", &app.admin_key)
         .header("content-type", "text/csv")
         .body(common::commits_as_contributor_csv(commits, 7))

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use devid_core::contributor::bots::BotRule;
 use devid_core::contributor::plan::ContributorPlan;
+use devid_core::contributor::zones::UtcOffsets;
 use devid_core::contributor::{ActivityCounts, IngestMode};
 use devid_core::time::Micros;
 use devid_core::types::{ApplicationType, IntegrationId};
@@ -286,6 +287,7 @@ pub(crate) struct SourceReport {
     pub last_seen: Option<Micros>,
     pub names: Vec<(String, u64)>,
     pub emails: Vec<(String, u64)>,
+    pub utc_offsets: UtcOffsets,
 }
 
 impl SourceReport {
@@ -296,6 +298,7 @@ impl SourceReport {
             last_seen: row.last_seen(),
             names: row.names().map(|(v, n)| (v.to_string(), n)).collect(),
             emails: row.emails().map(|(v, n)| (v.to_string(), n)).collect(),
+            utc_offsets: row.utc_offsets,
         }
     }
 
@@ -313,6 +316,7 @@ impl SourceReport {
         };
         merge_tallies(&mut out.names, more.names.clone());
         merge_tallies(&mut out.emails, more.emails.clone());
+        out.utc_offsets = out.utc_offsets.union(&more.utc_offsets);
         out
     }
 

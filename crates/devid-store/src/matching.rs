@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use devid_core::change::AuditAction;
+use devid_core::contributor::zones::UtcOffsets;
 use devid_core::resolve::suggest::Party;
 use devid_core::types::{ApplicationType, IntegrationId};
 
@@ -26,6 +27,8 @@ pub struct MatchContributor {
     pub activity: u64,
     /// The developer (its id) the contributor is mapped to.
     pub developer_id: Option<i64>,
+    /// The UTC offsets its activity was recorded in, over every source.
+    pub utc_offsets: UtcOffsets,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,6 +51,7 @@ async fn audit_history_from_before_change_sets_is_migrated_into_them() {
         .batch_execute(
             "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries; DROP TABLE ui_sessions;
          DROP INDEX audit_by_new_email; DROP INDEX audit_by_old_email;
+         ALTER TABLE contributor_sources DROP COLUMN utc_offsets;
              DELETE FROM schema_migrations WHERE version >= 8;",
         )
         .await

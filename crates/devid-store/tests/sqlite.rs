@@ -638,7 +638,7 @@ async fn audit_history_from_before_change_sets_is_migrated_into_them() {
     // Migrations after it are rolled back too: they run in order, after the last applied.
     conn.execute_batch(
         "DROP TABLE change_sets; DROP TABLE webhooks; DROP TABLE webhook_deliveries; DROP TABLE ui_sessions;
-         DROP TABLE change_set_emails;
+         DROP TABLE change_set_emails; ALTER TABLE contributor_sources DROP COLUMN utc_offsets;
          DELETE FROM schema_migrations WHERE version >= 9;",
     )
     .expect("roll back");

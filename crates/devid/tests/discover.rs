@@ -63,8 +63,9 @@ fn commit(repo: &Path, author: (&[u8], &str), committer: (&str, &str), date: &st
     );
 }
 
-/// The NDJSON file, keyed by (kind, email, name), each value `count firstSeen lastSeen`.
-fn rows(ndjson: &str) -> BTreeMap<(String, String, String), String> {
+/// The NDJSON file, keyed by (kind, email, name, utcOffset or ""), each value
+/// `count firstSeen lastSeen`.
+fn rows(ndjson: &str) -> BTreeMap<(String, String, String, String), String> {
     ndjson
         .lines()
         .map(|line| {
@@ -73,15 +74,20 @@ fn rows(ndjson: &str) -> BTreeMap<(String, String, String), String> {
             assert_eq!(row["integrationId"], 7, "{line}");
             assert_eq!(row["identity"], row["email"], "{line}");
             (
-                (field("kind"), field("email"), field("name")),
+                (
+                    field("kind"),
+                    field("email"),
+                    field("name"),
+                    row["utcOffset"].as_str().unwrap_or_default().to_string(),
+                ),
                 format!("{} {} {}", row["count"], field("firstSeen"), field("lastSeen")),
             )
         })
         .collect()
 }
 
-fn key(kind: &str, email: &str, name: &str) -> (String, String, String) {
-    (kind.into(), email.into(), name.into())
+fn key(kind: &str, email: &str, name: &str, utc_offset: &str) -> (String, String, String, String) {
+    (kind.into(), email.into(), name.into(), utc_offset.into())
 }
 
 #[test]
@@ -138,12 +144,14 @@ fn a_repository_history_becomes_one_row_per_kind_email_and_name() {
     assert!(out.status.success(), "{stderr}");
     let found = rows(&std::fs::read_to_string(&out_file).expect("the NDJSON file"));
     let expected: BTreeMap<_, _> = [
-        (key("commit", "jane@example.com", "Jane Doe"), "3 2024-01-01T00:00:00Z 2024-04-01T00:00:00Z"),
-        (key("commit", "bob@example.com", "Bob"), "1 2024-02-01T00:00:00Z 2024-02-01T00:00:00Z"),
-        (key("commit", "ann@example.com", "Ann Lee"), "1 2024-02-01T00:00:00Z 2024-02-01T00:00:00Z"),
-        (key("commit", "jose@example.com", "Jos\u{fffd}"), "1 2024-03-01T00:00:00Z 2024-03-01T00:00:00Z"),
-        (key("other", "noreply@github.com", "GitHub"), "1 2024-04-01T00:00:00Z 2024-04-01T00:00:00Z"),
-        (key("commit", "lead@example.com", "Maintainer"), "1 2024-05-01T00:00:00Z 2024-05-01T00:00:00Z"),
+        (key("commit", "jane@example.com", "Jane Doe", "+00:00"), "2 2024-01-01T00:00:00Z 2024-04-01T00:00:00Z"),
+        // A co-author's own clock is not in the commit: no offset is claimed for it.
+        (key("commit", "jane@example.com", "Jane Doe", ""), "1 2024-02-01T00:00:00Z 2024-02-01T00:00:00Z"),
+        (key("commit", "bob@example.com", "Bob", "+00:00"), "1 2024-02-01T00:00:00Z 2024-02-01T00:00:00Z"),
+        (key("commit", "ann@example.com", "Ann Lee", ""), "1 2024-02-01T00:00:00Z 2024-02-01T00:00:00Z"),
+        (key("commit", "jose@example.com", "Jos\u{fffd}", "+00:00"), "1 2024-03-01T00:00:00Z 2024-03-01T00:00:00Z"),
+        (key("other", "noreply@github.com", "GitHub", "+00:00"), "1 2024-04-01T00:00:00Z 2024-04-01T00:00:00Z"),
+        (key("commit", "lead@example.com", "Maintainer", "+00:00"), "1 2024-05-01T00:00:00Z 2024-05-01T00:00:00Z"),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))
@@ -223,7 +231,6 @@ fn a_repository_and_its_commits_csv_give_the_same_contributors() {
     let subset: String = all.lines().take(2_001).flat_map(|line| [line, "\n"]).collect();
     let dir = tempfile::tempdir().expect("dir");
     let csv_file = dir.path().join("numpy-2000.csv");
-    std::fs::write(&csv_file, &subset).expect("write the CSV");
     let mut reader = csv::Reader::from_reader(subset.as_bytes());
     let header = reader.headers().expect("header").clone();
     let column = |name: &str| header.iter().position(|h| h == name).expect("column");
@@ -235,6 +242,14 @@ fn a_repository_and_its_commits_csv_give_the_same_contributors() {
         column("committer_email"),
     );
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    // The repository's committers commit when their authors wrote, in the same zone; the
+    // CSV says so in a committed_at column (without it, a committer's zone is unknown).
+    let mut writer = csv::Writer::from_path(&csv_file).expect("create the CSV");
+    writer.write_record(header.iter().chain(["committed_at"])).expect("header");
+    for record in &records {
+        writer.write_record(record.iter().chain([&record[at]])).expect("row");
+    }
+    writer.flush().expect("write the CSV");
     let mut stream = Vec::new();
     for record in records.iter().rev() {
         let time = time::OffsetDateTime::parse(&record[at], &time::format_description::well_known::Rfc3339)

@@ -6,6 +6,7 @@
 pub mod bots;
 pub mod plan;
 pub mod upload;
+pub mod zones;
 
 use std::fmt;
 

@@ -7,7 +7,8 @@
 use foldhash::HashMap;
 
 use super::bots::{self, BotRule};
-use super::upload::{COUNT, EMAIL, FIRST_SEEN, IDENTITY, KIND, LAST_SEEN, NAME, RawContributor};
+use super::upload::{COUNT, EMAIL, FIRST_SEEN, IDENTITY, KIND, LAST_SEEN, NAME, RawContributor, UTC_OFFSET};
+use super::zones::{UtcOffsets, parse_offset};
 use super::{ActivityCounts, ActivityKind};
 use crate::errors::{ErrorType, Position, Problems};
 use crate::normalize::{MAX_EMAIL_LEN, is_hidden_char};
@@ -35,6 +36,8 @@ pub struct PlannedContributor {
     pub counts: ActivityCounts,
     first_seen: Micros,
     last_seen: Micros,
+    /// The UTC offsets its activity was recorded in, where the source said.
+    pub utc_offsets: UtcOffsets,
     texts: Texts,
 }
 
@@ -226,7 +229,7 @@ impl ContributorPlanner {
 
     pub fn push(&mut self, position: Position, raw: RawContributor) {
         self.received += 1;
-        let [integration, identity, name, email, kind, count, first_seen, last_seen] = raw;
+        let [integration, identity, name, email, kind, count, first_seen, last_seen, utc_offset] = raw;
         let problems = &mut self.problems;
         let integration = check_integration_id(&integration, position, &self.known, problems);
         let identity = check_identity(identity, super::upload::FIELDS[IDENTITY], position, problems);
@@ -236,6 +239,7 @@ impl ContributorPlanner {
         let count = check_count(&count, position, problems);
         let first = check_time(&first_seen, super::upload::FIELDS[FIRST_SEEN], position, problems);
         let last = check_time(&last_seen, super::upload::FIELDS[LAST_SEEN], position, problems);
+        let utc_offsets = check_utc_offset(&utc_offset, position, problems);
         if let (Ok(Some(f)), Ok(Some(l))) = (first, last)
             && f > l
         {
@@ -257,7 +261,8 @@ impl ContributorPlanner {
             Ok(count),
             Ok(first),
             Ok(last),
-        ) = (integration, identity, name, email, kind, count, first, last)
+            Ok(utc_offsets),
+        ) = (integration, identity, name, email, kind, count, first, last, utc_offsets)
         else {
             return;
         };
@@ -287,6 +292,7 @@ impl ContributorPlanner {
             counts,
             first_seen: first.unwrap_or(UNSEEN),
             last_seen: last.unwrap_or(UNSEEN),
+            utc_offsets,
             texts: Texts::new(&identity, key.as_deref(), &names, &emails),
         });
     }
@@ -330,6 +336,7 @@ fn fold(into: &mut PlannedContributor, row: &PlannedContributor) {
     into.counts.add_all(&row.counts);
     into.first_seen = min_some(into.first_seen(), row.first_seen()).unwrap_or(UNSEEN);
     into.last_seen = max_some(into.last_seen(), row.last_seen()).unwrap_or(UNSEEN);
+    into.utc_offsets = into.utc_offsets.union(&row.utc_offsets);
     let mut names: Vec<(&str, u64)> = into.names().collect();
     let mut emails: Vec<(&str, u64)> = into.emails().collect();
     for (name, n) in row.names() {
@@ -523,6 +530,23 @@ fn check_time(raw: &RawValue, field: &str, position: Position, problems: &mut Pr
     }
 }
 
+/// An optional UTC offset as text (`+01:00`, `-0530`, `Z`); absent, null or blank means
+/// the source did not say.
+fn check_utc_offset(raw: &RawValue, position: Position, problems: &mut Problems) -> Result<UtcOffsets, ()> {
+    let field = super::upload::FIELDS[UTC_OFFSET];
+    let Some(text) = optional_text(raw, field, ErrorType::InvalidUtcOffset, position, problems)? else {
+        return Ok(UtcOffsets::default());
+    };
+    match parse_offset(text) {
+        // parse_offset accepts only offsets a set holds.
+        Ok(minutes) => Ok(UtcOffsets::of(minutes).unwrap_or_default()),
+        Err(reason) => {
+            problems.add_with_reason(ErrorType::InvalidUtcOffset, field, position, text, Some(reason));
+            Err(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,6 +616,22 @@ mod tests {
     }
 
     #[test]
+    fn the_utc_offsets_of_one_contributor_are_gathered_from_all_its_rows() {
+        let mut planner = ContributorPlanner::new(&infos());
+        let offsets = [text("+01:00"), text("+02:00"), text("+0100"), RawValue::Null, text(" ")];
+        for (i, offset) in offsets.into_iter().enumerate() {
+            planner.push(
+                Position::Index(i as u64),
+                row(&[("integrationId", num("1")), ("identity", text("jane@example.com")), ("utcOffset", offset)]),
+            );
+        }
+        planner.push(Position::Index(9), row(&[("integrationId", num("1")), ("identity", text("bob@example.com"))]));
+        let plan = planner.finish(Problems::new()).expect("valid");
+        assert_eq!(plan.rows[1].utc_offsets.minutes().collect::<Vec<_>>(), vec![60, 120]);
+        assert!(plan.rows[0].utc_offsets.is_empty(), "no offset sent, none known");
+    }
+
+    #[test]
     fn texts_read_back_as_written() {
         let texts = Texts::new("JDoe", Some("jdoe"), &[("Jane", 3), ("Ĵane Ðoe", 1)], &[("j@x.com", 4)]);
         assert_eq!(texts.identity(), "JDoe");
@@ -635,6 +675,7 @@ mod tests {
             ]),
             row(&[("integrationId", num("1")), ("identity", text("a")), ("name", text("x\u{202E}y"))]),
             row(&[("integrationId", num("1"))]),
+            row(&[("integrationId", num("1")), ("identity", text("a")), ("utcOffset", text("+25:00"))]),
         ];
         for (i, raw) in cases.into_iter().enumerate() {
             planner.push(Position::Index(i as u64), raw);
@@ -648,10 +689,11 @@ mod tests {
             ErrorType::InvalidTimeRange,
             ErrorType::InvalidName,
             ErrorType::RequiredFieldMissing,
+            ErrorType::InvalidUtcOffset,
         ] {
             assert!(problems.has(t), "{t:?} not reported");
         }
-        assert_eq!(problems.total(), 8);
+        assert_eq!(problems.total(), 9);
     }
 
     #[test]

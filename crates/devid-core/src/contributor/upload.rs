@@ -16,7 +16,8 @@ use crate::json_upload::{Key, KeySeed, ValueSeed, not_an_object, object_problems
 use crate::plan::RawValue;
 
 /// The fields of a contributor row, in the order of [`RawContributor`].
-pub const FIELDS: [&str; 8] = ["integrationId", "identity", "name", "email", "kind", "count", "firstSeen", "lastSeen"];
+pub const FIELDS: [&str; 9] =
+    ["integrationId", "identity", "name", "email", "kind", "count", "firstSeen", "lastSeen", "utcOffset"];
 /// Fields a row cannot do without.
 pub const REQUIRED_FIELDS: [&str; 2] = ["integrationId", "identity"];
 
@@ -28,9 +29,10 @@ pub const KIND: usize = 4;
 pub const COUNT: usize = 5;
 pub const FIRST_SEEN: usize = 6;
 pub const LAST_SEEN: usize = 7;
+pub const UTC_OFFSET: usize = 8;
 
 /// One row's values as sent, indexed by the constants above.
-pub type RawContributor = [RawValue; 8];
+pub type RawContributor = [RawValue; 9];
 
 const EXPECTED_JSON: &str = r#"a JSON array of objects such as [{"integrationId":1,"identity":"jdoe","name":"Jane Doe","email":"jane@example.com","kind":"commit","count":12,"firstSeen":"2026-01-02T00:00:00Z","lastSeen":"2026-11-30T00:00:00Z"}]"#;
 
@@ -116,7 +118,7 @@ pub fn read_csv<R: Read>(
         max_rows,
         "a header line such as `integrationId,identity,name,email,kind,count`",
         |names| {
-            let mut columns = [None; 8];
+            let mut columns = [None; 9];
             for (slot, field) in columns.iter_mut().zip(FIELDS) {
                 *slot = names.find(field)?;
             }
@@ -138,7 +140,7 @@ pub fn read_csv<R: Read>(
             }
             if missing.is_empty() { Ok(columns) } else { Err(CsvReadError::Invalid(missing)) }
         },
-        &mut |columns: &[Option<usize>; 8], position, record, problems| {
+        &mut |columns: &[Option<usize>; 9], position, record, problems| {
             let mut row: RawContributor = Default::default();
             for (i, column) in columns.iter().enumerate() {
                 if let Some(column) = column {

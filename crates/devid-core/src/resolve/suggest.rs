@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::normalize::{GITHUB_NOREPLY_DOMAIN, email_facts};
-use super::{AliasText, Clustering, Constraints, Link, Options, Rule, Tier, cluster_constrained};
+use super::{AliasText, Clustering, Constraints, Link, Options, Rule, Seen, Tier, cluster_constrained};
 
 /// An account as a source reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct ContributorFacts {
     pub developer: Option<usize>,
     /// Activity counted over every kind: orders suggestions and picks emails.
     pub activity: u64,
+    /// The UTC offsets its activity was recorded in (minutes; empty when unknown).
+    pub utc_offsets: Vec<i16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +119,7 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
 /// auto links alone make are exactly what a run up to `auto` would make.
 pub fn suggest_by_tier(input: &SuggestInput, options: Options) -> Vec<Suggestion> {
     let graph = AliasGraph::of(input);
-    let clustering = cluster_constrained(&graph.aliases, &[], &graph.constraints, Tier::Review, options);
+    let clustering = cluster_constrained(&graph.aliases, &graph.seen, &graph.constraints, Tier::Review, options);
     let auto = only_auto(&clustering);
     let mut suggestions = graph.proposals(input, &auto);
     let mut taken = vec![false; input.contributors.len()];
@@ -172,7 +174,7 @@ enum Owner {
 /// The suggestions for `input`, strongest first (tier, then activity), up to `max_tier`.
 pub fn suggest(input: &SuggestInput, max_tier: Tier, options: Options) -> Vec<Suggestion> {
     let graph = AliasGraph::of(input);
-    let clustering = cluster_constrained(&graph.aliases, &[], &graph.constraints, max_tier, options);
+    let clustering = cluster_constrained(&graph.aliases, &graph.seen, &graph.constraints, max_tier, options);
     graph.proposals(input, &clustering)
 }
 
@@ -199,6 +201,9 @@ struct AliasGraph<'a> {
     owners: Vec<Owner>,
     first_alias: Vec<usize>,
     constraints: Constraints,
+    /// What each alias's contributor was seen doing (its time zones); empty when no
+    /// contributor's zones are known, so the engine runs as on names and emails alone.
+    seen: Vec<Seen>,
 }
 
 impl<'a> AliasGraph<'a> {
@@ -247,7 +252,20 @@ impl<'a> AliasGraph<'a> {
                 constraints.cannot_link.push((x, y));
             }
         }
-        AliasGraph { aliases, owners, first_alias, constraints }
+        let seen = if input.contributors.iter().any(|c| !c.utc_offsets.is_empty()) {
+            owners
+                .iter()
+                .map(|owner| match owner {
+                    Owner::Contributor(c) => {
+                        Seen { utc_offsets: input.contributors[*c].utc_offsets.clone(), committers: Vec::new() }
+                    }
+                    Owner::Developer(_) => Seen::default(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        AliasGraph { aliases, owners, first_alias, constraints, seen }
     }
 
     /// One suggestion per person of `clustering` with unmapped contributors in it.
@@ -410,6 +428,7 @@ mod tests {
             bot: false,
             developer: None,
             activity: 1,
+            utc_offsets: Vec::new(),
         }
     }
 

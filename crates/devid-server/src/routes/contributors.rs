@@ -37,7 +37,7 @@ const RETURN_MEMORY_AFTER_ROWS: u64 = 100_000;
         ("mode" = Option<String>, Query, description = "replace (default) | add: add to the source's counts instead (incremental feeds)"),
         ("dryRun" = Option<bool>, Query, description = "Validate and report without changing anything"),
     ),
-    request_body(description = "JSON `[{integrationId, identity, name?, email?, kind?, count?, firstSeen?, lastSeen?}]`, NDJSON (one such object per line), or CSV with those columns (`text/csv`, or multipart/form-data in the field `file`)", content(
+    request_body(description = "JSON `[{integrationId, identity, name?, email?, kind?, count?, firstSeen?, lastSeen?, utcOffset?}]`, NDJSON (one such object per line), or CSV with those columns (`text/csv`, or multipart/form-data in the field `file`)", content(
         (Vec<ContributorRow> = "application/json"),
         (String = "application/x-ndjson"),
         (String = "text/csv"),
@@ -124,6 +124,10 @@ pub struct ContributorRow {
     /// A date (2026-01-31) or RFC 3339 timestamp.
     first_seen: Option<String>,
     last_seen: Option<String>,
+    /// The UTC offset this activity was recorded in (`+01:00`, `-0530`, `Z`): evidence for
+    /// matching accounts of one name. Send one row per offset; a contributor's offsets are
+    /// gathered over its rows.
+    utc_offset: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

@@ -206,6 +206,7 @@ fn compute(input: MatchInput, versions: Versions) -> Computed {
                 bot: c.is_bot,
                 developer: c.developer_id.and_then(|d| developer_index.get(&d).copied()),
                 activity: c.activity,
+                utc_offsets: c.utc_offsets.minutes().collect(),
             })
             .collect(),
         developers: input.developers.iter().map(|d| DeveloperFacts { email: d.email.clone() }).collect(),

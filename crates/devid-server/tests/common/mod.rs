@@ -246,8 +246,9 @@ pub fn error_types(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// numpy's commits as (lower-cased author email, author name, author email as written).
-pub fn numpy_commits() -> Vec<(String, String, String)> {
+/// numpy's commits as (lower-cased author email, author name, author email as written,
+/// the UTC offset the commit was authored in: `Z` or `-06:00`).
+pub fn numpy_commits() -> Vec<(String, String, String, String)> {
     // Beside the repository, in /work/shared/data, or where DEVID_SHARED_DATA points; a
     // missing file fails the test rather than skipping it.
     let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
@@ -266,19 +267,21 @@ pub fn numpy_commits() -> Vec<(String, String, String)> {
         .records()
         .map(|r| {
             let r = r.expect("a commit row");
-            (r[2].to_lowercase(), r[1].to_string(), r[2].to_string())
+            let authored_at = &r[3];
+            let offset = if authored_at.ends_with('Z') { "Z" } else { &authored_at[authored_at.len() - 6..] };
+            (r[2].to_lowercase(), r[1].to_string(), r[2].to_string(), offset.to_string())
         })
         .collect()
 }
 
 /// One contributor CSV row per commit of integration `integration`, as a plain export
 /// of `git log` would give.
-pub fn commits_as_contributor_csv(commits: &[(String, String, String)], integration: i64) -> String {
-    let mut csv = String::from("integrationId,identity,name,kind\n");
+pub fn commits_as_contributor_csv(commits: &[(String, String, String, String)], integration: i64) -> String {
+    let mut csv = String::from("integrationId,identity,name,kind,utcOffset\n");
     let mut writer = csv::Writer::from_writer(Vec::new());
     let integration = integration.to_string();
-    for (_, name, email) in commits {
-        writer.write_record([integration.as_str(), email, name, "commit"]).expect("csv row");
+    for (_, name, email, offset) in commits {
+        writer.write_record([integration.as_str(), email, name, "commit", offset]).expect("csv row");
     }
     csv.push_str(&String::from_utf8(writer.into_inner().expect("csv")).expect("utf-8"));
     csv

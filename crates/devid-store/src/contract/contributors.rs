@@ -20,6 +20,16 @@ type Seen<'a> = (i64, &'a str, &'a str, &'a str, &'a str, u64);
 
 /// A validated plan of `seen`, as the server would build it.
 pub async fn plan(store: &dyn Store, ctx: &ChangeContext, seen: &[Seen<'_>]) -> ContributorPlan {
+    plan_with_offsets(store, ctx, seen, &[]).await
+}
+
+/// [`plan`], row `i` also giving the UTC offset `offsets[i]` (none when blank or absent).
+pub async fn plan_with_offsets(
+    store: &dyn Store,
+    ctx: &ChangeContext,
+    seen: &[Seen<'_>],
+    offsets: &[&str],
+) -> ContributorPlan {
     let infos = ok(store.integration_infos(ctx.account).await, "integration infos");
     let mut planner = ContributorPlanner::new(&infos);
     for (i, (integration, identity, name, email, kind, count)) in seen.iter().enumerate() {
@@ -33,6 +43,7 @@ pub async fn plan(store: &dyn Store, ctx: &ChangeContext, seen: &[Seen<'_>]) -> 
             RawValue::Number(count.to_string()),
             RawValue::Text(format!("2026-0{}-01", 1 + i % 9)),
             RawValue::Absent,
+            text(offsets.get(i).copied().unwrap_or_default()),
         ];
         planner.push(Position::Index(i as u64), raw);
     }

@@ -54,6 +54,49 @@ pub async fn match_input_reads_contributors_developers_and_mappings(store: &dyn 
     assert!(input.cannot_link.is_empty() && input.decided.is_empty());
 }
 
+/// The UTC offsets each source saw are kept per source: gathered over every source and
+/// every row, replaced with the source's report, added to in `add` mode.
+pub async fn match_input_gathers_each_contributors_time_zones_over_its_sources(store: &dyn Store) {
+    let ctx = account(store, "acme").await;
+    integration(store, &ctx, 3, ApplicationType::Git).await;
+    let jane: Row = (3, "jane@corp.com", "Jane Doe", "", "commit", 2);
+    let bob: Row = (3, "bob@corp.com", "Bob Stone", "", "commit", 1);
+    let zones = |input: &crate::matching::MatchInput, identity: &str| -> Vec<i16> {
+        let c = input.contributors.iter().find(|c| c.identity == identity).expect("the contributor is read");
+        c.utc_offsets.minutes().collect()
+    };
+    send_zoned(store, &ctx, "git:a", IngestMode::Replace, &[jane, jane, bob], &["+01:00", "+0200", ""]).await;
+    send_zoned(store, &ctx, "git:b", IngestMode::Replace, &[jane], &["-05:00"]).await;
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(zones(&input, "jane@corp.com"), [-300, 60, 120], "every row of every source");
+    assert!(zones(&input, "bob@corp.com").is_empty(), "no offset sent, none known");
+
+    // Sending a source again replaces what it said; `add` adds to it.
+    send_zoned(store, &ctx, "git:a", IngestMode::Replace, &[jane, bob], &["+01:00", "+09:00"]).await;
+    send_zoned(store, &ctx, "git:b", IngestMode::Add, &[jane], &["+05:30"]).await;
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(zones(&input, "jane@corp.com"), [-300, 60, 330]);
+    assert_eq!(zones(&input, "bob@corp.com"), [540]);
+    send_zoned(store, &ctx, "git:b", IngestMode::Replace, &[bob], &[""]).await;
+    let input = ok(store.match_input(ctx.account).await, "match input");
+    assert_eq!(zones(&input, "jane@corp.com"), [60], "a source that no longer reports Jane takes its zones along");
+    assert_eq!(zones(&input, "bob@corp.com"), [540]);
+}
+
+type Row = (i64, &'static str, &'static str, &'static str, &'static str, u64);
+
+async fn send_zoned(
+    store: &dyn Store,
+    ctx: &crate::ChangeContext,
+    source: &str,
+    mode: IngestMode,
+    rows: &[Row],
+    offsets: &[&str],
+) {
+    let plan = super::contributors::plan_with_offsets(store, ctx, rows, offsets).await;
+    ok(store.ingest_contributors(ctx, source, mode, plan, false).await, "ingest");
+}
+
 pub async fn decisions_are_recorded_once_with_their_cannot_links(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     let before = ok(store.decisions_version(ctx.account).await, "version");

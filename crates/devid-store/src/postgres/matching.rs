@@ -5,6 +5,7 @@ use crate::postgres::changes::close_change_set;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use devid_core::change::ChangeKind;
+use devid_core::contributor::zones::UtcOffsets;
 
 use super::{Audit, PgError, PgResult, PostgresStore, insert_audit, lock_account, parse_type};
 use crate::matching::{
@@ -82,7 +83,8 @@ async fn match_input_in(tx: &impl GenericClient, account: AccountId) -> PgResult
     let rows = tx
         .query(
             "SELECT c.integration_id, i.application_type, c.identity, c.identity_key, c.name, c.email, c.is_bot,
-                    c.activity, m.developer_id
+                    c.activity, m.developer_id,
+                    (SELECT string_agg(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id)
              FROM contributors c
              JOIN integrations i ON i.account_id = c.account_id AND i.id = c.integration_id
              LEFT JOIN identities m
@@ -105,6 +107,7 @@ async fn match_input_in(tx: &impl GenericClient, account: AccountId) -> PgResult
             is_bot: row.try_get::<_, i32>(6)? != 0,
             activity: activity.max(0) as u64,
             developer_id: row.try_get(8)?,
+            utc_offsets: UtcOffsets::decode(row.try_get::<_, Option<&str>>(9)?.unwrap_or_default()),
         });
     }
     let rows =

@@ -327,6 +327,13 @@ CREATE INDEX audit_by_new_email ON audit_events(account_id, new_email, id) WHERE
 CREATE INDEX audit_by_old_email ON audit_events(account_id, old_email, id) WHERE old_email IS NOT NULL;
 "#,
     ),
+    (
+        12,
+        r#"
+-- A source's UTC offsets of a contributor; see the SQLite migration 14.
+ALTER TABLE contributor_sources ADD COLUMN utc_offsets TEXT NOT NULL DEFAULT '';
+"#,
+    ),
 ];
 
 pub async fn run(client: &mut Client) -> Result<usize, tokio_postgres::Error> {

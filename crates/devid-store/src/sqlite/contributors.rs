@@ -9,6 +9,7 @@ use devid_core::change::AuditAction;
 use devid_core::change::ChangeKind;
 use devid_core::contributor::bots::BotRule;
 use devid_core::contributor::plan::{ContributorPlan, PlannedContributor};
+use devid_core::contributor::zones::UtcOffsets;
 use devid_core::contributor::{ActivityCounts, IngestMode};
 use devid_core::types::IntegrationId;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -105,7 +106,14 @@ fn read_report(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SourceReport, String,
         *slot = r.get::<_, i64>(i)?.max(0) as u64;
     }
     Ok((
-        SourceReport { counts, first_seen: r.get(5)?, last_seen: r.get(6)?, names: Vec::new(), emails: Vec::new() },
+        SourceReport {
+            counts,
+            first_seen: r.get(5)?,
+            last_seen: r.get(6)?,
+            names: Vec::new(),
+            emails: Vec::new(),
+            utc_offsets: UtcOffsets::decode(&r.get::<_, String>(9)?),
+        },
         r.get(7)?,
         r.get(8)?,
     ))
@@ -124,8 +132,9 @@ const INSERT_CONTRIBUTOR: &str = "INSERT INTO contributors
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)";
 
 const PUT_SOURCE: &str = "INSERT OR REPLACE INTO contributor_sources
-    (contributor_id, source, account_id, commits, prs, reviews, issues, others, first_seen, last_seen, names, emails)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    (contributor_id, source, account_id, commits, prs, reviews, issues, others, first_seen, last_seen, names, emails,
+     utc_offsets)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// A contributor's totals, summed again over its sources.
 const REFRESH_TOTALS: &str = "UPDATE contributors SET
@@ -143,6 +152,7 @@ struct StoredReport<'a> {
     last_seen: Option<i64>,
     names: String,
     emails: String,
+    utc_offsets: String,
 }
 
 impl<'a> StoredReport<'a> {
@@ -153,6 +163,7 @@ impl<'a> StoredReport<'a> {
             last_seen: report.last_seen,
             names: SourceReport::encode_tallies(&report.names),
             emails: SourceReport::encode_tallies(&report.emails),
+            utc_offsets: report.utc_offsets.encode(),
         }
     }
 
@@ -164,6 +175,7 @@ impl<'a> StoredReport<'a> {
             last_seen: row.last_seen(),
             names: SourceReport::encode_seen(row.names()),
             emails: SourceReport::encode_seen(row.emails()),
+            utc_offsets: row.utc_offsets.encode(),
         }
     }
 }
@@ -189,6 +201,7 @@ fn put_source(
         report.last_seen,
         report.names,
         report.emails,
+        report.utc_offsets,
     ])?;
     Ok(())
 }
@@ -250,7 +263,7 @@ fn ingest_in(
         let mut put = tx.prepare_cached(PUT_SOURCE).map_err(map_err)?;
         let mut get_source = tx
             .prepare_cached(
-                "SELECT commits, prs, reviews, issues, others, first_seen, last_seen, names, emails
+                "SELECT commits, prs, reviews, issues, others, first_seen, last_seen, names, emails, utc_offsets
                  FROM contributor_sources WHERE contributor_id = ?1 AND source = ?2",
             )
             .map_err(map_err)?;

@@ -4,6 +4,7 @@
 use super::changes::close_change_set;
 use async_trait::async_trait;
 use devid_core::change::ChangeKind;
+use devid_core::contributor::zones::UtcOffsets;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Audit, SqliteStore, insert_audit, map_err, parse_type};
@@ -58,7 +59,8 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
     let mut stmt = conn
         .prepare(
             "SELECT c.integration_id, i.application_type, c.identity, c.identity_key, c.name, c.email, c.is_bot,
-                    c.activity, m.developer_id
+                    c.activity, m.developer_id,
+                    (SELECT group_concat(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id)
              FROM contributors c
              JOIN integrations i ON i.account_id = c.account_id AND i.id = c.integration_id
              LEFT JOIN identities m
@@ -79,11 +81,12 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
                 r.get::<_, bool>(6)?,
                 r.get::<_, i64>(7)?,
                 r.get::<_, Option<i64>>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })
         .map_err(map_err)?;
     for row in rows {
-        let (integration_id, kind, identity, identity_key, name, email, is_bot, activity, developer_id) =
+        let (integration_id, kind, identity, identity_key, name, email, is_bot, activity, developer_id, offsets) =
             row.map_err(map_err)?;
         input.contributors.push(MatchContributor {
             integration_id,
@@ -95,6 +98,7 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
             is_bot,
             activity: activity.max(0) as u64,
             developer_id,
+            utc_offsets: UtcOffsets::decode(offsets.as_deref().unwrap_or_default()),
         });
     }
     let mut stmt =

@@ -374,6 +374,14 @@ ALTER TABLE change_sets ADD COLUMN emails_indexed INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX change_sets_emails_pending ON change_sets(account_id, id) WHERE emails_indexed = 0;
 "#,
     ),
+    (
+        14,
+        r#"
+-- The UTC offsets a source saw a contributor's activity in, as `+01:00 +02:00` (empty
+-- when it did not say): the matcher's time-zone evidence. Read whole, never queried inside.
+ALTER TABLE contributor_sources ADD COLUMN utc_offsets TEXT NOT NULL DEFAULT '';
+"#,
+    ),
 ];
 
 /// Applies what is missing, inside one immediate transaction so that two processes

@@ -8,6 +8,7 @@ use deadpool_postgres::Transaction;
 use devid_core::change::AuditAction;
 use devid_core::contributor::bots::BotRule;
 use devid_core::contributor::plan::{ContributorPlan, PlannedContributor};
+use devid_core::contributor::zones::UtcOffsets;
 use devid_core::contributor::{ActivityCounts, IngestMode};
 use devid_core::time::Micros;
 
@@ -40,7 +41,8 @@ async fn find_in(
     let statement = tx
         .prepare_cached(
             "SELECT r.ord, c.id, c.bot_rule, c.is_bot, f.is_bot,
-                    s.commits, s.prs, s.reviews, s.issues, s.others, s.first_seen, s.last_seen, s.names, s.emails
+                    s.commits, s.prs, s.reviews, s.issues, s.others, s.first_seen, s.last_seen, s.names, s.emails,
+                    s.utc_offsets
              FROM UNNEST($2::BIGINT[], $3::TEXT[]) WITH ORDINALITY AS r(integration_id, identity_key, ord)
              LEFT JOIN contributors c
                ON c.account_id = $1 AND c.integration_id = r.integration_id AND c.identity_key = r.identity_key
@@ -71,6 +73,7 @@ async fn find_in(
                 last_seen: r.try_get(11)?,
                 names: SourceReport::decode_tallies(&names),
                 emails: SourceReport::decode_tallies(&r.try_get::<_, String>(13)?),
+                utc_offsets: UtcOffsets::decode(&r.try_get::<_, String>(14)?),
             });
         }
     }
@@ -85,6 +88,7 @@ struct ReportColumns {
     last_seen: Vec<Option<Micros>>,
     names: Vec<String>,
     emails: Vec<String>,
+    utc_offsets: Vec<String>,
 }
 
 impl ReportColumns {
@@ -96,6 +100,7 @@ impl ReportColumns {
         self.last_seen.push(report.last_seen);
         self.names.push(SourceReport::encode_tallies(&report.names));
         self.emails.push(SourceReport::encode_tallies(&report.emails));
+        self.utc_offsets.push(report.utc_offsets.encode());
     }
 }
 
@@ -228,9 +233,10 @@ async fn insert_new_in(
             "WITH r AS (
                 SELECT * FROM UNNEST($4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[],
                                      $10::TEXT[], $11::INTEGER[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[],
-                                     $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::TEXT[], $20::TEXT[])
+                                     $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::TEXT[], $20::TEXT[],
+                                     $21::TEXT[])
                     AS r(integration_id, identity_key, identity, name, email, activity, bot_rule, is_bot,
-                         commits, prs, reviews, issues, others, first_seen, last_seen, names, emails)),
+                         commits, prs, reviews, issues, others, first_seen, last_seen, names, emails, utc_offsets)),
              ins AS (
                 INSERT INTO contributors (account_id, integration_id, identity_key, identity, name, email,
                     commits, prs, reviews, issues, others, activity, first_seen, last_seen, bot_rule, is_bot,
@@ -241,9 +247,10 @@ async fn insert_new_in(
                 FROM r
                 RETURNING id, integration_id, identity_key)
              INSERT INTO contributor_sources (contributor_id, source, account_id,
-                 commits, prs, reviews, issues, others, first_seen, last_seen, names, emails)
+                 commits, prs, reviews, issues, others, first_seen, last_seen, names, emails, utc_offsets)
              SELECT ins.id, $3::TEXT, $1::BIGINT,
-                 r.commits, r.prs, r.reviews, r.issues, r.others, r.first_seen, r.last_seen, r.names, r.emails
+                 r.commits, r.prs, r.reviews, r.issues, r.others, r.first_seen, r.last_seen, r.names, r.emails,
+                 r.utc_offsets
              FROM ins JOIN r ON r.integration_id = ins.integration_id AND r.identity_key = ins.identity_key",
         )
         .await?;
@@ -271,6 +278,7 @@ async fn insert_new_in(
             &new.reports.last_seen,
             &new.reports.names,
             &new.reports.emails,
+            &new.reports.utc_offsets,
         ],
     )
     .await?;
@@ -295,17 +303,18 @@ async fn put_sources_in(
     let statement = tx
         .prepare_cached(
             "INSERT INTO contributor_sources (contributor_id, source, account_id,
-                 commits, prs, reviews, issues, others, first_seen, last_seen, names, emails)
+                 commits, prs, reviews, issues, others, first_seen, last_seen, names, emails, utc_offsets)
              SELECT r.id, $1::TEXT, $2::BIGINT,
-                 r.commits, r.prs, r.reviews, r.issues, r.others, r.first_seen, r.last_seen, r.names, r.emails
+                 r.commits, r.prs, r.reviews, r.issues, r.others, r.first_seen, r.last_seen, r.names, r.emails,
+                 r.utc_offsets
              FROM UNNEST($3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[],
-                         $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[])
-                 AS r(id, commits, prs, reviews, issues, others, first_seen, last_seen, names, emails)
+                         $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[])
+                 AS r(id, commits, prs, reviews, issues, others, first_seen, last_seen, names, emails, utc_offsets)
              ON CONFLICT (contributor_id, source) DO UPDATE SET
                  account_id = EXCLUDED.account_id, commits = EXCLUDED.commits, prs = EXCLUDED.prs,
                  reviews = EXCLUDED.reviews, issues = EXCLUDED.issues, others = EXCLUDED.others,
                  first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
-                 names = EXCLUDED.names, emails = EXCLUDED.emails",
+                 names = EXCLUDED.names, emails = EXCLUDED.emails, utc_offsets = EXCLUDED.utc_offsets",
         )
         .await?;
     let c = &reports.counts;
@@ -324,6 +333,7 @@ async fn put_sources_in(
             &reports.last_seen,
             &reports.names,
             &reports.emails,
+            &reports.utc_offsets,
         ],
     )
     .await?;

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::ReadStats;
-use super::tally::{Kind, Sighting, Tally, text};
+use super::tally::{Kind, Sighting, Tally, offset_in_use, text};
 
 /// Where the needed columns are in a commits CSV.
 struct Columns {
@@ -99,21 +99,29 @@ pub(super) fn read_commits_csv(
         let author_email = text(field(columns.author_email, "author_email")?, &mut lossy);
         let committer_name = text(field(columns.committer_name, "committer_name")?, &mut lossy);
         let committer_email = text(field(columns.committer_email, "committer_email")?, &mut lossy);
-        let authored = parse_time(field(columns.authored_at, "authored_at")?, label, line, "authored_at")?;
-        let committed = match columns.committed_at.map(|i| field(i, "committed_at")).transpose()? {
+        let (authored, author_zone) =
+            parse_time(field(columns.authored_at, "authored_at")?, label, line, "authored_at")?;
+        // Without a committed_at the committer's clock is unknown: its zone is not guessed.
+        let (committed, committer_zone) = match columns.committed_at.map(|i| field(i, "committed_at")).transpose()? {
             Some(cell) if !cell.trim_ascii().is_empty() => parse_time(cell, label, line, "committed_at")?,
-            _ => authored,
+            _ => (authored, None),
         };
         stats.commits += 1;
         stats.not_utf8 += u64::from(lossy);
-        let mut sightings =
-            vec![Sighting { kind: Kind::Commit, name: &author_name, email: &author_email, at: authored }];
+        let mut sightings = vec![Sighting {
+            kind: Kind::Commit,
+            name: &author_name,
+            email: &author_email,
+            at: authored,
+            utc_offset: author_zone,
+        }];
         if !committer_email.trim().eq_ignore_ascii_case(author_email.trim()) {
             sightings.push(Sighting {
                 kind: Kind::Other,
                 name: &committer_name,
                 email: &committer_email,
                 at: committed,
+                utc_offset: committer_zone,
             });
         }
         tally.commit(&sightings);
@@ -124,10 +132,12 @@ pub(super) fn read_commits_csv(
     Ok(stats)
 }
 
-fn parse_time(cell: &[u8], label: &str, line: u64, column: &str) -> Result<i64> {
+/// The time as seconds since the epoch, and its UTC offset in minutes when it is one in use.
+fn parse_time(cell: &[u8], label: &str, line: u64, column: &str) -> Result<(i64, Option<i16>)> {
     let cell = String::from_utf8_lossy(cell);
     let cell = cell.trim();
-    OffsetDateTime::parse(cell, &Rfc3339).map(OffsetDateTime::unix_timestamp).map_err(|_| {
+    let read = |t: OffsetDateTime| (t.unix_timestamp(), offset_in_use(i64::from(t.offset().whole_seconds())));
+    OffsetDateTime::parse(cell, &Rfc3339).map(read).map_err(|_| {
         anyhow::anyhow!(
             "{label} line {line}: {column} `{cell}` is not an RFC 3339 time with an offset, such as 2024-05-01T12:00:00+02:00. Fix the row and run again; nothing was uploaded."
         )
@@ -153,12 +163,13 @@ mod tests {
                    y,noreply@github.com,GitHub,2024-05-02T00:00:00Z,JANE@example.com,Jane\n";
         let (rows, stats) = tally_csv(csv.as_bytes()).expect("readable");
         assert_eq!(stats.commits, 2);
-        assert_eq!(rows.len(), 2, "{rows:?}");
-        let jane = &rows[0];
-        assert_eq!((jane.kind, jane.count, jane.email.as_str()), (Kind::Commit, 2, "jane@example.com"));
-        assert_eq!(utc(jane.first_seen), "2024-05-01T10:00:00Z");
-        assert_eq!(utc(jane.last_seen), "2024-05-02T00:00:00Z");
-        assert_eq!((rows[1].kind, rows[1].name.as_str()), (Kind::Other, "GitHub"));
+        assert_eq!(rows.len(), 3, "one row per time zone: {rows:?}");
+        let (utc_jane, cest_jane) = (&rows[0], &rows[1]);
+        assert_eq!((utc_jane.kind, utc_jane.count, utc_jane.email.as_str()), (Kind::Commit, 1, "JANE@example.com"));
+        assert_eq!((utc_jane.utc_offset, utc(utc_jane.first_seen).as_str()), (Some(0), "2024-05-02T00:00:00Z"));
+        assert_eq!((cest_jane.utc_offset, utc(cest_jane.first_seen).as_str()), (Some(120), "2024-05-01T10:00:00Z"));
+        assert_eq!((rows[2].kind, rows[2].name.as_str()), (Kind::Other, "GitHub"));
+        assert_eq!(rows[2].utc_offset, None, "a committer's clock is unknown without committed_at");
     }
 
     #[test]

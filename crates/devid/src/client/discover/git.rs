@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 
 use super::ReadStats;
-use super::tally::{Kind, Sighting, Tally, text};
+use super::tally::{Kind, Sighting, Tally, offset_in_use, text};
 
 /// The name and email of every `Co-authored-by: Name <email>` line of a commit message,
 /// the token in any case. Every line counts, not only the final trailer block, because
@@ -91,11 +91,32 @@ pub(super) fn read_git(path: &Path, tally: &mut Tally, bar: &ProgressBar) -> Res
             .collect();
         stats.not_utf8 += u64::from(lossy);
         let at = author.seconds();
-        let mut sightings = vec![Sighting { kind: Kind::Commit, name: &author_name, email: &author_email, at }];
-        sightings.extend(trailers.iter().map(|(name, email)| Sighting { kind: Kind::Commit, name, email, at }));
+        let zone = |signature: &gix::actor::SignatureRef<'_>| {
+            signature.time().ok().and_then(|time| offset_in_use(i64::from(time.offset)))
+        };
+        let mut sightings = vec![Sighting {
+            kind: Kind::Commit,
+            name: &author_name,
+            email: &author_email,
+            at,
+            utc_offset: zone(&author),
+        }];
+        // A co-author's own clock is not recorded: the commit's offset is the author's.
+        sightings.extend(trailers.iter().map(|(name, email)| Sighting {
+            kind: Kind::Commit,
+            name,
+            email,
+            at,
+            utc_offset: None,
+        }));
         if !committer_email.trim().eq_ignore_ascii_case(author_email.trim()) {
-            let at = committer.seconds();
-            sightings.push(Sighting { kind: Kind::Other, name: &committer_name, email: &committer_email, at });
+            sightings.push(Sighting {
+                kind: Kind::Other,
+                name: &committer_name,
+                email: &committer_email,
+                at: committer.seconds(),
+                utc_offset: zone(&committer),
+            });
         }
         tally.commit(&sightings);
     }

@@ -246,16 +246,22 @@ struct Discovery {
 }
 
 impl Discovery {
-    /// "Found 12 contributors (10 commit, 2 other) in 31 commits of PATH".
+    /// "Found 12 contributors (10 commit, 2 other) in 31 commits of PATH": contributors
+    /// as the server keys them (one per email, whatever its case), those that authored
+    /// a commit apart from those seen only committing.
     fn describe(&self, input: &Input) -> String {
-        let commit = self.contributors.iter().filter(|c| c.kind == Kind::Commit).count();
-        let other = self.contributors.len() - commit;
+        let mut authored: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        for c in &self.contributors {
+            *authored.entry(c.email.to_lowercase()).or_default() |= c.kind == Kind::Commit;
+        }
+        let commit = authored.values().filter(|a| **a).count();
+        let other = authored.len() - commit;
         let of = match input {
             Input::Git(path) | Input::Csv(path) => path.display(),
         };
         format!(
             "Found {} ({commit} commit, {other} other) in {} of {of}",
-            plural(self.contributors.len() as u64, "contributor"),
+            plural(authored.len() as u64, "contributor"),
             plural(self.stats.commits, "commit")
         )
     }

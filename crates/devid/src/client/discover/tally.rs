@@ -1,5 +1,6 @@
 //! The tally of `devid discover`: the people of each commit become contributor rows,
-//! one per (kind, lower-cased email, name), and the rows become the upload's NDJSON. The
+//! one per (kind, lower-cased email, name, UTC offset), and the rows become the upload's
+//! NDJSON. The
 //! bytes-to-text step lives here too, so both readers replace and count bytes that are
 //! not UTF-8 the same way.
 //!
@@ -12,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
+use devid_core::contributor::zones::{UtcOffsets, format_offset};
 use devid_core::types::IntegrationId;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -42,9 +44,12 @@ pub(super) struct Sighting<'a> {
     pub(super) email: &'a str,
     /// Seconds since the Unix epoch.
     pub(super) at: i64,
+    /// The UTC offset (minutes) the person's own clock showed; `None` when the commit
+    /// does not say (a co-author's) or the offset is not one in use.
+    pub(super) utc_offset: Option<i16>,
 }
 
-/// One output row: a (kind, email, name) and how often and when it was seen.
+/// One output row: a (kind, email, name, offset) and how often and when it was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Contributor {
     pub(super) kind: Kind,
@@ -55,12 +60,13 @@ pub(super) struct Contributor {
     pub(super) count: u64,
     pub(super) first_seen: i64,
     pub(super) last_seen: i64,
+    pub(super) utc_offset: Option<i16>,
 }
 
-/// Tallies sightings per (kind, lower-cased email, name).
+/// Tallies sightings per (kind, lower-cased email, name, offset).
 #[derive(Debug, Default)]
 pub(super) struct Tally {
-    rows: HashMap<(Kind, String, String), Contributor>,
+    rows: HashMap<(Kind, String, String, Option<i16>), Contributor>,
     empty_emails: u64,
 }
 
@@ -81,7 +87,7 @@ impl Tally {
             if seen.iter().any(|(k, e, n)| *k == s.kind && *e == lower && *n == name) {
                 continue;
             }
-            let key = (s.kind, lower, name.to_string());
+            let key = (s.kind, lower, name.to_string(), s.utc_offset);
             seen.push((s.kind, key.1.clone(), name));
             self.rows
                 .entry(key)
@@ -97,15 +103,16 @@ impl Tally {
                     count: 1,
                     first_seen: s.at,
                     last_seen: s.at,
+                    utc_offset: s.utc_offset,
                 });
         }
     }
 
-    /// The rows, ordered by lower-cased email, name and kind (so the same history always
+    /// The rows, ordered by lower-cased email, name, kind and offset (so the same history always
     /// gives the same file), and how many sightings were skipped for an empty email.
     pub(super) fn finish(self) -> (Vec<Contributor>, u64) {
         let mut rows: Vec<_> = self.rows.into_iter().collect();
-        rows.sort_unstable_by(|((ka, ea, na), _), ((kb, eb, nb), _)| (ea, na, ka).cmp(&(eb, nb, kb)));
+        rows.sort_unstable_by(|((ka, ea, na, oa), _), ((kb, eb, nb, ob), _)| (ea, na, ka, oa).cmp(&(eb, nb, kb, ob)));
         (rows.into_iter().map(|(_, row)| row).collect(), self.empty_emails)
     }
 }
@@ -129,6 +136,8 @@ struct Line<'a> {
     count: u64,
     first_seen: String,
     last_seen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utc_offset: Option<String>,
 }
 
 /// The upload body: one JSON object per contributor and line, times in UTC.
@@ -144,11 +153,19 @@ pub(super) fn ndjson(contributors: &[Contributor], integration: IntegrationId) -
             count: c.count,
             first_seen: utc(c.first_seen),
             last_seen: utc(c.last_seen),
+            utc_offset: c.utc_offset.map(format_offset),
         };
         serde_json::to_writer(&mut out, &line).context("cannot encode a contributor as JSON")?;
         out.push(b'\n');
     }
     Ok(out)
+}
+
+/// A signature's UTC offset in seconds as the minutes of an offset in use (a whole
+/// quarter hour from -12:00 to +14:00); git stores whatever a clock or a forger wrote.
+pub(super) fn offset_in_use(seconds: i64) -> Option<i16> {
+    let minutes = i16::try_from(seconds / 60).ok().filter(|_| seconds % 60 == 0)?;
+    UtcOffsets::of(minutes).map(|_| minutes)
 }
 
 /// Seconds since the epoch as RFC 3339 UTC, clamped to years 1 to 9999 (git stores any
@@ -167,7 +184,7 @@ mod tests {
     use super::*;
 
     fn seen<'a>(kind: Kind, name: &'a str, email: &'a str, at: i64) -> Sighting<'a> {
-        Sighting { kind, name, email, at }
+        Sighting { kind, name, email, at, utc_offset: None }
     }
 
     #[test]
@@ -219,12 +236,40 @@ mod tests {
             count: 4,
             first_seen: 0,
             last_seen: 1_714_557_600,
+            utc_offset: None,
         }];
         let body = String::from_utf8(ndjson(&rows, 7).expect("encodes")).expect("utf-8");
         assert_eq!(
             body,
             "{\"integrationId\":7,\"identity\":\"Jane@Example.com\",\"name\":\"Jane \\\"JD\\\" Doe\",\"email\":\"Jane@Example.com\",\"kind\":\"other\",\"count\":4,\"firstSeen\":\"1970-01-01T00:00:00Z\",\"lastSeen\":\"2024-05-01T10:00:00Z\"}\n"
         );
+        let zoned = [Contributor { utc_offset: Some(-330), ..rows[0].clone() }];
+        let body = String::from_utf8(ndjson(&zoned, 7).expect("encodes")).expect("utf-8");
+        assert!(body.ends_with(",\"utcOffset\":\"-05:30\"}\n"), "{body}");
+    }
+
+    #[test]
+    fn each_time_zone_a_person_wrote_from_is_its_own_row() {
+        let mut tally = Tally::default();
+        let at = |utc_offset| Sighting { utc_offset, ..seen(Kind::Commit, "Jane", "jane@example.com", 1) };
+        tally.commit(&[at(Some(60))]);
+        tally.commit(&[at(Some(120))]);
+        tally.commit(&[at(Some(60))]);
+        tally.commit(&[at(None)]);
+        let (rows, _) = tally.finish();
+        let zones: Vec<(Option<i16>, u64)> = rows.iter().map(|r| (r.utc_offset, r.count)).collect();
+        assert_eq!(zones, [(None, 1), (Some(60), 2), (Some(120), 1)]);
+    }
+
+    #[test]
+    fn only_offsets_in_use_are_kept() {
+        assert_eq!(offset_in_use(3600), Some(60));
+        assert_eq!(offset_in_use(-19_800), Some(-330));
+        assert_eq!(offset_in_use(0), Some(0));
+        assert_eq!(offset_in_use(7), None, "not whole minutes");
+        assert_eq!(offset_in_use(17 * 3600), None, "no zone is 17 hours ahead");
+        assert_eq!(offset_in_use(600), None, "not a quarter hour");
+        assert_eq!(offset_in_use(i64::MAX), None);
     }
 
     #[test]
