@@ -65,7 +65,7 @@ pub async fn run(args: MatchArgs) -> Result<()> {
             Some(s) => s.clone(),
             None => dataset.join("../../tools/score-matching.py"),
         };
-        score_dataset(&bin, dataset, &scorer, args.gambit_python.as_deref())?;
+        score_dataset(&bin, dataset, &scorer, args.gambit_python.as_deref()).await?;
     }
     for &size in &args.synthetic {
         synthetic_run(size, args.seed);
@@ -123,7 +123,7 @@ fn print_scores(scorer: &Path, dataset: &Path, out: &Path, label: &str, elapsed_
     Ok(())
 }
 
-fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Option<&Path>) -> Result<()> {
+async fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Option<&Path>) -> Result<()> {
     let commits = dataset.join("commits.csv");
     let work = tempfile::tempdir().context("temp dir")?;
     println!(
@@ -169,7 +169,71 @@ fn score_dataset(bin: &Path, dataset: &Path, scorer: &Path, gambit_python: Optio
         let label = if tier == "auto" { "devid auto" } else { "devid review" };
         print_scores(scorer, dataset, &out, label, elapsed)?;
     }
+    api_dataset_run(bin, dataset, scorer, work.path()).await?;
     print_links_by_rule(&links, &dataset.join("authors-mailmapped.csv"))
+}
+
+/// The same history through the product: `devid discover` reads the commits (names,
+/// emails, time zones), the server ingests them, and `GET /v2/suggestions` is read as a
+/// clustering: one contributor per email, joined by the suggestions listed (`auto` only,
+/// then every one). Scored like `devid match`, so the two can be compared row by row.
+async fn api_dataset_run(bin: &Path, dataset: &Path, scorer: &Path, work: &Path) -> Result<()> {
+    const GIT_INTEGRATION: i64 = 9;
+    let ndjson = work.join("numpy.ndjson");
+    let status = Command::new(bin)
+        .args(["discover", "--commits-csv"])
+        .arg(dataset.join("commits.csv"))
+        .args(["--integration", &GIT_INTEGRATION.to_string(), "--out"])
+        .arg(&ndjson)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {} discover", bin.display()))?;
+    if !status.success() {
+        bail!("devid discover failed: {status}");
+    }
+    let database = work.join("api.db").to_string_lossy().into_owned();
+    let server = crate::server::Server::start(bin, &database, None, &work.join("first-admin-key"))?;
+    let client = reqwest::Client::new();
+    let integration = serde_json::json!({"id": GIT_INTEGRATION, "applicationType": "GIT", "name": "numpy"});
+    server.post_body(&client, "/v2/integrations", "application/json", serde_json::to_vec(&integration)?).await?;
+    let body = std::fs::read(&ndjson).with_context(|| format!("reading {}", ndjson.display()))?;
+    server.post_body(&client, "/v2/contributors?source=git:numpy", "application/x-ndjson", body).await?;
+    let started = Instant::now();
+    let mut suggestions = Vec::new();
+    for page in 0.. {
+        let listed = server.get_path(&client, &format!("/v2/suggestions?pageSize=1000&pageIndex={page}")).await?;
+        suggestions.extend(listed["records"].as_array().cloned().unwrap_or_default());
+        if listed["_metadata"]["hasNext"] != true {
+            break;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    server.stop();
+    for (label, tiers) in [("API auto", &["auto"][..]), ("API review", &["auto", "review"][..])] {
+        let mut cluster: HashMap<String, String> = HashMap::new();
+        for s in suggestions.iter().filter(|s| tiers.iter().any(|t| s["tier"] == *t)) {
+            for c in s["contributors"].as_array().into_iter().flatten() {
+                let email = c["identity"].as_str().unwrap_or_default().to_lowercase();
+                cluster.insert(email, s["id"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        let out = work.join(format!("{}.csv", label.replace(' ', "-")));
+        let mut writer = csv::Writer::from_path(&out).with_context(|| format!("writing {}", out.display()))?;
+        writer.write_record(["raw_name", "raw_email", "cluster_id"])?;
+        let mut reader = csv::Reader::from_path(dataset.join("authors-mailmapped.csv"))?;
+        let headers = reader.headers()?.clone();
+        let column = |name: &str| headers.iter().position(|h| h == name).context("authors-mailmapped.csv columns");
+        let (name_at, email_at) = (column("author_name")?, column("author_email")?);
+        for record in reader.records() {
+            let record = record?;
+            let email = record[email_at].trim().to_lowercase();
+            let id = cluster.get(&email).cloned().unwrap_or_else(|| format!("contributor {email}"));
+            writer.write_record([&record[name_at], &record[email_at], id.as_str()])?;
+        }
+        writer.flush()?;
+        print_scores(scorer, dataset, &out, label, elapsed)?;
+    }
+    Ok(())
 }
 
 /// The links of the `review` run (which applies the `auto` ones first) counted by rule

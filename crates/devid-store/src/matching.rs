@@ -29,6 +29,23 @@ pub struct MatchContributor {
     pub developer_id: Option<i64>,
     /// The UTC offsets its activity was recorded in, over every source.
     pub utc_offsets: UtcOffsets,
+    /// Every name it was seen under, over every source, most seen first (`name` is the
+    /// first): one address written as "Jane Doe" and as "jdoe" is evidence both ways.
+    pub names: Vec<String>,
+}
+
+/// Separates the sources' texts in the one column a contributor's sources are read
+/// into: a control character, which never appears unescaped inside JSON.
+pub(crate) const SOURCE_SEPARATOR: char = '\u{1e}';
+
+/// The names of a contributor's sources (each a stored `[[name, count], ...]` array,
+/// joined by [`SOURCE_SEPARATOR`]) as one list, most seen first.
+pub(crate) fn names_over_sources(joined: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for part in joined.split(SOURCE_SEPARATOR).filter(|p| !p.is_empty()) {
+        crate::contributors::merge_tallies(&mut names, crate::contributors::SourceReport::decode_tallies(part));
+    }
+    crate::contributors::most_seen_first(names).into_iter().map(|(name, _)| name).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 //! (*new developer*). The store loads the input and saves the output; nothing here
 //! reads or writes anything.
 //!
-//! Every contributor becomes aliases (its most-seen name with each of its emails, and
-//! a GitHub account's login as its noreply address), tied together; every developer
+//! Every contributor becomes aliases (each name it was seen under with each of its
+//! emails, and a GitHub account's login as its noreply address), tied together; every developer
 //! becomes an anchor alias holding its email, tied to its mapped contributors. The
 //! engine then links them under the account's cannot-links, and each person with
 //! unmapped contributors in it is one suggestion.
@@ -178,6 +178,11 @@ pub fn suggest(input: &SuggestInput, max_tier: Tier, options: Options) -> Vec<Su
     graph.proposals(input, &clustering)
 }
 
+/// The names of one contributor the engine reads, most seen first: every spelling an
+/// account is seen under is evidence ("Jane Doe" and "jdoe" on one address), but a feed
+/// that renamed an account every day must not multiply the work.
+const MAX_NAMES_MATCHED: usize = 8;
+
 /// A contributor's name with one of its emails, borrowed from the input (only a GitHub
 /// account's noreply address is made here).
 struct GraphAlias<'a> {
@@ -224,7 +229,10 @@ impl<'a> AliasGraph<'a> {
             if contributor.bot {
                 continue;
             }
-            let name = contributor.names.first().map_or("", String::as_str);
+            let mut names: Vec<&str> = contributor.names.iter().take(MAX_NAMES_MATCHED).map(String::as_str).collect();
+            if names.is_empty() {
+                names.push("");
+            }
             let mut emails: Vec<Cow<'a, str>> = contributor.emails.iter().map(|e| Cow::Borrowed(e.as_str())).collect();
             if contributor.github {
                 emails.push(Cow::Owned(format!("{}@{GITHUB_NOREPLY_DOMAIN}", contributor.identity)));
@@ -233,14 +241,16 @@ impl<'a> AliasGraph<'a> {
                 emails.push(Cow::Borrowed(""));
             }
             first_alias[c] = aliases.len();
-            for (k, email) in emails.into_iter().enumerate() {
-                let at = aliases.len();
-                if k > 0 {
-                    constraints.tied.push((first_alias[c], at, Rule::SameAccount));
+            for name in names {
+                for email in &emails {
+                    let at = aliases.len();
+                    if at > first_alias[c] {
+                        constraints.tied.push((first_alias[c], at, Rule::SameAccount));
+                    }
+                    constraints.weights.push(usize::from(at == first_alias[c]));
+                    aliases.push(GraphAlias { name, email: email.clone() });
+                    owners.push(Owner::Contributor(c));
                 }
-                constraints.weights.push(usize::from(k == 0));
-                aliases.push(GraphAlias { name, email });
-                owners.push(Owner::Contributor(c));
             }
             if let Some(d) = contributor.developer.filter(|d| *d < input.developers.len()) {
                 constraints.tied.push((developer_alias[d], first_alias[c], Rule::SameDeveloper));
@@ -434,6 +444,27 @@ mod tests {
 
     fn party(integration: &str, identity: &str) -> Party {
         Party::Contributor { integration_id: integration.into(), identity: identity.into() }
+    }
+
+    #[test]
+    fn every_name_an_address_was_seen_under_is_evidence() {
+        // One address written as a full name and, on a laptop, as a handle; a GitHub
+        // account whose login is that handle.
+        let mut git = contributor("1", "jane@home.org", "Jane Q. Public", &["jane@home.org"]);
+        git.names.push("janeqp42".into());
+        let mut github = contributor("2", "janeqp42", "", &[]);
+        github.github = true;
+        github.names.clear();
+        let input = SuggestInput { contributors: vec![git.clone(), github.clone()], ..Default::default() };
+        let found = suggest(&input, Tier::Auto, Options::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].proposal.contributors(), [0, 1]);
+        assert_eq!(found[0].evidence[0].rule, Rule::NameIsLogin, "{found:?}");
+        assert_eq!(found[0].evidence[0].value, "janeqp42");
+
+        git.names.truncate(1);
+        let input = SuggestInput { contributors: vec![git, github], ..Default::default() };
+        assert!(suggest(&input, Tier::Auto, Options::default()).is_empty(), "the most-seen name alone says nothing");
     }
 
     #[test]

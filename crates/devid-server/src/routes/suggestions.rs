@@ -201,7 +201,7 @@ fn compute(input: MatchInput, versions: Versions) -> Computed {
                 integration_id: c.integration_id.to_string(),
                 identity: c.identity_key.clone(),
                 github: is_github(c.application_type),
-                names: c.name.iter().cloned().collect(),
+                names: if c.names.is_empty() { c.name.iter().cloned().collect() } else { c.names.clone() },
                 emails: emails_of(c),
                 bot: c.is_bot,
                 developer: c.developer_id.and_then(|d| developer_index.get(&d).copied()),

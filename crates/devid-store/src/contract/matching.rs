@@ -54,21 +54,26 @@ pub async fn match_input_reads_contributors_developers_and_mappings(store: &dyn 
     assert!(input.cannot_link.is_empty() && input.decided.is_empty());
 }
 
-/// The UTC offsets each source saw are kept per source: gathered over every source and
-/// every row, replaced with the source's report, added to in `add` mode.
-pub async fn match_input_gathers_each_contributors_time_zones_over_its_sources(store: &dyn Store) {
+/// The UTC offsets and names each source saw are kept per source: gathered over every
+/// source and every row, replaced with the source's report, added to in `add` mode.
+pub async fn match_input_gathers_each_contributors_zones_and_names_over_its_sources(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 3, ApplicationType::Git).await;
     let jane: Row = (3, "jane@corp.com", "Jane Doe", "", "commit", 2);
     let bob: Row = (3, "bob@corp.com", "Bob Stone", "", "commit", 1);
+    let jane_as_handle: Row = (3, "jane@corp.com", "jdoe", "", "commit", 1);
     let zones = |input: &crate::matching::MatchInput, identity: &str| -> Vec<i16> {
         let c = input.contributors.iter().find(|c| c.identity == identity).expect("the contributor is read");
         c.utc_offsets.minutes().collect()
     };
     send_zoned(store, &ctx, "git:a", IngestMode::Replace, &[jane, jane, bob], &["+01:00", "+0200", ""]).await;
-    send_zoned(store, &ctx, "git:b", IngestMode::Replace, &[jane], &["-05:00"]).await;
+    send_zoned(store, &ctx, "git:b", IngestMode::Replace, &[jane_as_handle], &["-05:00"]).await;
     let input = ok(store.match_input(ctx.account).await, "match input");
     assert_eq!(zones(&input, "jane@corp.com"), [-300, 60, 120], "every row of every source");
+    let names = |input: &crate::matching::MatchInput, identity: &str| -> Vec<String> {
+        input.contributors.iter().find(|c| c.identity == identity).map(|c| c.names.clone()).unwrap_or_default()
+    };
+    assert_eq!(names(&input, "jane@corp.com"), ["Jane Doe", "jdoe"], "every name of every source, most seen first");
     assert!(zones(&input, "bob@corp.com").is_empty(), "no offset sent, none known");
 
     // Sending a source again replaces what it said; `add` adds to it.
@@ -80,6 +85,7 @@ pub async fn match_input_gathers_each_contributors_time_zones_over_its_sources(s
     send_zoned(store, &ctx, "git:b", IngestMode::Replace, &[bob], &[""]).await;
     let input = ok(store.match_input(ctx.account).await, "match input");
     assert_eq!(zones(&input, "jane@corp.com"), [60], "a source that no longer reports Jane takes its zones along");
+    assert_eq!(names(&input, "jane@corp.com"), ["Jane Doe"], "and its names");
     assert_eq!(zones(&input, "bob@corp.com"), [540]);
 }
 

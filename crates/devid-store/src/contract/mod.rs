@@ -584,7 +584,7 @@ macro_rules! contract_tests {
             every_ingest_is_audited_once_and_dry_runs_never,
             contributor_search_reads_names_and_emails_literally,
             match_input_reads_contributors_developers_and_mappings,
-            match_input_gathers_each_contributors_time_zones_over_its_sources,
+            match_input_gathers_each_contributors_zones_and_names_over_its_sources,
             decisions_are_recorded_once_with_their_cannot_links,
             accepting_suggestions_is_one_transaction_and_one_change_set,
             matching_state_stays_in_its_account,

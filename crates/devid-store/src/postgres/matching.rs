@@ -9,7 +9,8 @@ use devid_core::contributor::zones::UtcOffsets;
 
 use super::{Audit, PgError, PgResult, PostgresStore, insert_audit, lock_account, parse_type};
 use crate::matching::{
-    DecisionKind, MatchContributor, MatchDeveloper, MatchInput, MatchStore, NewDecision, pairing_texts, party_from_text,
+    DecisionKind, MatchContributor, MatchDeveloper, MatchInput, MatchStore, NewDecision, names_over_sources,
+    pairing_texts, party_from_text,
 };
 use crate::{AccountId, ChangeContext, StoreError, StoreResult, UploadSummary, now_micros};
 use devid_core::plan::UploadPlan;
@@ -84,7 +85,8 @@ async fn match_input_in(tx: &impl GenericClient, account: AccountId) -> PgResult
         .query(
             "SELECT c.integration_id, i.application_type, c.identity, c.identity_key, c.name, c.email, c.is_bot,
                     c.activity, m.developer_id,
-                    (SELECT string_agg(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id)
+                    (SELECT string_agg(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id),
+                    (SELECT string_agg(s.names, chr(30)) FROM contributor_sources s WHERE s.contributor_id = c.id)
              FROM contributors c
              JOIN integrations i ON i.account_id = c.account_id AND i.id = c.integration_id
              LEFT JOIN identities m
@@ -108,6 +110,7 @@ async fn match_input_in(tx: &impl GenericClient, account: AccountId) -> PgResult
             activity: activity.max(0) as u64,
             developer_id: row.try_get(8)?,
             utc_offsets: UtcOffsets::decode(row.try_get::<_, Option<&str>>(9)?.unwrap_or_default()),
+            names: names_over_sources(row.try_get::<_, Option<&str>>(10)?.unwrap_or_default()),
         });
     }
     let rows =

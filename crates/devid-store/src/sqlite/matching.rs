@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Audit, SqliteStore, insert_audit, map_err, parse_type};
 use crate::matching::{
-    DecisionKind, MatchContributor, MatchDeveloper, MatchInput, MatchStore, NewDecision, pairing_texts, party_from_text,
+    DecisionKind, MatchContributor, MatchDeveloper, MatchInput, MatchStore, NewDecision, names_over_sources,
+    pairing_texts, party_from_text,
 };
 use crate::{AccountId, ChangeContext, StoreError, StoreResult, UploadSummary, now_micros};
 use devid_core::plan::UploadPlan;
@@ -60,7 +61,8 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
         .prepare(
             "SELECT c.integration_id, i.application_type, c.identity, c.identity_key, c.name, c.email, c.is_bot,
                     c.activity, m.developer_id,
-                    (SELECT group_concat(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id)
+                    (SELECT group_concat(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id),
+                    (SELECT group_concat(s.names, char(30)) FROM contributor_sources s WHERE s.contributor_id = c.id)
              FROM contributors c
              JOIN integrations i ON i.account_id = c.account_id AND i.id = c.integration_id
              LEFT JOIN identities m
@@ -82,11 +84,12 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
                 r.get::<_, i64>(7)?,
                 r.get::<_, Option<i64>>(8)?,
                 r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
             ))
         })
         .map_err(map_err)?;
     for row in rows {
-        let (integration_id, kind, identity, identity_key, name, email, is_bot, activity, developer_id, offsets) =
+        let (integration_id, kind, identity, identity_key, name, email, is_bot, activity, developer_id, offsets, names) =
             row.map_err(map_err)?;
         input.contributors.push(MatchContributor {
             integration_id,
@@ -99,6 +102,7 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
             activity: activity.max(0) as u64,
             developer_id,
             utc_offsets: UtcOffsets::decode(offsets.as_deref().unwrap_or_default()),
+            names: names_over_sources(names.as_deref().unwrap_or_default()),
         });
     }
     let mut stmt =
