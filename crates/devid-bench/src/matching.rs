@@ -511,6 +511,57 @@ fn peak_rss_mib() -> Option<f64> {
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
+/// The `review` suggestions' evidence by rule, with how many of its links join two
+/// different generated people: what a reviewer would be asked, and how often wrongly.
+fn print_review_links_by_rule(
+    input: &SuggestInput,
+    owners: &[usize],
+    suggestions: &[devid_core::resolve::suggest::Suggestion],
+) {
+    use devid_core::resolve::suggest::Party;
+    let index: HashMap<(&str, &str), usize> = input
+        .contributors
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.integration_id.as_str(), c.identity.as_str()), i))
+        .collect();
+    let owner = |p: &Party| match p {
+        Party::Contributor { integration_id, identity } => {
+            index.get(&(integration_id.as_str(), identity.as_str())).map(|&i| owners[i])
+        }
+        Party::Developer { .. } => None,
+    };
+    let show = std::env::var_os("DEVID_BENCH_SHOW").is_some();
+    let mut by_rule: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    for s in suggestions.iter().filter(|s| s.tier == Tier::Review) {
+        for e in &s.evidence {
+            let entry = by_rule.entry(e.rule.as_str()).or_default();
+            entry.0 += 1;
+            if owner(&e.between.0) != owner(&e.between.1) {
+                entry.1 += 1;
+                if show && e.rule != devid_core::resolve::Rule::SameNameOnly {
+                    let describe = |p: &Party| match p {
+                        Party::Contributor { integration_id, identity } => index
+                            .get(&(integration_id.as_str(), identity.as_str()))
+                            .map(|&i| format!("{:?} {:?}", input.contributors[i].names, input.contributors[i].emails))
+                            .unwrap_or_default(),
+                        Party::Developer { email } => email.clone(),
+                    };
+                    println!(
+                        "  wrong {} ({}): {} / {}",
+                        e.rule.as_str(),
+                        e.value,
+                        describe(&e.between.0),
+                        describe(&e.between.1)
+                    );
+                }
+            }
+        }
+    }
+    let listed: Vec<String> = by_rule.iter().map(|(rule, (n, wrong))| format!("{rule} {n} ({wrong} wrong)")).collect();
+    println!("  review evidence by rule: {}", listed.join(", "));
+}
+
 fn synthetic_run(size: usize, seed: u64) {
     let accounts = generate(size, seed);
     let owners: Vec<usize> = accounts.iter().map(|a| a.owner).collect();
@@ -556,6 +607,7 @@ fn synthetic_run(size: usize, seed: u64) {
     if std::env::var_os("DEVID_BENCH_SHOW").is_some() {
         show_samples(&input, &owners, &suggestions);
     }
+    print_review_links_by_rule(&input, &owners, &suggestions);
     let precision = if predicted == 0 { 1.0 } else { correct as f64 / predicted as f64 };
     let recall = if true_pairs == 0 { 1.0 } else { correct as f64 / true_pairs as f64 };
     println!(

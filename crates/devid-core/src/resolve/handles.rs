@@ -18,6 +18,9 @@ use super::{Candidate, Facts, Matched, Rule, Tier};
 /// give at least this much of it unless it gives only the initial.
 const FIRST_WORD_START: usize = 3;
 
+/// Aliases one spelling may stand for and still be read through (see `handle_links`).
+const MAX_SPELLED_BY: usize = 32;
+
 #[derive(Clone, Copy)]
 enum Spelling {
     /// The first word's initial, then a surname.
@@ -39,13 +42,42 @@ fn key(spelling: Spelling, head: &str, tail: &str) -> u64 {
 }
 
 /// The full name's words, when it has two or more and is ASCII once folded (a split
-/// by bytes is a split by letters).
+/// by bytes is a split by letters). An alias without a full name whose mailbox is one
+/// written as `first.last` (`magdalena.proszewska`, the commonest form an employer or a
+/// person gives an address) offers the mailbox's words instead.
 fn words(f: &Facts) -> Option<Vec<&str>> {
-    if f.name_key.is_none() || f.github_app {
+    if f.github_app {
         return None;
+    }
+    if f.name_key.is_none() {
+        return mailbox_words(f);
     }
     let words: Vec<&str> = f.name.tokens().collect();
     (words.len() >= 2 && words.iter().all(|w| w.is_ascii())).then_some(words)
+}
+
+/// `first.last`, `first_last`, `first-middle-last`: two or three words of two letters
+/// or more, letters only, no role mailbox (placeholders are none), of an alias whose
+/// name is one word (`mpro`): what a git author or a tool's account with a nickname
+/// shows. (Indexing every nameless address too made lookups many times longer on large
+/// accounts, for names nobody wrote.)
+fn mailbox_words(f: &Facts) -> Option<Vec<&str>> {
+    if f.email.placeholder || f.email.github_login().is_some() || !f.name_written_as_one_word {
+        return None;
+    }
+    let local = f.email.local().split('+').next().unwrap_or_default();
+    let words: Vec<&str> = local.split(['.', '_', '-']).collect();
+    let name_like = |w: &&str| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_lowercase());
+    ((2..=3).contains(&words.len()) && words.iter().all(name_like)).then_some(words)
+}
+
+/// What tells two spelled names apart: the full name's key, or the mailbox that gave
+/// the words (borrowed: this runs for every match of every handle).
+fn spelled_key(f: &Facts) -> &str {
+    match &f.name_key {
+        Some(key) => key,
+        None => f.email.local().split('+').next().unwrap_or_default(),
+    }
 }
 
 fn spellings(words: &[&str]) -> Vec<u64> {
@@ -124,10 +156,12 @@ pub(super) fn handle_links(facts: &[Facts], mailbox: impl Fn(usize) -> String) -
         }
     }
     index.sort_unstable();
+    // A spelling dozens of aliases share (`jsmith`, `janed` in a large account) names
+    // several people, so it links nobody: it is not read through.
     let lookup = |k: u64| {
         let start = index.partition_point(|e| e.0 < k);
         let end = start + index[start..].partition_point(|e| e.0 == k);
-        &index[start..end]
+        if end - start > MAX_SPELLED_BY { &index[..0] } else { &index[start..end] }
     };
     let mut links = Vec::new();
     for (i, f) in facts.iter().enumerate() {
@@ -139,6 +173,9 @@ pub(super) fn handle_links(facts: &[Facts], mailbox: impl Fn(usize) -> String) -
         let mut spelled: Vec<(&str, usize, bool)> = Vec::new();
         for handle in handles(f, &mailbox) {
             let from_mailbox = mailbox.starts_with(&handle);
+            // A tail of two letters at least: a first name and one initial (`amritk`,
+            // `priyai`) is what every Priya I. may take, and on generated accounts half
+            // such links were namesakes'.
             for at in 1..handle.len().saturating_sub(1) {
                 let (head, tail) = handle.split_at(at);
                 let mut tries = vec![(Spelling::FirstInitials, key(Spelling::FirstInitials, head, tail))];
@@ -152,10 +189,9 @@ pub(super) fn handle_links(facts: &[Facts], mailbox: impl Fn(usize) -> String) -
                 for (spelling, k) in tries {
                     for &(_, j) in lookup(k) {
                         let Some(words) = words(&facts[j]) else { continue };
-                        let own_name = j == i || facts[j].name_key == f.name_key;
+                        let own_name = j == i || (facts[j].name_key.is_some() && facts[j].name_key == f.name_key);
                         if !own_name && spells(&words, &handle, at, spelling) && first_names_agree(f, &handle, &words) {
-                            let name = facts[j].name_key.as_deref().unwrap_or_default();
-                            spelled.push((name, j, from_mailbox));
+                            spelled.push((spelled_key(&facts[j]), j, from_mailbox));
                         }
                     }
                 }
@@ -163,6 +199,12 @@ pub(super) fn handle_links(facts: &[Facts], mailbox: impl Fn(usize) -> String) -
         }
         spelled.sort_unstable();
         spelled.dedup_by_key(|s| s.0);
+        // Two spellings of one person's name ("Amrit K", "Amrit Krishnan") written with
+        // one address are one name to spell, not two people to choose between.
+        let one_address = |x: &Facts, y: &Facts| !x.email.placeholder && x.email.email.0 == y.email.email.0;
+        if spelled.windows(2).all(|w| one_address(&facts[w[0].1], &facts[w[1].1])) {
+            spelled.truncate(1);
+        }
         if let [(_, j, from_mailbox)] = spelled[..] {
             let matched = if from_mailbox { Matched::Mailbox } else { Matched::Name };
             links.push(Candidate::between(i, j, Rule::HandleSpellsName, Tier::Review, matched));
@@ -199,6 +241,37 @@ mod tests {
         assert_eq!(review.person, vec![0, 0, 2, 2, 4, 4, 6, 6, 8, 8]);
         assert!(review.links.iter().all(|l| l.rule == Rule::HandleSpellsName && l.tier == Tier::Review));
         assert!(review.links.iter().any(|l| l.value == "dhuard"), "{:?}", review.links);
+    }
+
+    #[test]
+    fn two_spellings_of_a_name_at_one_address_are_one_name_to_spell() {
+        let a = aliases(&[
+            ("Jan Doerr", "jd1987@gmail.com"),
+            ("Janelle Doerr", "jd1987@gmail.com"),
+            ("jdoerr", "jdoerr@lab.example.org"),
+            // Two names at two addresses are two people the handle may be: nobody.
+            ("Wei Zhang", "wz@a.com"),
+            ("Wendy Zhang", "wendy@b.com"),
+            ("wzhang", "wzhang@c.org"),
+        ]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 0, 3, 4, 5], "{:?}", review.links);
+        let spelled = review.links.iter().find(|l| l.b == 2 || l.a == 2).map(|l| (l.rule, l.tier));
+        assert_eq!(spelled, Some((Rule::HandleSpellsName, Tier::Review)));
+    }
+
+    #[test]
+    fn a_first_dot_last_mailbox_is_a_name_a_handle_can_spell() {
+        let a = aliases(&[
+            ("mpro", "magdalena.proszewska@gmail.com"),
+            ("mproszewska", "38814059+mproszewska@users.noreply.github.com"),
+            // A mailbox of one word, or with a digit, is no name.
+            ("kb", "kbroadwell@a.com"),
+            ("kbroadwell", "k.broadwell2@b.com"),
+        ]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 3], "{:?}", review.links);
+        assert_eq!((review.links[0].rule, review.links[0].tier), (Rule::HandleSpellsName, Tier::Review));
     }
 
     #[test]

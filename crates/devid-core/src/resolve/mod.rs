@@ -100,6 +100,12 @@ pub enum Rule {
     /// A handle (a login, a mailbox, a name written as one word) that spells one full
     /// name the way people make handles (`dhuard`, David Huard): review only.
     HandleSpellsName,
+    /// One mailbox its owner chose (`rosengreenpedersen`) at two providers: review only,
+    /// since the names may differ.
+    SameMailbox,
+    /// The same one-word name, and handles (logins or mailboxes) that begin with the same
+    /// six letters or more (`Mukulikaa`, `mukulikapahari`): review only.
+    HandlesBeginAlike,
     /// Two addresses or names of one account, as its source reported them.
     SameAccount,
     /// Identities already mapped to one developer.
@@ -119,12 +125,14 @@ impl Rule {
             Rule::SameHandle => "same-handle",
             Rule::CommittedBySameName => "committed-by-same-name",
             Rule::HandleSpellsName => "handle-spells-name",
+            Rule::SameMailbox => "same-mailbox",
+            Rule::HandlesBeginAlike => "handles-begin-alike",
             Rule::SameAccount => "same-account",
             Rule::SameDeveloper => "same-developer",
         }
     }
 
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 14] = [
         Rule::SameEmail,
         Rule::SameGithubAccount,
         Rule::SameNameCorroborated,
@@ -135,6 +143,8 @@ impl Rule {
         Rule::SameHandle,
         Rule::CommittedBySameName,
         Rule::HandleSpellsName,
+        Rule::SameMailbox,
+        Rule::HandlesBeginAlike,
         Rule::SameAccount,
         Rule::SameDeveloper,
     ];
@@ -160,6 +170,8 @@ impl Rule {
                 format!("a commit by one was committed under the same name from the other's address ({value})")
             }
             Rule::HandleSpellsName => format!("a handle that spells the name ({value})"),
+            Rule::SameMailbox => format!("the same mailbox {value} at two providers"),
+            Rule::HandlesBeginAlike => format!("the same one-word name, and handles that begin alike ({value})"),
             Rule::SameAccount => format!("one account of its source ({value})"),
             Rule::SameDeveloper => format!("already mapped to one developer ({value})"),
         }
@@ -531,9 +543,60 @@ pub fn cluster_constrained<A: AliasText>(
         }
     }
 
+    // One mailbox its owner chose, at two providers (`rosengreenpedersen@gmail.com`,
+    // `rosengreenpedersen@proton.me`), whatever the names: a stranger would have had to
+    // choose it too. Review only: one alias may be a namesake's after all.
+    for (mailbox, members) in by_mailbox.iter() {
+        if members.len() > MAX_COMPARED || !owners_handle(mailbox) || spells_a_name(mailbox, members, &facts) {
+            continue;
+        }
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                if facts[a].email.domain() != facts[b].email.domain() {
+                    candidates.push(Candidate::of_a(a, b, Rule::SameMailbox, Tier::Review, Matched::Mailbox));
+                }
+            }
+        }
+    }
     drop(by_mailbox);
 
-    // Block 6: an alias's commit committed under its own name from another address.
+    // Block 6: one one-word name ("Mukulika"), never evidence alone and no first name of
+    // a full name here, and handles that begin with the same six letters or more
+    // (`Mukulikaa`, `mukulikapahari`) that are no word of a full name here: the account
+    // names one person made on two sites.
+    // A one-word name that starts a full name here ("David", beside a David Smith) is a
+    // first name, and `davids…` begins every David S.'s handles alike.
+    let first_names: std::collections::HashSet<&str> = facts
+        .iter()
+        .filter(|f| f.name_key.is_some() && f.name.token_count() >= 2)
+        .filter_map(|f| f.name.tokens().next())
+        .collect();
+    let by_one_word = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
+        let word = f.name.tokens().next().filter(|w| f.name.token_count() == 1 && !first_names.contains(w))?;
+        (f.name_written_as_one_word && !f.github_app).then_some((word, i))
+    }));
+    let mut sorted_words: Option<Vec<&str>> = None;
+    for (_, members) in by_one_word.iter() {
+        if members.len() > MAX_COMPARED {
+            continue;
+        }
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                let (ha, hb) =
+                    (handle_letters(&facts[a], mailboxes.get(a)), handle_letters(&facts[b], mailboxes.get(b)));
+                let common = ha.bytes().zip(hb.bytes()).take_while(|(x, y)| x == y).count();
+                if common >= 6
+                    && !name_words.overlaps(sorted_words.get_or_insert_with(|| name_words.sorted()), &ha[..common])
+                {
+                    candidates.push(Candidate::of_a(a, b, Rule::HandlesBeginAlike, Tier::Review, Matched::Mailbox));
+                }
+            }
+        }
+    }
+    drop(by_one_word);
+    drop(first_names);
+
+    // Block 7: an alias's commit committed under its own name from another address.
     if seen.iter().any(|s| !s.committers.is_empty()) {
         committed_by_same_name(&facts, seen, &mailboxes, &mut candidates);
     }
@@ -606,6 +669,23 @@ fn committed_by_same_name(facts: &[Facts], seen: &[Seen], mailboxes: &Mailboxes,
     }
 }
 
+/// The letters of an alias's handle (its GitHub login, or its mailbox unless that is a
+/// placeholder), digits and marks dropped: `unes.sandi1` is `unessandi`.
+fn handle_letters(f: &Facts, mailbox: &str) -> String {
+    if f.email.placeholder && f.email.github_login().is_none() {
+        return String::new();
+    }
+    mailbox.chars().filter(char::is_ascii_alphabetic).collect()
+}
+
+/// Does `mailbox` only spell the name of one of `members` (`janedoe` beside Jane Doe),
+/// a number aside (`janedoe2`: what a provider offers the second Jane Doe to ask)? Then
+/// each namesake may have it at another provider, and it is no evidence.
+fn spells_a_name(mailbox: &str, members: &[usize], facts: &[Facts]) -> bool {
+    let letters = mailbox.trim_end_matches(|c: char| c.is_ascii_digit());
+    members.iter().any(|&m| spells_the_name(letters, &facts[m].name))
+}
+
 /// Aliases compared pair by pair inside one block at most; a larger block is a common
 /// name, or a shared value, and is only reviewed.
 const MAX_COMPARED: usize = 32;
@@ -653,6 +733,22 @@ impl<'a> NameWords<'a> {
 
     fn contains(&self, word: &str) -> bool {
         self.words.contains(word)
+    }
+
+    /// Is `start` (six letters or more) a word of a full name here, or the start of one
+    /// (`christ`, of Christopher), or does it begin with one (`davidson7`)? Then it may
+    /// be anyone's name. `sorted` is [`NameWords::sorted`].
+    fn overlaps(&self, sorted: &[&str], start: &str) -> bool {
+        let first_at_or_after = sorted.partition_point(|w| *w < start);
+        (6..=start.len()).any(|k| start.is_char_boundary(k) && self.words.contains(&start[..k]))
+            || sorted.get(first_at_or_after).is_some_and(|w| w.starts_with(start))
+    }
+
+    /// The words in order, for [`NameWords::overlaps`]: built only where a block needs it.
+    fn sorted(&self) -> Vec<&'a str> {
+        let mut words: Vec<&str> = self.words.iter().copied().collect();
+        words.sort_unstable();
+        words
     }
 
     /// Six letters or more, and no word of a full name here. False when there is no
@@ -1022,6 +1118,44 @@ mod tests {
         ]);
         let seen = [zones(&[1]), zones(&[1]), zones(&[1]), zones(&[1])];
         assert_eq!(cluster_seen(&a, &seen, Tier::Review, Options::default()).person, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_mailbox_its_owner_chose_at_two_providers_is_offered_for_review() {
+        let a = aliases(&[
+            ("Kristoffer Pedersen", "rosengreenpedersen@gmail.com"),
+            ("krisrosengreen", "rosengreenpedersen@proton.me"),
+            // A mailbox that only spells the name is every namesake's.
+            ("Jane Doe", "janedoe@gmail.com"),
+            ("Jane Doe", "janedoe@yahoo.com"),
+            // A short one is anyone's.
+            ("Ann", "annl@a.com"),
+            ("Bo", "annl@b.org"),
+        ]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 2, 4, 5]);
+        let rules: Vec<(Rule, Tier)> = review.links.iter().map(|l| (l.rule, l.tier)).collect();
+        assert_eq!(rules, [(Rule::SameNameOnly, Tier::Review), (Rule::SameMailbox, Tier::Review)]);
+    }
+
+    #[test]
+    fn one_word_names_link_only_through_handles_that_begin_alike() {
+        let a = aliases(&[
+            ("Mukulika", "60316606+Mukulikaa@users.noreply.github.com"),
+            ("Mukulika", "mukulikapahari@gmail.com"),
+            // A first name of a full name here: `davids` begins every David S.'s handles.
+            ("David", "davidsmith1@a.com"),
+            ("David", "davidson.k@b.org"),
+            ("David Stone", "ds@c.net"),
+            // Handles that share less than six letters.
+            ("Pax", "13646646+paxcodes@users.noreply.github.com"),
+            ("Pax", "pax.margret@tutanota.com"),
+        ]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 3, 4, 5, 6], "{:?}", review.links);
+        assert_eq!((review.links[0].rule, review.links[0].tier), (Rule::HandlesBeginAlike, Tier::Review));
     }
 
     #[test]
