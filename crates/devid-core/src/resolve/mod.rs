@@ -560,12 +560,11 @@ pub fn cluster_constrained<A: AliasText>(
     }
     drop(by_mailbox);
 
-    // Block 6: one one-word name ("Mukulika"), never evidence alone and no first name of
-    // a full name here, and handles that begin with the same six letters or more
-    // (`Mukulikaa`, `mukulikapahari`) that are no word of a full name here: the account
-    // names one person made on two sites.
-    // A one-word name that starts a full name here ("David", beside a David Smith) is a
-    // first name, and `davids…` begins every David S.'s handles alike.
+    // Block 6: one one-word name ("Mukulika"), never evidence alone, and handles that
+    // begin with the same six letters or more (`Mukulikaa`, `mukulikapahari`) that are
+    // no word of a full name here: the account names one person made on two sites. A
+    // one-word name that starts a full name here ("David", beside a David Smith) is a
+    // first name, and `davids…` begins every David S.'s handles alike: left out.
     let first_names: std::collections::HashSet<&str> = facts
         .iter()
         .filter(|f| f.name_key.is_some() && f.name.token_count() >= 2)
