@@ -106,6 +106,9 @@ pub enum Rule {
     /// The same one-word name, and handles (logins or mailboxes) that begin with the same
     /// six letters or more (`Mukulikaa`, `mukulikapahari`): review only.
     HandlesBeginAlike,
+    /// One address and one full name, each written once with a typo (`Derek Homeir` at
+    /// `astro.phsik…`): review only.
+    OneTypoApart,
     /// Two addresses or names of one account, as its source reported them.
     SameAccount,
     /// Identities already mapped to one developer.
@@ -127,12 +130,13 @@ impl Rule {
             Rule::HandleSpellsName => "handle-spells-name",
             Rule::SameMailbox => "same-mailbox",
             Rule::HandlesBeginAlike => "handles-begin-alike",
+            Rule::OneTypoApart => "one-typo-apart",
             Rule::SameAccount => "same-account",
             Rule::SameDeveloper => "same-developer",
         }
     }
 
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::SameEmail,
         Rule::SameGithubAccount,
         Rule::SameNameCorroborated,
@@ -145,6 +149,7 @@ impl Rule {
         Rule::HandleSpellsName,
         Rule::SameMailbox,
         Rule::HandlesBeginAlike,
+        Rule::OneTypoApart,
         Rule::SameAccount,
         Rule::SameDeveloper,
     ];
@@ -172,6 +177,7 @@ impl Rule {
             Rule::HandleSpellsName => format!("a handle that spells the name ({value})"),
             Rule::SameMailbox => format!("the same mailbox {value} at two providers"),
             Rule::HandlesBeginAlike => format!("the same one-word name, and handles that begin alike ({value})"),
+            Rule::OneTypoApart => format!("one address and one name, each written once with a typo ({value})"),
             Rule::SameAccount => format!("one account of its source ({value})"),
             Rule::SameDeveloper => format!("already mapped to one developer ({value})"),
         }
@@ -545,15 +551,30 @@ pub fn cluster_constrained<A: AliasText>(
 
     // One mailbox its owner chose, at two providers (`rosengreenpedersen@gmail.com`,
     // `rosengreenpedersen@proton.me`), whatever the names: a stranger would have had to
-    // choose it too. Review only: one alias may be a namesake's after all.
+    // choose it too. And one mailbox at two domains one typo apart, under two full names
+    // one typo apart (`Derek Homeier` at `astro.physik…`, `Derek Homeir` at
+    // `astro.phsik…`): one hand slipping twice, not two people. Both review only.
     for (mailbox, members) in by_mailbox.iter() {
-        if members.len() > MAX_COMPARED || !owners_handle(mailbox) || spells_a_name(mailbox, members, &facts) {
+        if members.len() > MAX_COMPARED {
             continue;
         }
+        let chosen = owners_handle(mailbox) && !spells_a_name(mailbox, members, &facts);
         for (x, &a) in members.iter().enumerate() {
             for &b in &members[x + 1..] {
-                if facts[a].email.domain() != facts[b].email.domain() {
+                let (fa, fb) = (&facts[a], &facts[b]);
+                if fa.email.domain() == fb.email.domain() {
+                    continue;
+                }
+                if chosen {
                     candidates.push(Candidate::of_a(a, b, Rule::SameMailbox, Tier::Review, Matched::Mailbox));
+                } else if let (Some(na), Some(nb)) = (fa.name_key.as_deref(), fb.name_key.as_deref())
+                    && na != nb
+                    && fa.name.token_count() >= 2
+                    && one_typo_apart(na, nb)
+                    && one_typo_apart(fa.email.domain(), fb.email.domain())
+                    && digits(fa.email.domain()) == digits(fb.email.domain())
+                {
+                    candidates.push(Candidate::of_a(a, b, Rule::OneTypoApart, Tier::Review, Matched::Email));
                 }
             }
         }
@@ -664,6 +685,30 @@ fn committed_by_same_name(facts: &[Facts], seen: &[Seen], mailboxes: &Mailboxes,
                 }
                 candidates.push(Candidate::between(other, i, Rule::CommittedBySameName, Tier::Auto, Matched::Email));
             }
+        }
+    }
+}
+
+/// The digits of a text, in order: `corp238.com` and `corp338.com` are two numbered
+/// hosts or organisations, not one domain mistyped.
+fn digits(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// One letter added, dropped, changed, or two neighbours swapped: how a hand slips. Both
+/// at least five characters long, so `ann` and `anna` are not one slip.
+fn one_typo_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().min(b.len()) < 5 || a.len().abs_diff(b.len()) > 1 || a == b {
+        return false;
+    }
+    let start = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[start..], &b[start..]);
+    match ra.len().cmp(&rb.len()) {
+        std::cmp::Ordering::Less => ra == &rb[1..],
+        std::cmp::Ordering::Greater => &ra[1..] == rb,
+        std::cmp::Ordering::Equal => {
+            ra[1..] == rb[1..] || (ra.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
         }
     }
 }
@@ -1136,6 +1181,40 @@ mod tests {
         assert_eq!(review.person, vec![0, 0, 2, 2, 4, 5]);
         let rules: Vec<(Rule, Tier)> = review.links.iter().map(|l| (l.rule, l.tier)).collect();
         assert_eq!(rules, [(Rule::SameNameOnly, Tier::Review), (Rule::SameMailbox, Tier::Review)]);
+    }
+
+    #[test]
+    fn one_address_and_one_name_each_with_a_typo_are_offered_for_review() {
+        let a = aliases(&[
+            ("Derek Homeier", "derek@astro.physik.uni-goettingen.de"),
+            ("Derek Homeir", "derek@astro.phsik.uni-goettingen.de"),
+            // Two names, or two domains, that differ by more than a slip, or two numbered
+            // domains: nobody.
+            ("Omar Andersson", "omar.andersson@corp238.com"),
+            ("Oma Andersson", "omar.andersson@corp338.com"),
+            ("Maria Lopez", "maria@alpha-labs.com"),
+            ("Mario Lopes", "maria@alpha-labs.org"),
+            ("Anna Berg", "anna@berg-family.net"),
+            ("Anne Borg", "anna@borg-family.net"),
+        ]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 3, 4, 5, 6, 7], "{:?}", review.links);
+        assert_eq!((review.links[0].rule, review.links[0].tier), (Rule::OneTypoApart, Tier::Review));
+    }
+
+    #[test]
+    fn slips_of_the_hand_are_one_edit() {
+        for (a, b) in
+            [("homeier", "homeir"), ("physik", "phsik"), ("gohlke", "gholke"), ("smith", "smyth"), ("jones", "joness")]
+        {
+            assert!(one_typo_apart(a, b) && one_typo_apart(b, a), "{a} {b}");
+        }
+        for (a, b) in
+            [("homeier", "homeier"), ("smith", "smythe"), ("ann", "anna"), ("berg", "borg"), ("abcde", "edcba")]
+        {
+            assert!(!one_typo_apart(a, b), "{a} {b}");
+        }
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
         (Rule::HandleSpellsName, _) => 0.55,
         (Rule::SameMailbox, _) => 0.5,
         (Rule::HandlesBeginAlike, _) => 0.4,
+        (Rule::OneTypoApart, _) => 0.5,
         (Rule::SameHandle, Tier::Auto) => 0.85,
         (Rule::SameHandle, Tier::Review) => 0.45,
         (Rule::SameAccount | Rule::SameDeveloper, _) => 1.0,
