@@ -104,7 +104,8 @@ pub enum Rule {
     /// since the names may differ.
     SameMailbox,
     /// The same one-word name, and handles (logins or mailboxes) that begin with the same
-    /// six letters or more (`Mukulikaa`, `mukulikapahari`): review only.
+    /// six letters or more (`Mukulikaa`, `mukulikapahari`), or are one slip apart
+    /// (`katleszek`, `kati.leszek`): review only.
     HandlesBeginAlike,
     /// One address and one full name, each written once with a typo (`Derek Homeir` at
     /// `astro.phsik…`): review only.
@@ -605,9 +606,12 @@ pub fn cluster_constrained<A: AliasText>(
                 let (ha, hb) =
                     (handle_letters(&facts[a], mailboxes.get(a)), handle_letters(&facts[b], mailboxes.get(b)));
                 let common = ha.bytes().zip(hb.bytes()).take_while(|(x, y)| x == y).count();
-                if common >= 6
-                    && !name_words.overlaps(sorted_words.get_or_insert_with(|| name_words.sorted()), &ha[..common])
-                {
+                let begin_alike = common >= 6
+                    && !name_words.overlaps(sorted_words.get_or_insert_with(|| name_words.sorted()), &ha[..common]);
+                // Or one handle of eight letters and more written once with a slip
+                // (`katleszek`, `kati.leszek`).
+                let slipped = ha.len().min(hb.len()) >= 8 && one_typo_apart(&ha, &hb);
+                if begin_alike || slipped {
                     candidates.push(Candidate::of_a(a, b, Rule::HandlesBeginAlike, Tier::Review, Matched::Mailbox));
                 }
             }
@@ -1229,10 +1233,13 @@ mod tests {
             // Handles that share less than six letters.
             ("Pax", "13646646+paxcodes@users.noreply.github.com"),
             ("Pax", "pax.margret@tutanota.com"),
+            // One handle written once with a slip.
+            ("Kasia", "39829548+katleszek@users.noreply.github.com"),
+            ("Kasia", "kati.leszek@gmail.com"),
         ]);
-        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(cluster(&a, Tier::Auto, Options::default()).person, vec![0, 1, 2, 3, 4, 5, 6, 7, 8]);
         let review = cluster(&a, Tier::Review, Options::default());
-        assert_eq!(review.person, vec![0, 0, 2, 3, 4, 5, 6], "{:?}", review.links);
+        assert_eq!(review.person, vec![0, 0, 2, 3, 4, 5, 6, 7, 7], "{:?}", review.links);
         assert_eq!((review.links[0].rule, review.links[0].tier), (Rule::HandlesBeginAlike, Tier::Review));
     }
 
