@@ -16,7 +16,7 @@ use crate::contributors::{
 use crate::{AuditQuery, ChangeContext, Store};
 
 /// One observation: integration, identity, name, email, kind, count.
-type Seen<'a> = (i64, &'a str, &'a str, &'a str, &'a str, u64);
+pub(super) type Seen<'a> = (i64, &'a str, &'a str, &'a str, &'a str, u64);
 
 /// A validated plan of `seen`, as the server would build it.
 pub async fn plan(store: &dyn Store, ctx: &ChangeContext, seen: &[Seen<'_>]) -> ContributorPlan {

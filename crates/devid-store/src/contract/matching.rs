@@ -5,7 +5,7 @@ use devid_core::contributor::IngestMode;
 use devid_core::resolve::suggest::Party;
 use devid_core::types::ApplicationType;
 
-use super::contributors::ingest;
+use super::contributors::{Seen, ingest};
 use super::{account, dump, integration, ok, rows, upload};
 use crate::changes::ChangeQuery;
 use crate::matching::{DecisionKind, NewDecision};
@@ -59,9 +59,9 @@ pub async fn match_input_reads_contributors_developers_and_mappings(store: &dyn 
 pub async fn match_input_gathers_each_contributors_zones_and_names_over_its_sources(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 3, ApplicationType::Git).await;
-    let jane: Row = (3, "jane@corp.com", "Jane Doe", "", "commit", 2);
-    let bob: Row = (3, "bob@corp.com", "Bob Stone", "", "commit", 1);
-    let jane_as_handle: Row = (3, "jane@corp.com", "jdoe", "", "commit", 1);
+    let jane: Seen = (3, "jane@corp.com", "Jane Doe", "", "commit", 2);
+    let bob: Seen = (3, "bob@corp.com", "Bob Stone", "", "commit", 1);
+    let jane_as_handle: Seen = (3, "jane@corp.com", "jdoe", "", "commit", 1);
     let zones = |input: &crate::matching::MatchInput, identity: &str| -> Vec<i16> {
         let c = input.contributors.iter().find(|c| c.identity == identity).expect("the contributor is read");
         c.utc_offsets.minutes().collect()
@@ -89,14 +89,12 @@ pub async fn match_input_gathers_each_contributors_zones_and_names_over_its_sour
     assert_eq!(zones(&input, "bob@corp.com"), [540]);
 }
 
-type Row = (i64, &'static str, &'static str, &'static str, &'static str, u64);
-
 async fn send_zoned(
     store: &dyn Store,
     ctx: &crate::ChangeContext,
     source: &str,
     mode: IngestMode,
-    rows: &[Row],
+    rows: &[Seen<'_>],
     offsets: &[&str],
 ) {
     let plan = super::contributors::plan_with_offsets(store, ctx, rows, offsets).await;
