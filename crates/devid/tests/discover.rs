@@ -186,13 +186,20 @@ fn numpy_commits_csv_gives_one_commit_row_per_author_email_and_name() {
     let mut reader = csv::Reader::from_path(&csv_path).expect("open the CSV");
     let header = reader.headers().expect("header").clone();
     let email_at = header.iter().position(|h| h == "author_email").expect("author_email column");
+    let time_at = header.iter().position(|h| h == "authored_at").expect("authored_at column");
     let mut commits = 0;
     let mut emails = BTreeSet::new();
+    let mut per_offset: BTreeMap<String, u64> = BTreeMap::new();
     for record in reader.byte_records() {
-        let email = String::from_utf8_lossy(&record.expect("row")[email_at]).trim().to_lowercase();
+        let record = record.expect("row");
+        let email = String::from_utf8_lossy(&record[email_at]).trim().to_lowercase();
         if !email.is_empty() {
             commits += 1;
             emails.insert(email);
+            // Every numpy commit carries an offset in use; `Z` is written +00:00.
+            let time = String::from_utf8_lossy(&record[time_at]).to_string();
+            let offset = if time.ends_with('Z') { "+00:00".to_string() } else { time[time.len() - 6..].to_string() };
+            *per_offset.entry(offset).or_default() += 1;
         }
     }
     assert!(commits > 30_000, "the shared numpy data has its 31,562 commits: {commits}");
@@ -211,13 +218,17 @@ fn numpy_commits_csv_gives_one_commit_row_per_author_email_and_name() {
     let ndjson = std::fs::read_to_string(&out_file).expect("the NDJSON file");
     let mut found_emails = BTreeSet::new();
     let mut counted = 0;
+    let mut found_offsets: BTreeMap<String, u64> = BTreeMap::new();
     for line in ndjson.lines() {
         let row: Value = serde_json::from_str(line).expect("JSON");
         if row["kind"] == "commit" {
             found_emails.insert(row["email"].as_str().expect("email").to_lowercase());
             counted += row["count"].as_u64().expect("count");
+            let offset = row["utcOffset"].as_str().unwrap_or("none").to_string();
+            *found_offsets.entry(offset).or_default() += row["count"].as_u64().expect("count");
         }
     }
+    assert_eq!(found_offsets, per_offset, "each commit counts once, under its author's UTC offset");
     assert_eq!(found_emails, emails, "every author email, and no other, has a commit row");
     assert_eq!(counted, commits, "each commit counts once, for its author");
 }
