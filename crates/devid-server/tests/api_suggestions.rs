@@ -336,6 +336,12 @@ async fn the_time_zones_a_source_saw_make_one_name_on_two_addresses_an_auto_sugg
         ]),
     )
     .await;
+    let listed = expect_status(
+        app.get("/v2/contributors?searchValue=q.m.o", &app.admin_key).send().await.expect("send"),
+        200,
+    )
+    .await;
+    assert_eq!(listed["records"][0]["utcOffsets"], json!(["+01:00", "+02:00"]), "{listed}");
     let page = suggestions(&app, "?pageSize=100").await;
     let same_zones = about(&page, "q.m.o@gmail.com").expect("the one who wrote from one zone is suggested");
     assert_eq!(same_zones["tier"], "auto", "{same_zones}");

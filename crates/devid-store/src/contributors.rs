@@ -176,6 +176,8 @@ pub struct ContributorRecord {
     /// Every name and email seen, summed over sources, most seen first.
     pub names: Vec<(String, u64)>,
     pub emails: Vec<(String, u64)>,
+    /// The UTC offsets its activity was recorded in, over its sources.
+    pub utc_offsets: UtcOffsets,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

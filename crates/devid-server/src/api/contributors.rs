@@ -1,5 +1,6 @@
 //! Contributors and coverage as the API shows them.
 
+use devid_core::contributor::zones::format_offset;
 use devid_core::contributor::{ActivityCounts, ActivityKind};
 use devid_core::time::to_rfc3339;
 use devid_core::types::{ApplicationType, IntegrationId};
@@ -65,6 +66,10 @@ pub struct Contributor {
     pub sources: Vec<String>,
     pub names: Vec<SeenValue>,
     pub emails: Vec<SeenValue>,
+    /// The UTC offsets its activity was recorded in (`+01:00`), over its sources; empty
+    /// when no source said (and in the CSV download).
+    #[serde(default)]
+    pub utc_offsets: Vec<String>,
 }
 
 pub fn status_of(r: &ContributorRecord) -> &'static str {
@@ -107,6 +112,7 @@ impl From<ContributorRecord> for Contributor {
             sources: r.sources,
             names: seen(r.names),
             emails: seen(r.emails),
+            utc_offsets: r.utc_offsets.minutes().map(format_offset).collect(),
         }
     }
 }

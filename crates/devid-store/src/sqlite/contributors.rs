@@ -472,6 +472,7 @@ fn contributor_from_row(r: &rusqlite::Row<'_>) -> StoreResult<ListedRow> {
             sources: Vec::new(),
             names: Vec::new(),
             emails: Vec::new(),
+            utc_offsets: UtcOffsets::default(),
         },
         identity_key: r.get(17).map_err(get)?,
         activity: r.get(18).map_err(get)?,
@@ -518,23 +519,27 @@ fn list_in(conn: &Connection, account: AccountId, q: &ContributorQuery) -> Store
     Ok(ContributorPage { records, total_count, has_next, next_cursor })
 }
 
-/// Adds each record's sources and every name and email they saw.
+/// Adds each record's sources and every name, email and UTC offset they saw.
 fn fill_sources(conn: &Connection, records: &mut [ContributorRecord]) -> StoreResult<()> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT source, names, emails FROM contributor_sources WHERE contributor_id = ?1 ORDER BY source",
+            "SELECT source, names, emails, utc_offsets FROM contributor_sources WHERE contributor_id = ?1
+             ORDER BY source",
         )
         .map_err(map_err)?;
     for record in records {
         let rows = stmt
-            .query_map([record.id.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map([record.id.0], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })
             .map_err(map_err)?;
         let (mut names, mut emails) = (Vec::new(), Vec::new());
         for row in rows {
-            let (source, n, e) = row.map_err(map_err)?;
+            let (source, n, e, offsets) = row.map_err(map_err)?;
             record.sources.push(source);
             merge_tallies(&mut names, SourceReport::decode_tallies(&n));
             merge_tallies(&mut emails, SourceReport::decode_tallies(&e));
+            record.utc_offsets = record.utc_offsets.union(&UtcOffsets::decode(&offsets));
         }
         record.names = crate::contributors::most_seen_first(names);
         record.emails = crate::contributors::most_seen_first(emails);

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use devid_core::change::ChangeKind;
 use devid_core::contributor::plan::ContributorPlan;
+use devid_core::contributor::zones::UtcOffsets;
 use devid_core::contributor::{ActivityCounts, IngestMode};
 use devid_core::types::IntegrationId;
 use tokio_postgres::Row;
@@ -181,6 +182,7 @@ fn contributor_from_row(r: &Row) -> PgResult<ListedRow> {
             sources: Vec::new(),
             names: Vec::new(),
             emails: Vec::new(),
+            utc_offsets: UtcOffsets::default(),
         },
         identity_key: r.try_get(17)?,
         activity: r.try_get(18)?,
@@ -223,7 +225,8 @@ async fn list_in(client: &impl GenericClient, account: AccountId, q: &Contributo
     Ok(ContributorPage { records, total_count, has_next, next_cursor })
 }
 
-/// Adds each record's sources and every name and email they saw: one query for the page.
+/// Adds each record's sources and every name, email and UTC offset they saw: one query
+/// for the page.
 async fn fill_sources(client: &impl GenericClient, records: &mut [ContributorRecord]) -> PgResult<()> {
     if records.is_empty() {
         return Ok(());
@@ -232,7 +235,7 @@ async fn fill_sources(client: &impl GenericClient, records: &mut [ContributorRec
     let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let statement = client
         .prepare_cached(
-            "SELECT contributor_id, source, names, emails FROM contributor_sources
+            "SELECT contributor_id, source, names, emails, utc_offsets FROM contributor_sources
              WHERE contributor_id = ANY($1::BIGINT[]) ORDER BY contributor_id, source",
         )
         .await?;
@@ -241,6 +244,7 @@ async fn fill_sources(client: &impl GenericClient, records: &mut [ContributorRec
         record.sources.push(r.try_get(1)?);
         merge_tallies(&mut record.names, SourceReport::decode_tallies(&r.try_get::<_, String>(2)?));
         merge_tallies(&mut record.emails, SourceReport::decode_tallies(&r.try_get::<_, String>(3)?));
+        record.utc_offsets = record.utc_offsets.union(&UtcOffsets::decode(r.try_get::<_, &str>(4)?));
     }
     for record in records {
         record.names = most_seen_first(std::mem::take(&mut record.names));
