@@ -500,6 +500,7 @@ fn account(integration: &str, identity: &str, bot: bool, names: &[String], email
             developer: None,
             activity: 1,
             utc_offsets: Vec::new(),
+            active_days: None,
         },
         owner,
     }

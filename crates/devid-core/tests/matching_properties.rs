@@ -44,7 +44,7 @@ fn strangers_in_one_zone() -> impl Strategy<Value = (Vec<Alias>, Vec<Seen>)> {
                 let name = if full { format!("{written} {last}{i}") } else { written };
                 let email = format!("{first}.{last}{i}@corp{i}.org");
                 let committers = aliases.last().cloned().into_iter().collect();
-                seen.push(Seen { utc_offsets: vec![60], committers });
+                seen.push(Seen { utc_offsets: vec![60], committers, ..Seen::default() });
                 aliases.push(Alias { name, email });
             }
             (aliases, seen)
@@ -143,6 +143,7 @@ fn accounts() -> impl Strategy<Value = devid_core::resolve::suggest::SuggestInpu
                     developer: (*mapped < developers.len()).then_some(*mapped),
                     activity: 1 + i as u64,
                     utc_offsets: Vec::new(),
+                    active_days: None,
                 })
                 .collect();
             let cannot_link = rejected

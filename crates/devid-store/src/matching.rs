@@ -32,6 +32,9 @@ pub struct MatchContributor {
     /// Every name it was seen under, over every source, most seen first (`name` is the
     /// first): one address written as "Jane Doe" and as "jdoe" is evidence both ways.
     pub names: Vec<String>,
+    /// When its activity began and ended, over every source (microseconds), when known.
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
 }
 
 /// Separates the sources' texts in the one column a contributor's sources are read

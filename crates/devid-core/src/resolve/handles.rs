@@ -57,14 +57,16 @@ fn words(f: &Facts) -> Option<Vec<&str>> {
 }
 
 /// `first.last`, `first_last`, `first-middle-last`: two or three words of two letters
-/// or more, letters only, no role mailbox (placeholders are none), of an alias whose
-/// name is one word (`mpro`): it wrote a nickname, so its address is where its full name
-/// is. An alias with no name at all is left out, as it was before this reading.
-fn mailbox_words(f: &Facts) -> Option<Vec<&str>> {
+/// or more, letters only (a number at the end aside), no role mailbox (placeholders are
+/// none), of an alias whose name is one word (`mpro`): it wrote a nickname, so its
+/// address is where its full name is. An alias with no name at all is left out, as it was before this reading.
+pub(super) fn mailbox_words(f: &Facts) -> Option<Vec<&str>> {
     if f.email.placeholder || f.email.github_login().is_some() || !f.name_written_as_one_word {
         return None;
     }
-    let local = f.email.local().split('+').next().unwrap_or_default();
+    // A number after the name (`matthew.ord1`) is how a provider told this Matthew Ord
+    // from the first one: the words are before it.
+    let local = f.email.local().split('+').next().unwrap_or_default().trim_end_matches(|c: char| c.is_ascii_digit());
     let words: Vec<&str> = local.split(['.', '_', '-']).collect();
     let name_like = |w: &&str| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_lowercase());
     ((2..=3).contains(&words.len()) && words.iter().all(name_like)).then_some(words)

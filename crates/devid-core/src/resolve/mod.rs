@@ -13,6 +13,7 @@ mod cluster;
 mod handles;
 pub mod normalize;
 pub mod suggest;
+mod variants;
 
 use blocks::Blocks;
 pub use cluster::Constraints;
@@ -110,6 +111,25 @@ pub enum Rule {
     /// One address and one full name, each written once with a typo (`Derek Homeir` at
     /// `astro.phsik…`): review only.
     OneTypoApart,
+    /// The same one-word name (a number aside: `ixgbe`, `ixgbe00`), no first name of a
+    /// full name here, written from the same time zone within six months: one person
+    /// who set only a first name or a handle on two machines. Review only: the name
+    /// alone is never the evidence, the place and the time are.
+    OneWordNameSameTime,
+    /// A one-word handle written once with a slip (`cgholke` beside `cgohlke`), seven
+    /// letters or more and no word of a full name here, from the same time zone:
+    /// review only.
+    HandleWithASlip,
+    /// One surname, and a first name written in full and short (`Matthew Ord`, `Matt
+    /// Ord`): review only.
+    ShortFirstName,
+    /// A mailbox of eight letters that begins the other's handle (`argriffi`,
+    /// `argriffing`): an account name cut at the length old systems allowed. Review
+    /// only.
+    TruncatedHandle,
+    /// A name written as an address (`wfspotz@sandia.gov`) that is the other's address,
+    /// neither a placeholder nor shared: the same email, written in the name field.
+    NameIsAddress,
     /// Two addresses or names of one account, as its source reported them.
     SameAccount,
     /// Identities already mapped to one developer.
@@ -132,12 +152,17 @@ impl Rule {
             Rule::SameMailbox => "same-mailbox",
             Rule::HandlesBeginAlike => "handles-begin-alike",
             Rule::OneTypoApart => "one-typo-apart",
+            Rule::OneWordNameSameTime => "one-word-name-same-time",
+            Rule::HandleWithASlip => "handle-with-a-slip",
+            Rule::ShortFirstName => "short-first-name",
+            Rule::TruncatedHandle => "truncated-handle",
+            Rule::NameIsAddress => "name-is-address",
             Rule::SameAccount => "same-account",
             Rule::SameDeveloper => "same-developer",
         }
     }
 
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 20] = [
         Rule::SameEmail,
         Rule::SameGithubAccount,
         Rule::SameNameCorroborated,
@@ -151,6 +176,11 @@ impl Rule {
         Rule::SameMailbox,
         Rule::HandlesBeginAlike,
         Rule::OneTypoApart,
+        Rule::OneWordNameSameTime,
+        Rule::HandleWithASlip,
+        Rule::ShortFirstName,
+        Rule::TruncatedHandle,
+        Rule::NameIsAddress,
         Rule::SameAccount,
         Rule::SameDeveloper,
     ];
@@ -179,6 +209,13 @@ impl Rule {
             Rule::SameMailbox => format!("the same mailbox {value} at two providers"),
             Rule::HandlesBeginAlike => format!("the same one-word name, and handles that begin alike ({value})"),
             Rule::OneTypoApart => format!("one address and one name, each written once with a typo ({value})"),
+            Rule::OneWordNameSameTime => {
+                format!("the same one-word name {value}, written from the same time zone within six months")
+            }
+            Rule::HandleWithASlip => format!("one handle, written once with a slip ({value})"),
+            Rule::ShortFirstName => format!("one surname, and a first name written in full and short ({value})"),
+            Rule::TruncatedHandle => format!("a mailbox that is the other's handle cut at eight letters ({value})"),
+            Rule::NameIsAddress => format!("a name written as the other's address ({value})"),
             Rule::SameAccount => format!("one account of its source ({value})"),
             Rule::SameDeveloper => format!("already mapped to one developer ({value})"),
         }
@@ -194,6 +231,8 @@ pub struct Seen {
     /// The committers (name and email as written) of its commits whose address is not
     /// the author's own.
     pub committers: Vec<Alias>,
+    /// The first and last day it was active (days since 1970-01-01), when known.
+    pub active_days: Option<(i32, i32)>,
 }
 
 impl Seen {
@@ -201,6 +240,17 @@ impl Seen {
     /// clock by an hour twice a year.
     fn shares_a_zone_with(&self, other: &Seen) -> bool {
         self.utc_offsets.iter().any(|a| other.utc_offsets.iter().any(|b| (a - b).abs() <= 60))
+    }
+
+    /// Were both active within `days` of each other (their periods overlapping or that
+    /// close)? False when either period is unknown.
+    fn active_within(&self, other: &Seen, days: i32) -> bool {
+        match (self.active_days, other.active_days) {
+            (Some((a_first, a_last)), Some((b_first, b_last))) => {
+                a_first <= b_last.saturating_add(days) && b_first <= a_last.saturating_add(days)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -411,6 +461,22 @@ pub fn cluster_constrained<A: AliasText>(
             candidates.push(Candidate::of_a(members[0], other, Rule::SameEmail, Tier::Auto, Matched::Email));
         }
     }
+    // A name that is an address (`wfspotz@sandia.gov`, git's name field given the
+    // address, often beside the `user@host` git made up for the email): that address.
+    for (i, alias) in aliases.iter().enumerate() {
+        if !normalize::name_is_an_address(alias.name()) {
+            continue;
+        }
+        let written = email_facts(alias.name());
+        if written.placeholder || shared.contains(written.email.0.as_str()) {
+            continue;
+        }
+        if let Some(members) = by_email.get(written.email.0.as_str()) {
+            for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
+                candidates.push(Candidate::between(other, i, Rule::NameIsAddress, Tier::Auto, Matched::Email));
+            }
+        }
+    }
     drop(by_email);
 
     // Block 2: one GitHub account, by number, or by login where an address has none
@@ -592,9 +658,13 @@ pub fn cluster_constrained<A: AliasText>(
         .filter(|f| f.name_key.is_some() && f.name.token_count() >= 2)
         .filter_map(|f| f.name.tokens().next())
         .collect();
+    // A number after the name is how a handle is told from one already taken (`ixgbe`,
+    // `ixgbe00`): the name without it is the block.
     let by_one_word = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
-        let word = f.name.tokens().next().filter(|w| f.name.token_count() == 1 && !first_names.contains(w))?;
-        (f.name_written_as_one_word && !f.github_app).then_some((word, i))
+        let word = f.name.tokens().next().filter(|_| f.name.token_count() == 1)?;
+        let word = word.trim_end_matches(|c: char| c.is_ascii_digit());
+        let usable = !word.is_empty() && !first_names.contains(word) && !normalize::is_role_word(word);
+        (usable && f.name_written_as_one_word && !f.github_app).then_some((word, i))
     }));
     let mut sorted_words: Option<Vec<&str>> = None;
     for (_, members) in by_one_word.iter() {
@@ -613,12 +683,29 @@ pub fn cluster_constrained<A: AliasText>(
                 let slipped = ha.len().min(hb.len()) >= 8 && one_typo_apart(&ha, &hb);
                 if begin_alike || slipped {
                     candidates.push(Candidate::of_a(a, b, Rule::HandlesBeginAlike, Tier::Review, Matched::Mailbox));
+                } else if seen_of(a).shares_a_zone_with(seen_of(b))
+                    && seen_of(a).active_within(seen_of(b), SAME_TIME_DAYS)
+                {
+                    // One person who set only a first name or a handle on two machines
+                    // (`Bram` at work and at home, the same week): a stranger would need
+                    // the name, the zone and the months. A person confirms it.
+                    candidates.push(Candidate::of_a(a, b, Rule::OneWordNameSameTime, Tier::Review, Matched::Name));
                 }
             }
         }
     }
     drop(by_one_word);
     drop(first_names);
+
+    // Block 6b: a one-word handle written once with a slip (`cgholke` beside `cgohlke`):
+    // each such name is filed under itself and under each spelling one letter shorter, so
+    // a letter added, dropped, changed, or two neighbours swapped meet in one block. Only
+    // where zones are known, and only from the same zone: seven letters is a short handle.
+    if zones_known {
+        variants::slipped_handles(&facts, &name_words, seen_of, &mut candidates);
+    }
+    variants::short_first_names(&facts, seen_of, &mut candidates);
+    variants::truncated_handles(&facts, &mailboxes, &name_words, seen_of, &mut candidates);
 
     // Block 7: an alias's commit committed under its own name from another address.
     if seen.iter().any(|s| !s.committers.is_empty()) {
@@ -640,6 +727,10 @@ pub fn cluster_constrained<A: AliasText>(
     };
     apply(aliases.len(), candidates, describe, constraints, max_tier, options)
 }
+
+/// Aliases active this many days apart or closer were active "at the same time": about
+/// six months, a semester or a contract, long enough for a move between two machines.
+const SAME_TIME_DAYS: i32 = 183;
 
 /// Links an alias to the aliases of the addresses its commits were committed from under
 /// the same name. Git records who committed a commit beside who wrote it; the same name
@@ -1083,11 +1174,11 @@ mod tests {
     }
 
     fn zones(hours: &[i16]) -> Seen {
-        Seen { utc_offsets: hours.iter().map(|h| h * 60).collect(), committers: Vec::new() }
+        Seen { utc_offsets: hours.iter().map(|h| h * 60).collect(), ..Seen::default() }
     }
 
     fn committed_by(name: &str, email: &str) -> Seen {
-        Seen { utc_offsets: Vec::new(), committers: vec![Alias { name: name.into(), email: email.into() }] }
+        Seen { committers: vec![Alias { name: name.into(), email: email.into() }], ..Seen::default() }
     }
 
     #[test]
@@ -1241,6 +1332,70 @@ mod tests {
         let review = cluster(&a, Tier::Review, Options::default());
         assert_eq!(review.person, vec![0, 0, 2, 3, 4, 5, 6, 7, 7], "{:?}", review.links);
         assert_eq!((review.links[0].rule, review.links[0].tier), (Rule::HandlesBeginAlike, Tier::Review));
+    }
+
+    fn zone_and_days(hours: i16, first: i32, last: i32) -> Seen {
+        Seen { utc_offsets: vec![hours * 60], active_days: Some((first, last)), ..Seen::default() }
+    }
+
+    #[test]
+    fn one_word_names_from_one_zone_in_the_same_months_are_offered_for_review() {
+        let a = aliases(&[
+            // One person's first name on a work and a home machine, the same week.
+            ("Bram", "b.t.ton@saxion.nl"),
+            ("Bram", "bram@cbbg.nl"),
+            // A handle and the same handle with a number, three months apart.
+            ("ixgbe", "1113177880@qq.com"),
+            ("ixgbe00", "yangwang@iscas.ac.cn"),
+            // The same first name in another zone, or two years later: strangers.
+            ("Jules", "jules@alpha.com"),
+            ("Jules", "jules@beta.org"),
+            ("Jules", "jules@gamma.net"),
+            // A first name of a full name here is anyone's.
+            ("Daniel", "dm@stanford.edu"),
+            ("Daniel", "daniel@localhost.localdomain"),
+            ("Daniel Smith", "ds@corp.com"),
+            // A machine's user name is nobody's.
+            ("ubuntu", "ubuntu@ip-1.compute.internal"),
+            ("ubuntu", "ubuntu@ip-2.compute.internal"),
+        ]);
+        let seen = [
+            zone_and_days(2, 100, 110),
+            zone_and_days(2, 98, 98),
+            zone_and_days(8, 1000, 1200),
+            zone_and_days(8, 900, 905),
+            zone_and_days(1, 500, 510),
+            zone_and_days(-5, 500, 510),
+            zone_and_days(1, 1240, 1250),
+            zone_and_days(-7, 300, 300),
+            zone_and_days(-7, 301, 301),
+            zone_and_days(-7, 300, 300),
+            zone_and_days(0, 50, 50),
+            zone_and_days(0, 51, 51),
+        ];
+        let auto = cluster_seen(&a, &seen, Tier::Auto, Options::default());
+        assert_eq!(auto.person, (0..12).collect::<Vec<_>>(), "never at auto");
+        let review = cluster_seen(&a, &seen, Tier::Review, Options::default());
+        assert_eq!(review.person, vec![0, 0, 2, 2, 4, 5, 6, 7, 8, 9, 10, 11], "{:?}", review.links);
+        assert!(review.links.iter().all(|l| (l.rule, l.tier) == (Rule::OneWordNameSameTime, Tier::Review)));
+        // When the aliases were active is unknown (no dates): nothing to go on.
+        let undated: Vec<Seen> = seen.iter().map(|s| Seen { active_days: None, ..s.clone() }).collect();
+        assert!(cluster_seen(&a, &undated, Tier::Review, Options::default()).links.is_empty());
+    }
+
+    #[test]
+    fn a_name_written_as_an_address_links_to_that_address_at_auto() {
+        let a = aliases(&[
+            ("Bill Spotz", "wfspotz@sandia.gov"),
+            // git's made-up `user@host` beside a name that is the address.
+            ("wfspotz@sandia.gov", "wfspotz@sandia.gov@localhost"),
+            // A placeholder written as the name is nobody's.
+            ("noreply@github.com", "x@corp.com"),
+            ("GitHub", "noreply@github.com"),
+        ]);
+        let auto = cluster(&a, Tier::Auto, Options::default());
+        assert_eq!(auto.person, vec![0, 0, 2, 3]);
+        assert_eq!((auto.links[0].rule, auto.links[0].value.as_str()), (Rule::NameIsAddress, "wfspotz@sandia.gov"));
     }
 
     #[test]

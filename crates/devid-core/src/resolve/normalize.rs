@@ -228,6 +228,11 @@ pub fn is_generic_name(name: &NormalName) -> bool {
     name_is_generic(name)
 }
 
+/// A word that names a role or a machine's user (`root`, `ubuntu`, `ec2`), nobody's own.
+pub fn is_role_word(word: &str) -> bool {
+    GENERIC.contains(&word)
+}
+
 /// True for a raw name that is really an address (`jane@corp.com` written as the name):
 /// it names nobody and must not count as a different person's name.
 pub fn name_is_an_address(raw: &str) -> bool {

@@ -33,6 +33,8 @@ pub struct ContributorFacts {
     pub activity: u64,
     /// The UTC offsets its activity was recorded in (minutes; empty when unknown).
     pub utc_offsets: Vec<i16>,
+    /// The first and last day it was active (days since 1970-01-01), when known.
+    pub active_days: Option<(i32, i32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,11 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
         (Rule::SameMailbox, _) => 0.5,
         (Rule::HandlesBeginAlike, _) => 0.4,
         (Rule::OneTypoApart, _) => 0.5,
+        (Rule::OneWordNameSameTime, _) => 0.35,
+        (Rule::HandleWithASlip, _) => 0.45,
+        (Rule::ShortFirstName, _) => 0.45,
+        (Rule::TruncatedHandle, _) => 0.4,
+        (Rule::NameIsAddress, _) => 0.95,
         (Rule::SameHandle, Tier::Auto) => 0.85,
         (Rule::SameHandle, Tier::Review) => 0.45,
         (Rule::SameAccount | Rule::SameDeveloper, _) => 1.0,
@@ -269,9 +276,11 @@ impl<'a> AliasGraph<'a> {
             owners
                 .iter()
                 .map(|owner| match owner {
-                    Owner::Contributor(c) => {
-                        Seen { utc_offsets: input.contributors[*c].utc_offsets.clone(), committers: Vec::new() }
-                    }
+                    Owner::Contributor(c) => Seen {
+                        utc_offsets: input.contributors[*c].utc_offsets.clone(),
+                        active_days: input.contributors[*c].active_days,
+                        ..Seen::default()
+                    },
                     Owner::Developer(_) => Seen::default(),
                 })
                 .collect()
@@ -442,6 +451,7 @@ mod tests {
             developer: None,
             activity: 1,
             utc_offsets: Vec::new(),
+            active_days: None,
         }
     }
 

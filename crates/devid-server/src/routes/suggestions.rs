@@ -182,6 +182,19 @@ fn is_github(t: ApplicationType) -> bool {
 
 /// A contributor's emails: the one its source reported and, for a git author (whose
 /// identity is the address as recorded), the identity itself.
+/// A contributor's first and last day of activity, from its first and last seen
+/// (microseconds); either alone stands for both.
+fn active_days(first_seen: Option<i64>, last_seen: Option<i64>) -> Option<(i32, i32)> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let day = |micros: i64| i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok();
+    let (first, last) = match (first_seen, last_seen) {
+        (Some(first), Some(last)) => (day(first)?, day(last)?),
+        (Some(only), None) | (None, Some(only)) => (day(only)?, day(only)?),
+        (None, None) => return None,
+    };
+    Some((first.min(last), first.max(last)))
+}
+
 fn emails_of(c: &MatchContributor) -> Vec<String> {
     let mut emails: Vec<String> = c.email.iter().cloned().collect();
     if c.application_type == ApplicationType::Git && !emails.iter().any(|e| e.eq_ignore_ascii_case(&c.identity)) {
@@ -207,6 +220,7 @@ fn compute(input: MatchInput, versions: Versions) -> Computed {
                 developer: c.developer_id.and_then(|d| developer_index.get(&d).copied()),
                 activity: c.activity,
                 utc_offsets: c.utc_offsets.minutes().collect(),
+                active_days: active_days(c.first_seen, c.last_seen),
             })
             .collect(),
         developers: input.developers.iter().map(|d| DeveloperFacts { email: d.email.clone() }).collect(),

@@ -86,7 +86,8 @@ async fn match_input_in(tx: &impl GenericClient, account: AccountId) -> PgResult
             "SELECT c.integration_id, i.application_type, c.identity, c.identity_key, c.name, c.email, c.is_bot,
                     c.activity, m.developer_id,
                     (SELECT string_agg(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id),
-                    (SELECT string_agg(s.names, chr(30)) FROM contributor_sources s WHERE s.contributor_id = c.id)
+                    (SELECT string_agg(s.names, chr(30)) FROM contributor_sources s WHERE s.contributor_id = c.id),
+                    c.first_seen, c.last_seen
              FROM contributors c
              JOIN integrations i ON i.account_id = c.account_id AND i.id = c.integration_id
              LEFT JOIN identities m
@@ -111,6 +112,9 @@ async fn match_input_in(tx: &impl GenericClient, account: AccountId) -> PgResult
             developer_id: row.try_get(8)?,
             utc_offsets: UtcOffsets::decode(row.try_get::<_, Option<&str>>(9)?.unwrap_or_default()),
             names: names_over_sources(row.try_get::<_, Option<&str>>(10)?.unwrap_or_default()),
+            first_seen: row.try_get(11)?,
+            // Stored as 0 when unknown (see the contributors table).
+            last_seen: Some(row.try_get::<_, i64>(12)?).filter(|&t| t != 0),
         });
     }
     let rows =

@@ -62,7 +62,8 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
             "SELECT c.integration_id, i.application_type, c.identity, c.identity_key, c.name, c.email, c.is_bot,
                     c.activity, m.developer_id,
                     (SELECT group_concat(s.utc_offsets, ' ') FROM contributor_sources s WHERE s.contributor_id = c.id),
-                    (SELECT group_concat(s.names, char(30)) FROM contributor_sources s WHERE s.contributor_id = c.id)
+                    (SELECT group_concat(s.names, char(30)) FROM contributor_sources s WHERE s.contributor_id = c.id),
+                    c.first_seen, c.last_seen
              FROM contributors c
              JOIN integrations i ON i.account_id = c.account_id AND i.id = c.integration_id
              LEFT JOIN identities m
@@ -85,12 +86,27 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
                 r.get::<_, Option<i64>>(8)?,
                 r.get::<_, Option<String>>(9)?,
                 r.get::<_, Option<String>>(10)?,
+                r.get::<_, Option<i64>>(11)?,
+                r.get::<_, Option<i64>>(12)?,
             ))
         })
         .map_err(map_err)?;
     for row in rows {
-        let (integration_id, kind, identity, identity_key, name, email, is_bot, activity, developer_id, offsets, names) =
-            row.map_err(map_err)?;
+        let (
+            integration_id,
+            kind,
+            identity,
+            identity_key,
+            name,
+            email,
+            is_bot,
+            activity,
+            developer_id,
+            offsets,
+            names,
+            first_seen,
+            last_seen,
+        ) = row.map_err(map_err)?;
         input.contributors.push(MatchContributor {
             integration_id,
             application_type: parse_type(&kind)?,
@@ -103,6 +119,9 @@ fn match_input_in(conn: &Connection, account: AccountId) -> StoreResult<MatchInp
             developer_id,
             utc_offsets: UtcOffsets::decode(offsets.as_deref().unwrap_or_default()),
             names: names_over_sources(names.as_deref().unwrap_or_default()),
+            first_seen,
+            // Stored as 0 when unknown (see the contributors table).
+            last_seen: last_seen.filter(|&t| t != 0),
         });
     }
     let mut stmt =

@@ -141,6 +141,13 @@ fn read_aliases(path: &PathBuf) -> Result<(Vec<Alias>, Vec<Seen>)> {
             if !seen[at].utc_offsets.contains(&offset) {
                 seen[at].utc_offsets.push(offset);
             }
+            // The day as the author's clock showed it: a day either way is no matter for
+            // "active within months of each other".
+            if let Some(day) = date.trim().get(..10).and_then(devid_core::time::parse_date) {
+                let day = i32::try_from(day / 86_400_000_000).unwrap_or(i32::MAX);
+                let (first, last) = seen[at].active_days.unwrap_or((day, day));
+                seen[at].active_days = Some((first.min(day), last.max(day)));
+            }
         }
         if let Some((cn, ce)) = committer.and_then(|(n, e)| Some((record.get(n)?, record.get(e)?)))
             && !ce.trim().is_empty()
