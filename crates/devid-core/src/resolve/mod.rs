@@ -120,9 +120,6 @@ pub enum Rule {
     /// letters or more and no word of a full name here, from the same time zone:
     /// review only.
     HandleWithASlip,
-    /// One surname, and a first name written in full and short (`Matthew Ord`, `Matt
-    /// Ord`): review only.
-    ShortFirstName,
     /// A mailbox of eight letters that begins the other's handle (`argriffi`,
     /// `argriffing`): an account name cut at the length old systems allowed. Review
     /// only.
@@ -154,7 +151,6 @@ impl Rule {
             Rule::OneTypoApart => "one-typo-apart",
             Rule::OneWordNameSameTime => "one-word-name-same-time",
             Rule::HandleWithASlip => "handle-with-a-slip",
-            Rule::ShortFirstName => "short-first-name",
             Rule::TruncatedHandle => "truncated-handle",
             Rule::NameIsAddress => "name-is-address",
             Rule::SameAccount => "same-account",
@@ -162,7 +158,7 @@ impl Rule {
         }
     }
 
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 19] = [
         Rule::SameEmail,
         Rule::SameGithubAccount,
         Rule::SameNameCorroborated,
@@ -178,7 +174,6 @@ impl Rule {
         Rule::OneTypoApart,
         Rule::OneWordNameSameTime,
         Rule::HandleWithASlip,
-        Rule::ShortFirstName,
         Rule::TruncatedHandle,
         Rule::NameIsAddress,
         Rule::SameAccount,
@@ -213,7 +208,6 @@ impl Rule {
                 format!("the same one-word name {value}, written from the same time zone within six months")
             }
             Rule::HandleWithASlip => format!("one handle, written once with a slip ({value})"),
-            Rule::ShortFirstName => format!("one surname, and a first name written in full and short ({value})"),
             Rule::TruncatedHandle => format!("a mailbox that is the other's handle cut at eight letters ({value})"),
             Rule::NameIsAddress => format!("a name written as the other's address ({value})"),
             Rule::SameAccount => format!("one account of its source ({value})"),
@@ -704,7 +698,6 @@ pub fn cluster_constrained<A: AliasText>(
     if zones_known {
         variants::slipped_handles(&facts, &name_words, seen_of, &mut candidates);
     }
-    variants::short_first_names(&facts, seen_of, &mut candidates);
     variants::truncated_handles(&facts, &mailboxes, &name_words, seen_of, &mut candidates);
 
     // Block 7: an alias's commit committed under its own name from another address.

@@ -110,7 +110,6 @@ pub fn confidence(rule: Rule, tier: Tier) -> f64 {
         (Rule::OneTypoApart, _) => 0.5,
         (Rule::OneWordNameSameTime, _) => 0.35,
         (Rule::HandleWithASlip, _) => 0.45,
-        (Rule::ShortFirstName, _) => 0.45,
         (Rule::TruncatedHandle, _) => 0.4,
         (Rule::NameIsAddress, _) => 0.95,
         (Rule::SameHandle, Tier::Auto) => 0.85,

@@ -1,12 +1,11 @@
-//! One person's handle or name written two ways: a handle with a slip of the hand
-//! (`cgholke`, `cgohlke`), a first name and its short form under one surname (`Matt
-//! Ord`, `Matthew Ord`), a handle cut at eight letters by an old account system
-//! (`argriffi`, `argriffing`). Each is how one person's spellings drift, and each is
+//! One person's handle written two ways: with a slip of the hand (`cgholke`,
+//! `cgohlke`), or cut at eight letters by an old account system (`argriffi`,
+//! `argriffing`). Each is how one person's spellings drift, and each is
 //! also how two strangers' could meet, so every link here is `review`: a person
 //! confirms it.
 
 use super::{Blocks, Candidate, Facts, MAX_COMPARED, Mailboxes, Matched, NameWords, Rule, Seen, Tier};
-use super::{handles, normalize, one_typo_apart};
+use super::{NormalName, normalize, one_typo_apart};
 
 /// Two aliases whose time zones, where both are known, overlap: a reading that the
 /// zones do not contradict rather than one they confirm.
@@ -71,19 +70,6 @@ pub(super) fn slipped_handles<'a>(
     }
 }
 
-/// The words a person's full name gives: the name's, or for an alias that wrote a
-/// one-word name, a `first.last` mailbox's (see [`handles::mailbox_words`]).
-fn full_name_words(f: &Facts) -> Option<Vec<&str>> {
-    if f.github_app {
-        return None;
-    }
-    if f.name_key.is_some() {
-        let words: Vec<&str> = f.name.tokens().collect();
-        return (words.len() >= 2).then_some(words);
-    }
-    handles::mailbox_words(f)
-}
-
 /// A block key for text: a hash, 8 bytes, where a million aliases' strings would cost
 /// tens of MiB at the engine's peak. A collision only compares two aliases more: each
 /// pair is checked against the text itself.
@@ -96,47 +82,24 @@ fn text_key(parts: &[&str]) -> u64 {
     hash
 }
 
-/// The first name (three letters or more) and the surname of an alias's full name.
-fn first_and_surname(f: &Facts) -> Option<(&str, &str)> {
-    let words = full_name_words(f)?;
-    let (first, surname) = (*words.first()?, *words.last()?);
-    (first.len() >= 3 && first.is_ascii() && surname.chars().count() >= 2).then_some((first, surname))
-}
-
-/// [`Rule::ShortFirstName`]: one surname, and first names of which one is the start of
-/// the other, three letters or more and two fewer at least (`Matt` and `Matthew`,
-/// `Chris` and `Christopher`, `Will` and `William`): how people shorten their own first
-/// name. Blocked by the
-/// first name's first three letters and the surname, so only such pairs meet.
-pub(super) fn short_first_names<'a>(
-    facts: &[Facts],
-    seen_of: impl Fn(usize) -> &'a Seen,
-    candidates: &mut Vec<Candidate>,
-) {
-    let by_key = Blocks::of(facts.iter().enumerate().filter_map(|(i, f)| {
-        let (first, surname) = first_and_surname(f)?;
-        Some((text_key(&[&first[..3], surname]), i))
-    }));
-    for (_, members) in by_key.iter() {
-        if members.len() < 2 || members.len() > MAX_COMPARED {
-            continue;
-        }
-        for (x, &a) in members.iter().enumerate() {
-            for &b in &members[x + 1..] {
-                let (Some((fa, sa)), Some((fb, sb))) = (first_and_surname(&facts[a]), first_and_surname(&facts[b]))
-                else {
-                    continue;
-                };
-                let (short, long) = if fa.len() < fb.len() { (fa, fb) } else { (fb, fa) };
-                // Two letters more at least: one more is how many names are told from
-                // another person's (Jan and Jane, Ann and Anna, Daniel and Daniela).
-                let shortened = long.len() >= short.len() + 2 && long.starts_with(short);
-                if shortened && sa == sb && zones_do_not_contradict(seen_of(a), seen_of(b)) {
-                    candidates.push(Candidate::of_a(a, b, Rule::ShortFirstName, Tier::Review, Matched::Name));
-                }
-            }
-        }
+/// Does `start` begin the full name `name` written as a handle (first name or initial,
+/// then surname, in either order: `omarkami…`, `okami…`, `kamiroomar`)?
+fn begins_a_spelling_of(start: &str, name: &NormalName) -> bool {
+    let words: Vec<&str> = name.tokens().filter(|w| w.chars().count() > 1).collect();
+    if words.len() < 2 {
+        return false;
     }
+    words.iter().enumerate().any(|(i, first)| {
+        words.iter().enumerate().any(|(j, last)| {
+            i != j
+                && [
+                    format!("{first}{last}"),
+                    format!("{}{last}", &first[..first.chars().next().map_or(0, char::len_utf8)]),
+                ]
+                .iter()
+                .any(|spelled| spelled.starts_with(start))
+        })
+    })
 }
 
 /// The most letters an account name could hold on the systems that gave many people
@@ -146,7 +109,8 @@ const ACCOUNT_NAME_LIMIT: usize = 8;
 /// [`Rule::TruncatedHandle`]: a mailbox of exactly eight letters that begins another's
 /// handle (its mailbox, its login, or a name written as one word), when those eight
 /// letters are no word of a full name here nor the start of one (`christop` begins
-/// every Christopher's handle).
+/// every Christopher's handle), nor the start of either alias's full name written as a
+/// handle.
 pub(super) fn truncated_handles<'a>(
     facts: &[Facts],
     mailboxes: &Mailboxes,
@@ -181,10 +145,19 @@ pub(super) fn truncated_handles<'a>(
         if name_words.overlaps(sorted_words.get_or_insert_with(|| name_words.sorted()), mailbox) {
             continue;
         }
+        // A cut of a handle made from a full name (`omarkami`, of `omarkamiro`, Omar
+        // Kamiro) is where every namesake's handle begins.
+        if begins_a_spelling_of(mailbox, &f.name) {
+            continue;
+        }
         let mut others: Vec<usize> = members
             .iter()
             .copied()
-            .filter(|&o| o != i && longer_handles(o).any(|h| h.starts_with(mailbox)))
+            .filter(|&o| {
+                o != i
+                    && longer_handles(o).any(|h| h.starts_with(mailbox))
+                    && !begins_a_spelling_of(mailbox, &facts[o].name)
+            })
             .take(MAX_COMPARED)
             .collect();
         others.dedup();
@@ -237,32 +210,6 @@ mod tests {
     }
 
     #[test]
-    fn a_first_name_written_in_full_and_short_under_one_surname_is_offered_for_review() {
-        let a = aliases(&[
-            ("Matt-Ord", "55235095+Matt-Ord@users.noreply.github.com"),
-            // A one-word name, and the full name in a first.last mailbox with a number.
-            ("Matt", "Matthew.ord1@gmail.com"),
-            ("Chris Lee", "cl@a.com"),
-            ("Christopher Lee", "clee@b.org"),
-            // Another surname, or two names one letter apart.
-            ("Chris Leeds", "leeds@c.net"),
-            ("Jan Berg", "jan@d.org"),
-            ("Jane Berg", "jane@e.org"),
-        ]);
-        let links = review_links(&a, &[]);
-        assert!(links.contains(&(2, 3, Rule::ShortFirstName)), "{links:?}");
-        let review = cluster_seen(&a, &[], Tier::Review, Options::default());
-        assert_eq!(review.person[1], review.person[0], "{:?}", review.links);
-        assert_eq!(review.person[2], review.person[3]);
-        assert_ne!(review.person[4], review.person[2]);
-        assert_ne!(review.person[5], review.person[6], "Jan and Jane: one letter tells two names apart");
-        // Two zones apart: no link.
-        let seen = [zone(0), zone(0), zone(1), zone(-8), zone(1), zone(1), zone(1)];
-        let review = cluster_seen(&a, &seen, Tier::Review, Options::default());
-        assert_ne!(review.person[2], review.person[3]);
-    }
-
-    #[test]
     fn a_mailbox_cut_at_eight_letters_is_offered_for_review() {
         let a = aliases(&[
             ("alex", "argriffi@ncsu.edu"),
@@ -273,6 +220,9 @@ mod tests {
             ("Christopher Lee", "cl@corp.com"),
             // Seven letters are not cut.
             ("bob", "argriff@other.edu"),
+            // Handles made from full names: namesakes' begin alike.
+            ("Omar Kami", "omarkami@gmail.com"),
+            ("Omar Kamiro", "omarkamiro@gmail.com"),
         ]);
         assert_eq!(review_links(&a, &[]), vec![(0, 1, Rule::TruncatedHandle)]);
     }

@@ -59,8 +59,8 @@ pub struct EvidenceRecord {
     /// same-email, same-github-account, same-name-corroborated, same-name-same-timezone,
     /// name-is-login, login-matches-local-part, same-name-only, same-handle,
     /// committed-by-same-name, handle-spells-name, same-mailbox, handles-begin-alike,
-    /// one-typo-apart, one-word-name-same-time, handle-with-a-slip, short-first-name,
-    /// truncated-handle, name-is-address, same-account, same-developer.
+    /// one-typo-apart, one-word-name-same-time, handle-with-a-slip, truncated-handle,
+    /// name-is-address, same-account, same-developer.
     pub rule: String,
     /// The value the rule matched on (an email, a name, a login).
     pub value: String,
