@@ -55,7 +55,8 @@ pub async fn match_input_reads_contributors_developers_and_mappings(store: &dyn 
 }
 
 /// The UTC offsets and names each source saw are kept per source: gathered over every
-/// source and every row, replaced with the source's report, added to in `add` mode.
+/// source and every row, replaced with the source's report, added to in `add` mode; and
+/// each contributor's first and last seen, over every source, come with them.
 pub async fn match_input_gathers_each_contributors_zones_and_names_over_its_sources(store: &dyn Store) {
     let ctx = account(store, "acme").await;
     integration(store, &ctx, 3, ApplicationType::Git).await;
@@ -75,6 +76,15 @@ pub async fn match_input_gathers_each_contributors_zones_and_names_over_its_sour
     };
     assert_eq!(names(&input, "jane@corp.com"), ["Jane Doe", "jdoe"], "every name of every source, most seen first");
     assert!(zones(&input, "bob@corp.com").is_empty(), "no offset sent, none known");
+    // When each was active, over every source (the rows are dated 2026-01-01, -02-01, ...
+    // in order; one date stands for first and last seen).
+    let period = |input: &crate::matching::MatchInput, identity: &str| {
+        let c = input.contributors.iter().find(|c| c.identity == identity).expect("the contributor is read");
+        (c.first_seen, c.last_seen)
+    };
+    let day = devid_core::time::parse_date;
+    assert_eq!(period(&input, "jane@corp.com"), (day("2026-01-01"), day("2026-02-01")), "first and last seen");
+    assert_eq!(period(&input, "bob@corp.com"), (day("2026-03-01"), day("2026-03-01")));
 
     // Sending a source again replaces what it said; `add` adds to it.
     send_zoned(store, &ctx, "git:a", IngestMode::Replace, &[jane, bob], &["+01:00", "+09:00"]).await;
