@@ -59,7 +59,8 @@ fn words(f: &Facts) -> Option<Vec<&str>> {
 /// `first.last`, `first_last`, `first-middle-last`: two or three words of two letters
 /// or more, letters only (a number at the end aside), no role mailbox (placeholders are
 /// none), of an alias whose name is one word (`mpro`): it wrote a nickname, so its
-/// address is where its full name is. An alias with no name at all is left out, as it was before this reading.
+/// address is where its full name is. An alias with no name at all is left out, as it
+/// was before this reading.
 fn mailbox_words(f: &Facts) -> Option<Vec<&str>> {
     if f.email.placeholder || f.email.github_login().is_some() || !f.name_written_as_one_word {
         return None;

@@ -691,10 +691,9 @@ pub fn cluster_constrained<A: AliasText>(
     drop(by_one_word);
     drop(first_names);
 
-    // Block 6b: a one-word handle written once with a slip (`cgholke` beside `cgohlke`):
-    // each such name is filed under itself and under each spelling one letter shorter, so
-    // a letter added, dropped, changed, or two neighbours swapped meet in one block. Only
-    // where zones are known, and only from the same zone: seven letters is a short handle.
+    // Block 6b: a one-word handle written once with a slip (`cgholke` beside `cgohlke`),
+    // and a mailbox cut at eight letters (`argriffi`, `argriffing`). A slip is read only
+    // where zones are known, and only from one zone: seven letters is a short handle.
     if zones_known {
         variants::slipped_handles(&facts, &name_words, seen_of, &mut candidates);
     }

@@ -1,8 +1,7 @@
 //! One person's handle written two ways: with a slip of the hand (`cgholke`,
 //! `cgohlke`), or cut at eight letters by an old account system (`argriffi`,
-//! `argriffing`). Each is how one person's spellings drift, and each is
-//! also how two strangers' could meet, so every link here is `review`: a person
-//! confirms it.
+//! `argriffing`). Each is how one person's spellings drift, and each is also how two
+//! strangers' could meet, so every link here is `review`: a person confirms it.
 
 use super::{Blocks, Candidate, Facts, MAX_COMPARED, Mailboxes, Matched, NameWords, Rule, Seen, Tier};
 use super::{NormalName, normalize, one_typo_apart};
@@ -182,7 +181,7 @@ mod tests {
     }
 
     fn review_links(a: &[Alias], seen: &[Seen]) -> Vec<(usize, usize, Rule)> {
-        assert!(cluster_seen(a, seen, super::Tier::Auto, Options::default()).links.is_empty(), "never at auto");
+        assert!(cluster_seen(a, seen, Tier::Auto, Options::default()).links.is_empty(), "never at auto");
         let review = cluster_seen(a, seen, Tier::Review, Options::default());
         review.links.iter().map(|l| (l.a, l.b, l.rule)).collect()
     }
@@ -199,7 +198,7 @@ mod tests {
             ("fernandez", "f1@a.com"),
             ("fernandes", "f2@b.org"),
             ("Maria Fernandez", "mf@c.net"),
-            // Short words: `ann` and `anna` are two names.
+            // Five letters are too few to be a handle of one's own.
             ("annab", "a1@a.com"),
             ("annas", "a2@b.org"),
         ]);
