@@ -27,9 +27,9 @@ fn strangers() -> impl Strategy<Value = Vec<Alias>> {
 const LONG_FIRST: [&str; 6] = ["christopher", "alexandra", "mohammed", "giovanni", "david", "maria"];
 
 /// Strangers who share first names, written small, capitalised or in capitals, all
-/// writing from one time zone, each one's commits committed by the stranger before them
-/// (a maintainer applying a patch): what the zone- and commit-based rules read, with
-/// nothing but the first name shared.
+/// writing from one time zone in the same weeks, each one's commits committed by the
+/// stranger before them (a maintainer applying a patch): what the zone-, time- and
+/// commit-based rules read, with nothing but the first name shared.
 fn strangers_in_one_zone() -> impl Strategy<Value = (Vec<Alias>, Vec<Seen>)> {
     proptest::collection::vec((0..LONG_FIRST.len(), 0..3usize, "[a-z]{3,8}", prop::bool::ANY), 2..30).prop_map(
         |people| {
@@ -44,7 +44,8 @@ fn strangers_in_one_zone() -> impl Strategy<Value = (Vec<Alias>, Vec<Seen>)> {
                 let name = if full { format!("{written} {last}{i}") } else { written };
                 let email = format!("{first}.{last}{i}@corp{i}.org");
                 let committers = aliases.last().cloned().into_iter().collect();
-                seen.push(Seen { utc_offsets: vec![60], committers, ..Seen::default() });
+                let active_days = Some((100, 100 + i as i32));
+                seen.push(Seen { utc_offsets: vec![60], committers, active_days });
                 aliases.push(Alias { name, email });
             }
             (aliases, seen)
@@ -57,6 +58,10 @@ proptest! {
     fn strangers_who_share_a_first_name_and_a_zone_are_never_linked_at_auto((aliases, seen) in strangers_in_one_zone()) {
         let c = cluster_seen(&aliases, &seen, Tier::Auto, Options::default());
         prop_assert!(c.links.is_empty(), "{:?}", c.links);
+        // A person may be asked about two of them (one first name, one zone, one month),
+        // never more than asked.
+        let review = cluster_seen(&aliases, &seen, Tier::Review, Options::default());
+        prop_assert!(review.links.iter().all(|l| l.tier == Tier::Review), "{:?}", review.links);
     }
 
     #[test]
