@@ -38,6 +38,19 @@ impl<K: Ord + Copy> Blocks<K> {
     }
 }
 
+/// A block key for text: an FNV-1a hash of the parts, each ended by a separator, 8
+/// bytes where a million aliases' strings would cost tens of MiB at the engine's peak. A
+/// collision only compares two aliases more: whoever reads a block checks each pair
+/// against the text itself.
+pub(super) fn text_key(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|p| p.iter().copied().chain([0x1f])) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //! position and looked up; a match is then checked against the name itself, so a hash
 //! collision cannot link.
 
+use super::blocks::text_key;
 use super::{Candidate, Facts, Matched, Rule, Tier};
 
 /// Full names are indexed by at most this much of their first word, and a handle must
@@ -32,13 +33,7 @@ enum Spelling {
 }
 
 fn key(spelling: Spelling, head: &str, tail: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let tag = [spelling as u8, 0x1f];
-    for byte in tag.iter().chain(head.as_bytes()).chain(&[0x1f]).chain(tail.as_bytes()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    text_key(&[&[spelling as u8], head.as_bytes(), tail.as_bytes()])
 }
 
 /// The full name's words, when it has two or more and is ASCII once folded (a split

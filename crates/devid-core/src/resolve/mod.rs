@@ -942,23 +942,19 @@ fn corroborated(fa: &Facts, fb: &Facts) -> bool {
 /// (`jdoe1987`, `rossbar`, `anirudh2290`) does.
 fn spells_the_name(mailbox: &str, name: &NormalName) -> bool {
     let words: Vec<&str> = name.tokens().filter(|w| w.chars().count() > 1).collect();
-    if words.contains(&mailbox) {
-        return true;
-    }
+    words.contains(&mailbox) || handle_spellings(&words).any(|spelled| spelled == mailbox)
+}
+
+/// A full name's words run together as people make handles of them: a first word (or
+/// its initial) and a surname, in either order, or a first word and a surname's
+/// initial (`janedoe`, `jdoe`, `doejane`, `janed`). None for a single word.
+fn handle_spellings<'w>(words: &'w [&'w str]) -> impl Iterator<Item = String> + 'w {
     let initial = |w: &str| w.chars().next().map(String::from).unwrap_or_default();
-    for (i, first) in words.iter().enumerate() {
-        for (j, last) in words.iter().enumerate() {
-            if i == j {
-                continue;
-            }
-            let spellings =
-                [format!("{first}{last}"), format!("{}{last}", initial(first)), format!("{first}{}", initial(last))];
-            if spellings.iter().any(|s| s == mailbox) {
-                return true;
-            }
-        }
-    }
-    false
+    words.iter().enumerate().flat_map(move |(i, first)| {
+        words.iter().enumerate().filter(move |(j, _)| *j != i).flat_map(move |(_, last)| {
+            [format!("{first}{last}"), format!("{}{last}", initial(first)), format!("{first}{}", initial(last))]
+        })
+    })
 }
 
 /// Addresses that clearly different people wrote with (two names without a common

@@ -3,8 +3,9 @@
 //! `argriffing`). Each is how one person's spellings drift, and each is also how two
 //! strangers' could meet, so every link here is `review`: a person confirms it.
 
+use super::blocks::text_key;
 use super::{Blocks, Candidate, Facts, MAX_COMPARED, Mailboxes, Matched, NameWords, Rule, Seen, Tier};
-use super::{NormalName, normalize, one_typo_apart};
+use super::{NormalName, handle_spellings, normalize, one_typo_apart};
 
 /// Two aliases whose time zones, where both are known, overlap: a reading that the
 /// zones do not contradict rather than one they confirm.
@@ -69,36 +70,11 @@ pub(super) fn slipped_handles<'a>(
     }
 }
 
-/// A block key for text: a hash, 8 bytes, where a million aliases' strings would cost
-/// tens of MiB at the engine's peak. A collision only compares two aliases more: each
-/// pair is checked against the text itself.
-fn text_key(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in parts.iter().flat_map(|p| p.bytes().chain([0x1f])) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// Does `start` begin the full name `name` written as a handle (first name or initial,
-/// then surname, in either order: `omarkami…`, `okami…`, `kamiroomar`)?
+/// Does `start` begin the full name `name` written as a handle (`omarkami…`, `okami…`,
+/// `kamiroomar`: see [`handle_spellings`])?
 fn begins_a_spelling_of(start: &str, name: &NormalName) -> bool {
     let words: Vec<&str> = name.tokens().filter(|w| w.chars().count() > 1).collect();
-    if words.len() < 2 {
-        return false;
-    }
-    words.iter().enumerate().any(|(i, first)| {
-        words.iter().enumerate().any(|(j, last)| {
-            i != j
-                && [
-                    format!("{first}{last}"),
-                    format!("{}{last}", &first[..first.chars().next().map_or(0, char::len_utf8)]),
-                ]
-                .iter()
-                .any(|spelled| spelled.starts_with(start))
-        })
-    })
+    handle_spellings(&words).any(|spelled| spelled.starts_with(start))
 }
 
 /// The most letters an account name could hold on the systems that gave many people
@@ -128,7 +104,8 @@ pub(super) fn truncated_handles<'a>(
         [mailbox, name].into_iter().flatten().filter(move |h| h.len() > ACCOUNT_NAME_LIMIT && letters_only(h))
     };
     let by_start = Blocks::of(
-        (0..facts.len()).flat_map(|i| longer_handles(i).map(move |h| (text_key(&[&h[..ACCOUNT_NAME_LIMIT]]), i))),
+        (0..facts.len())
+            .flat_map(|i| longer_handles(i).map(move |h| (text_key(&[&h.as_bytes()[..ACCOUNT_NAME_LIMIT]]), i))),
     );
     let mut sorted_words: Option<Vec<&str>> = None;
     for (i, f) in facts.iter().enumerate() {
@@ -140,7 +117,7 @@ pub(super) fn truncated_handles<'a>(
         {
             continue;
         }
-        let Some(members) = by_start.get(text_key(&[mailbox])) else { continue };
+        let Some(members) = by_start.get(text_key(&[mailbox.as_bytes()])) else { continue };
         if name_words.overlaps(sorted_words.get_or_insert_with(|| name_words.sorted()), mailbox) {
             continue;
         }
