@@ -23,29 +23,29 @@ pub(super) fn slipped_handles<'a>(
     seen_of: impl Fn(usize) -> &'a Seen,
     candidates: &mut Vec<Candidate>,
 ) {
-    let handle_of = |f: &Facts| -> Option<String> {
+    // Borrowed from the alias's facts: read again for each pair rather than held for
+    // every alias (a million with zones known would be a million slots).
+    let handle_of = |i: usize| -> Option<&str> {
+        let f = &facts[i];
         let word = f.name.tokens().next().filter(|_| f.name.token_count() == 1)?;
         let usable = f.name_written_as_one_word
             && !f.github_app
             && word.chars().count() >= 7
             && name_words.unlike_any(word)
             && !normalize::is_role_word(word);
-        usable.then(|| word.to_string())
+        usable.then_some(word)
     };
-    let handles: Vec<Option<String>> = facts.iter().map(handle_of).collect();
-    let spellings: Vec<(String, usize)> = handles
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| Some((h.as_deref()?, i)))
-        .flat_map(|(word, i)| {
-            let chars: Vec<char> = word.chars().collect();
-            let shorter = (0..chars.len()).map(move |skip| {
-                chars.iter().enumerate().filter(|(at, _)| *at != skip).map(|(_, c)| *c).collect::<String>()
-            });
-            std::iter::once(word.to_string()).chain(shorter).map(move |spelling| (spelling, i))
-        })
-        .collect();
-    let by_spelling = Blocks::of(spellings.iter().map(|(spelling, i)| (spelling.as_str(), *i)));
+    // Each spelling hashed: the eight or so spellings of each handle are blocked on
+    // 8-byte keys, and a pair is checked against the handles themselves.
+    let spellings = (0..facts.len()).filter_map(|i| Some((handle_of(i)?, i))).flat_map(|(word, i)| {
+        let chars: Vec<char> = word.chars().collect();
+        let shorter = (0..chars.len()).map(move |skip| {
+            let spelling: String = chars.iter().enumerate().filter(|(at, _)| *at != skip).map(|(_, c)| *c).collect();
+            text_key(&[spelling.as_bytes()])
+        });
+        std::iter::once(text_key(&[word.as_bytes()])).chain(shorter).map(move |key| (key, i))
+    });
+    let by_spelling = Blocks::of(spellings);
     let mut pairs = Vec::new();
     for (_, members) in by_spelling.iter() {
         if members.len() > MAX_COMPARED {
@@ -53,7 +53,7 @@ pub(super) fn slipped_handles<'a>(
         }
         for (x, &a) in members.iter().enumerate() {
             for &b in &members[x + 1..] {
-                if let (Some(ha), Some(hb)) = (&handles[a], &handles[b])
+                if let (Some(ha), Some(hb)) = (handle_of(a), handle_of(b))
                     && one_typo_apart(ha, hb)
                     && seen_of(a).shares_a_zone_with(seen_of(b))
                 {
