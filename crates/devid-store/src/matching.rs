@@ -32,8 +32,9 @@ pub struct MatchContributor {
     /// Every name it was seen under, over every source, most seen first (`name` is the
     /// first): one address written as "Jane Doe" and as "jdoe" is evidence both ways.
     pub names: Vec<String>,
-    /// When its activity began and ended, over every source (microseconds), when known.
+    /// When its activity began, over every source (microseconds), when known.
     pub first_seen: Option<i64>,
+    /// When its activity ended, over every source (microseconds), when known.
     pub last_seen: Option<i64>,
 }
 

@@ -117,15 +117,17 @@ pub enum Rule {
     /// alone is never the evidence, the place and the time are.
     OneWordNameSameTime,
     /// A one-word handle written once with a slip (`cgholke` beside `cgohlke`), seven
-    /// letters or more and no word of a full name here, from the same time zone:
-    /// review only.
+    /// letters or more and no word of a full name here (so only where full names are
+    /// there to tell a handle from a name), from the same time zone: review only.
     HandleWithASlip,
     /// A mailbox of eight letters that begins the other's handle (`argriffi`,
     /// `argriffing`): an account name cut at the length old systems allowed. Review
     /// only.
     TruncatedHandle,
     /// A name written as an address (`wfspotz@sandia.gov`) that is the other's address,
-    /// neither a placeholder nor shared: the same email, written in the name field.
+    /// neither a placeholder nor shared: the same email, written in the name field. Auto
+    /// when the alias's own address says nothing else (a placeholder, or git's made-up
+    /// `wfspotz@sandia.gov@localhost`); review when it is another real address.
     NameIsAddress,
     /// Two addresses or names of one account, as its source reported them.
     SameAccount,
@@ -465,9 +467,14 @@ pub fn cluster_constrained<A: AliasText>(
         if written.placeholder || shared.contains(written.email.0.as_str()) {
             continue;
         }
+        // Its own address, if it is a real one and not the written one, is another
+        // person's as much as this one's: a person looks before the two are joined.
+        let own = &facts[i].email;
+        let says_nothing_else = own.placeholder || own.email.0.starts_with(written.email.0.as_str());
+        let tier = if says_nothing_else { Tier::Auto } else { Tier::Review };
         if let Some(members) = by_email.get(written.email.0.as_str()) {
             for &other in members.iter().filter(|&&o| o != i).take(MAX_COMPARED) {
-                candidates.push(Candidate::between(other, i, Rule::NameIsAddress, Tier::Auto, Matched::Email));
+                candidates.push(Candidate::between(other, i, Rule::NameIsAddress, tier, Matched::Email));
             }
         }
     }
@@ -1380,10 +1387,18 @@ mod tests {
             // A placeholder written as the name is nobody's.
             ("noreply@github.com", "x@corp.com"),
             ("GitHub", "noreply@github.com"),
+            // Alice's address as the name of an alias with Bob's address: a person looks.
+            ("Alice Jones", "alice@corp.com"),
+            ("alice@corp.com", "bob@other.org"),
+            ("Bob Smith", "bob@other.org"),
         ]);
         let auto = cluster(&a, Tier::Auto, Options::default());
-        assert_eq!(auto.person, vec![0, 0, 2, 3]);
-        assert_eq!((auto.links[0].rule, auto.links[0].value.as_str()), (Rule::NameIsAddress, "wfspotz@sandia.gov"));
+        assert_eq!(auto.person, vec![0, 0, 2, 3, 4, 5, 5], "{:?}", auto.links);
+        let review = cluster(&a, Tier::Review, Options::default());
+        assert_eq!(review.person[4..], [4, 4, 4], "{:?}", review.links);
+        let by_address: Vec<_> = auto.links.iter().filter(|l| l.rule == Rule::NameIsAddress).collect();
+        assert_eq!(by_address.len(), 1, "{:?}", auto.links);
+        assert_eq!((by_address[0].tier, by_address[0].value.as_str()), (Tier::Auto, "wfspotz@sandia.gov"));
     }
 
     #[test]

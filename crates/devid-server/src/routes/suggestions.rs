@@ -180,8 +180,6 @@ fn is_github(t: ApplicationType) -> bool {
     matches!(t, ApplicationType::Github | ApplicationType::GithubEnterprise)
 }
 
-/// A contributor's emails: the one its source reported and, for a git author (whose
-/// identity is the address as recorded), the identity itself.
 /// A contributor's first and last day of activity, from its first and last seen
 /// (microseconds); either alone stands for both.
 fn active_days(first_seen: Option<i64>, last_seen: Option<i64>) -> Option<(i32, i32)> {
@@ -195,6 +193,8 @@ fn active_days(first_seen: Option<i64>, last_seen: Option<i64>) -> Option<(i32, 
     Some((first.min(last), first.max(last)))
 }
 
+/// A contributor's emails: the one its source reported and, for a git author (whose
+/// identity is the address as recorded), the identity itself.
 fn emails_of(c: &MatchContributor) -> Vec<String> {
     let mut emails: Vec<String> = c.email.iter().cloned().collect();
     if c.application_type == ApplicationType::Git && !emails.iter().any(|e| e.eq_ignore_ascii_case(&c.identity)) {
