@@ -15,9 +15,9 @@ fn zones_do_not_contradict(a: &Seen, b: &Seen) -> bool {
 
 /// [`Rule::HandleWithASlip`]: one-word names of seven letters or more that are no word
 /// of a full name here (and only where there are full names to tell a handle from a
-/// name, see [`NameWords::unlike_any`]), one slip apart, written from the same time zone. Each name is
-/// filed under itself and under each spelling one letter shorter, so a letter added,
-/// dropped, changed, or two neighbours swapped meet in one block.
+/// name, see [`NameWords::unlike_any`]), one slip apart, written from the same time
+/// zone. Each name is filed under itself and under each spelling one letter shorter, so
+/// a letter added, dropped, changed, or two neighbours swapped meet in one block.
 pub(super) fn slipped_handles<'a>(
     facts: &[Facts],
     name_words: &NameWords,
